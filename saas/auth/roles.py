@@ -1,0 +1,64 @@
+"""Roles, scopes and what each role may do. Permissions are data, checked in one place."""
+
+from __future__ import annotations
+
+import enum
+
+
+class Role(enum.StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    SENDER = "sender"  # 情報発信担当
+    RESPONDER = "responder"  # 問い合わせ対応担当
+    ANALYST = "analyst"  # 分析・改善担当
+    VIEWER = "viewer"
+
+
+class Scope(enum.StrEnum):
+    PLATFORM = "platform"
+    AGENCY = "agency"
+    ORGANIZATION = "organization"
+    CLINIC = "clinic"
+
+
+ROLE_LABELS = {
+    Role.OWNER: "オーナー",
+    Role.ADMIN: "管理者",
+    Role.SENDER: "情報発信担当",
+    Role.RESPONDER: "問い合わせ対応担当",
+    Role.ANALYST: "分析・改善担当",
+    Role.VIEWER: "閲覧のみ",
+}
+
+SCOPE_LABELS = {
+    Scope.PLATFORM: "プラットフォーム",
+    Scope.AGENCY: "代理店",
+    Scope.ORGANIZATION: "医療法人・運営法人",
+    Scope.CLINIC: "クリニック",
+}
+
+# Roles that can read patients' messages; they must use two-factor login.
+ROLES_READING_PATIENT_MESSAGES = frozenset({Role.OWNER, Role.ADMIN, Role.RESPONDER})
+
+_EVERYONE = frozenset(Role)
+PERMISSIONS: dict[str, frozenset[Role]] = {
+    "clinic.view": _EVERYONE,
+    "clinic.settings": frozenset({Role.OWNER, Role.ADMIN}),
+    "members.manage": frozenset({Role.OWNER, Role.ADMIN}),
+    "friends.view": _EVERYONE,
+    "friends.edit": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
+    "friends.export": frozenset({Role.OWNER, Role.ADMIN}),
+    "messages.send": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER}),
+    "chat.read": ROLES_READING_PATIENT_MESSAGES,
+    "chat.reply": ROLES_READING_PATIENT_MESSAGES,
+    "autoreply.edit": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
+    "analytics.view": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.ANALYST}),
+    "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
+    "billing.manage": frozenset({Role.OWNER}),
+}
+
+
+def allows(roles: set[str] | frozenset[str], permission: str) -> bool:
+    """Whether any of the roles grants the permission (unknown permissions grant nothing)."""
+    granted = PERMISSIONS.get(permission, frozenset())
+    return any(role in granted for role in roles)

@@ -1,0 +1,62 @@
+"""Top-level commands: create-admin, demo, worker, dev."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+
+from saas.extensions import db
+
+
+@click.command("create-admin")
+@click.option("--email", prompt=True)
+@click.option("--name", default="管理者")
+@click.password_option()
+def create_admin(email: str, name: str, password: str) -> None:
+    """Create a platform owner who can see and manage every tenant."""
+    from saas.auth import services
+    from saas.auth.roles import Role
+    from saas.tenancy.services import add_membership
+
+    if services.get_user_by_email(email):
+        raise click.ClickException(f"{email} は既に登録されています")
+    user = services.create_user(email, name, password)
+    add_membership(user, Role.OWNER)
+    db.session.commit()
+    click.echo(f"プラットフォーム管理者 {email} を作成しました。初回ログイン時に二要素認証を設定してください。")
+
+
+@click.command("demo")
+def demo() -> None:
+    """Load the demo tenants and one staff user per role, and print the logins."""
+    from saas import demo as demo_data
+    from saas.tenancy.scoping import platform_scope
+
+    with platform_scope("demo loader"):
+        tenants = demo_data.load_tenants()
+        users = demo_data.load_staff(tenants)
+        db.session.commit()
+    click.echo("デモデータを読み込みました / Demo data loaded.")
+    click.echo(f"  パスワード (all users): {demo_data.DEMO_PASSWORD}")
+    for user in users:
+        roles = ", ".join(sorted(user.roles))
+        two_factor = "  (二要素認証: 初回ログイン時に設定)" if user.needs_two_factor else ""
+        click.echo(f"  {user.email:<28} {roles}{two_factor}")
+
+
+@click.command("worker")
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker on urgent, default and bulk (in that order), with RQ's scheduler."""
+    from rq import Worker
+
+    from saas.jobs import use_worker_app
+    from saas.queues import all_queues, get_redis
+
+    use_worker_app(current_app._get_current_object())
+    Worker(all_queues(), connection=get_redis()).work(with_scheduler=True, burst=burst)
+
+
+def init_app(app: Flask) -> None:
+    for command in (create_admin, demo, worker):
+        app.cli.add_command(command)

@@ -1,0 +1,45 @@
+"""The clinic sidebar menu. Capabilities add their pages with ``register``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, url_for
+from flask_babel import lazy_gettext as _l
+
+from saas.tenancy.access import can
+
+
+@dataclass(frozen=True)
+class MenuItem:
+    endpoint: str
+    label: str
+    icon: str
+    permission: str
+    order: int
+
+
+_ITEMS: dict[str, MenuItem] = {}
+
+
+def register(endpoint: str, label, icon: str, permission: str = "clinic.view", order: int = 50) -> None:
+    _ITEMS[endpoint] = MenuItem(endpoint, label, icon, permission, order)
+
+
+def clinic_menu(clinic) -> list[dict]:
+    """The menu entries this user may open at this clinic, in order."""
+    entries = []
+    for item in sorted(_ITEMS.values(), key=lambda i: i.order):
+        if item.endpoint in current_app.view_functions and can(item.permission):
+            entries.append(
+                {
+                    "endpoint": item.endpoint,
+                    "label": item.label,
+                    "icon": item.icon,
+                    "url": url_for(item.endpoint, clinic=clinic.slug),
+                }
+            )
+    return entries
+
+
+register("portal.clinic_dashboard", _l("ダッシュボード"), "◉", order=0)

@@ -1,0 +1,64 @@
+"""The portal shell: the overview of every clinic a user may see, and each clinic's dashboard."""
+
+from __future__ import annotations
+
+from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_required
+
+from saas.auth.roles import ROLE_LABELS
+from saas.portal import dashboard
+from saas.portal.menu import clinic_menu
+from saas.tenancy import services
+from saas.tenancy.access import current_clinic, require
+
+bp = Blueprint("portal", __name__)
+
+
+@bp.app_context_processor
+def navigation():
+    if not current_user.is_authenticated:
+        return {}
+    return {
+        "nav_groups": services.navigation_tree(current_user),
+        "role_labels": ROLE_LABELS,
+        "clinic_menu": clinic_menu,
+    }
+
+
+@bp.get("/")
+@login_required
+def home():
+    groups = services.navigation_tree(current_user)
+    clinics = [clinic for group in groups for clinic in group["clinics"]]
+    if len(clinics) == 1:
+        return redirect(url_for("portal.clinic_dashboard", clinic=clinics[0].slug))
+    return render_template("portal/home.html", groups=groups, summaries=dashboard.summaries(clinics))
+
+
+@bp.get("/c/<clinic>/")
+@login_required
+@require("clinic.view")
+def clinic_dashboard():
+    clinic = current_clinic()
+    return render_template(
+        "portal/dashboard.html",
+        summary=dashboard.summaries([clinic])[clinic.id],
+        roles=sorted(services.roles_at(current_user, clinic)),
+    )
+
+
+@bp.get("/switch")
+@login_required
+def switch_clinic():
+    slug = request.args.get("clinic", "")
+    if slug and services.get_visible_clinic(current_user, slug):
+        return redirect(url_for("portal.clinic_dashboard", clinic=slug))
+    return redirect(url_for("portal.home"))
+
+
+@bp.get("/language/<code>")
+def set_language(code: str):
+    if code in ("ja", "en"):
+        session["lang"] = code
+    target = request.referrer or url_for("portal.home")
+    return redirect(target)
