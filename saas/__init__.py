@@ -10,19 +10,25 @@ from flask_babel import get_locale
 from saas import config as config_module
 from saas.extensions import babel, csrf, db, login_manager, migrate
 
-# Capability blueprints, registered in this order; each module exposes ``bp``.
-BLUEPRINTS = (
-    "saas.auth.views",
-    "saas.health",
-    "saas.portal.views",
-)
-# Modules with an ``init_app(app)`` for CLI commands and request hooks.
-MODULES = (
-    "saas.tenancy.access",
-    "saas.errors",
-    "saas.assets",
-    "saas.cli",
-)
+# Packages that are not capabilities: the sandbox is never imported by product code.
+NOT_CAPABILITIES = {"sandbox", "translations"}
+# Modules with an ``init_app(app)`` for request hooks and CLI commands, beside the capabilities'.
+MODULES = ("saas.tenancy.access", "saas.errors", "saas.assets", "saas.cli")
+
+
+def capability_packages() -> list[str]:
+    """Every subpackage of saas/, auth first: its session rules run before all other hooks."""
+    import pkgutil
+
+    names = sorted(m.name for m in pkgutil.iter_modules(__path__) if m.ispkg and m.name not in NOT_CAPABILITIES)
+    return sorted(names, key=lambda name: name != "auth")
+
+
+def _optional_module(name: str):
+    import importlib
+    import importlib.util
+
+    return importlib.import_module(name) if importlib.util.find_spec(name) else None
 
 
 def _select_locale() -> str:
@@ -59,15 +65,20 @@ def create_app(config: dict | None = None) -> Flask:
     app.jinja_env.globals["get_locale"] = get_locale
     scoping.install(db.session.session_factory.class_)
 
-    _import_models()
-    for name in BLUEPRINTS:
-        app.register_blueprint(importlib.import_module(name).bp)
+    _register_capabilities(app)
+    app.register_blueprint(importlib.import_module("saas.health").bp)
     for name in MODULES:
         importlib.import_module(name).init_app(app)
     return app
 
 
-def _import_models() -> None:
-    """Import every capability's models so metadata and migrations see all tables."""
-    from saas.auth import models as _auth  # noqa: F401
-    from saas.tenancy import models as _tenancy  # noqa: F401
+def _register_capabilities(app: Flask) -> None:
+    """Each capability package may have models.py, views.py (``bp``) and cli.py (``init_app``)."""
+    for package in capability_packages():
+        _optional_module(f"saas.{package}.models")
+        views = _optional_module(f"saas.{package}.views")
+        if views is not None and hasattr(views, "bp"):
+            app.register_blueprint(views.bp)
+        commands = _optional_module(f"saas.{package}.cli")
+        if commands is not None:
+            commands.init_app(app)

@@ -18,6 +18,8 @@ from saas.extensions import db
 from saas.jobs import use_worker_app
 from saas.tenancy.scoping import platform_scope
 
+pytest_plugins = ["tests.sandbox_fixtures"]
+
 _TMP = Path(tempfile.mkdtemp(prefix="tsunagu-tests-"))
 
 
@@ -106,3 +108,29 @@ def csrf_token(client) -> str:
     """A CSRF token valid for this client's session, read from a rendered form."""
     page = client.get("/auth/login").get_data(as_text=True)
     return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+
+class LiveServer:
+    """A WSGI app served over real HTTP on loopback, in a background thread."""
+
+    def __init__(self, wsgi_app):
+        import threading
+
+        from werkzeug.serving import make_server
+
+        self._server = make_server("127.0.0.1", 0, wsgi_app, threaded=True)
+        self.url = f"http://127.0.0.1:{self._server.server_port}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def live_server(app):
+    """The product app over real HTTP (for webhooks from the sandbox and for the browser)."""
+    server = LiveServer(app)
+    app.config["PUBLIC_BASE_URL"] = server.url
+    yield server
+    server.stop()

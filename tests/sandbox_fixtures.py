@@ -1,0 +1,1 @@
+"""Fixtures that run the LINE sandbox over real HTTP (owned by the sandbox capability)."""
