@@ -60,3 +60,7 @@ def worker(burst: bool) -> None:
 def init_app(app: Flask) -> None:
     for command in (create_admin, demo, worker):
         app.cli.add_command(command)
+    if app.config["SANDBOX_ENABLED"]:
+        from saas.devserver import dev
+
+        app.cli.add_command(dev)

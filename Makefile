@@ -1,0 +1,35 @@
+# Two commands do all the set-up (see README.md):
+#   make start   install everything, then run the portal, a worker and the LINE sandbox with demo tenants
+#   make test    install everything, then run the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: start test install lint bench clean
+
+$(STAMP): pyproject.toml frontend/package.json
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	cd frontend && npm install --no-audit --no-fund --silent
+	touch $(STAMP)
+
+install: $(STAMP)
+	$(BIN)/pybabel compile --use-fuzzy -d saas/translations -f -q || true
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || echo "chromium not installed: browser tests will be skipped (apt-get install chromium)"; }
+
+start: install
+	FLASK_APP=saas SANDBOX_ENABLED=1 $(BIN)/flask dev
+
+test: install
+	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check saas tests && $(BIN)/ruff format --check saas tests
+
+bench: install
+	for bench in tests/perf/*.py; do name=$$(basename $$bench .py); [ "$$name" = __init__ ] || $(BIN)/python -m tests.perf.$$name; done
+
+clean:
+	rm -rf $(VENV) frontend/node_modules instance
