@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml frontend/package.json
 	touch $(STAMP)
 
 install: $(STAMP)
-	$(BIN)/pybabel compile --use-fuzzy -d saas/translations -f -q || true
+	$(BIN)/pybabel compile --use-fuzzy -d saas/translations -f >/dev/null
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || echo "chromium not installed: browser tests will be skipped (apt-get install chromium)"; }
 
 start: install

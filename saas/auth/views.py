@@ -12,6 +12,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, StringField
 from wtforms.validators import DataRequired, Length
 
+from saas.audit.services import record as audit
 from saas.auth import services
 from saas.common import utcnow
 from saas.extensions import db, login_manager
@@ -50,7 +51,13 @@ def _start_session(user) -> None:
     session["two_factor_ok"] = False
     session["last_seen"] = time.time()
     user.last_login_at = utcnow()
+    audit("login.success", actor=user)
     db.session.commit()
+
+
+def _audit_login_failure(email: str, reason: str) -> None:
+    known = services.get_user_by_email(email or "")
+    audit("login.failure", actor=known, actor_email=(email or "").strip().lower()[:254], details={"reason": reason})
 
 
 def _safe_next(target: str | None) -> str:
@@ -66,6 +73,8 @@ def login():
         try:
             user = services.authenticate(form.email.data, form.password.data, request.remote_addr or "-")
         except services.LoginThrottled:
+            _audit_login_failure(form.email.data, "throttled")
+            db.session.commit()
             flash(
                 _(
                     "ログインの失敗が続いたため、一時的にログインを停止しています。1分ほど待ってから再度お試しください。"
@@ -74,6 +83,7 @@ def login():
             )
             return render_template("auth/login.html", form=form), 429
         if user is None:
+            _audit_login_failure(form.email.data, "bad_credentials")
             db.session.commit()
             flash(_("メールアドレスまたはパスワードが正しくありません。"), "error")
             return render_template("auth/login.html", form=form), 401
@@ -96,8 +106,10 @@ def two_factor():
     if form.validate_on_submit():
         if services.verify_totp(current_user, form.code.data):
             session["two_factor_ok"] = True
+            audit("two_factor.success")
             db.session.commit()
             return redirect(session.pop("next", url_for("portal.home")))
+        audit("two_factor.failure", commit=True)
         flash(_("確認コードが正しくありません。認証アプリの最新のコードを入力してください。"), "error")
     return render_template("auth/two_factor.html", form=form)
 
@@ -116,6 +128,7 @@ def enrol_two_factor():
     elif form.validate_on_submit():
         if services.confirm_totp(current_user, form.code.data):
             session["two_factor_ok"] = True
+            audit("two_factor.enrolled")
             db.session.commit()
             flash(_("二要素認証を設定しました。"), "success")
             return redirect(session.pop("next", url_for("portal.home")))
@@ -130,6 +143,8 @@ def enrol_two_factor():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    if current_user.is_authenticated:
+        audit("logout", commit=True)
     logout_user()
     session.clear()
     flash(_("ログアウトしました。"), "success")
@@ -143,6 +158,7 @@ def enforce_session_rules():
         return None
     idle_limit = current_app.config["SESSION_IDLE_MINUTES"] * 60
     if time.time() - session.get("last_seen", 0) > idle_limit:
+        audit("logout", details={"reason": "idle_timeout"}, commit=True)
         logout_user()
         session.clear()
         flash(_("一定時間操作がなかったため、ログアウトしました。もう一度ログインしてください。"), "info")

@@ -44,3 +44,34 @@ def answer_message(clinic, friend, event) -> list[dict] | None:
 
 def answer_follow(clinic, friend, event) -> list[dict] | None:
     return first_answer(_follow_responders, clinic, friend, event)
+
+
+# Postback handlers by ``data`` prefix (rich menu taps, buttons): the longest matching prefix wins.
+_postback_handlers: dict[str, Responder] = {}
+
+
+def register_postback_handler(prefix: str) -> Callable[[Responder], Responder]:
+    """Decorator: handle postbacks whose ``data`` starts with ``prefix``.
+
+    The handler is called as ``handler(clinic, friend, event)`` (``event["postback"]`` holds
+    ``data`` and ``params``) and may return LINE message dicts to reply with.
+    """
+
+    def decorator(handler: Responder) -> Responder:
+        _postback_handlers[prefix] = handler
+        return handler
+
+    return decorator
+
+
+def postback_handler_for(data: str) -> Responder | None:
+    """The handler registered for the longest prefix of ``data``, if any."""
+    matching = [prefix for prefix in _postback_handlers if data.startswith(prefix)]
+    return _postback_handlers[max(matching, key=len)] if matching else None
+
+
+def answer_postback(clinic, friend, event) -> list[dict] | None:
+    """Dispatch a postback event to its registered handler; None when nobody handles it."""
+    data = (event.get("postback") or {}).get("data") or ""
+    handler = postback_handler_for(data)
+    return handler(clinic, friend, event) if handler else None
