@@ -1,0 +1,144 @@
+"""Writing and reading the audit log.
+
+``record`` adds the event to the caller's session, so it is committed (or rolled back) with
+the action it describes. Views that only read (``conversation.view``) pass ``commit=True``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from flask import current_app, g, has_request_context, request
+
+from saas.audit.models import AuditEvent, retention_purge
+from saas.common import utcnow
+from saas.extensions import db
+
+DEFAULT_RETENTION_DAYS = 1825  # 5 years; set in the 運用管理規程 and via AUDIT_RETENTION_DAYS
+JST = timedelta(hours=9)
+
+
+def _request_actor():
+    from flask_login import current_user
+
+    if has_request_context() and current_user and current_user.is_authenticated:
+        return current_user
+    return None
+
+
+def _request_origin() -> tuple[str, str]:
+    if not has_request_context():
+        return "", ""
+    return request.remote_addr or "", (request.user_agent.string or "")[:400]
+
+
+def _request_clinic_id() -> int | None:
+    if not has_request_context():
+        return None
+    clinic = g.get("clinic")
+    return clinic.id if clinic is not None else None
+
+
+def record(
+    action: str,
+    *,
+    clinic_id: int | None = None,
+    target_type: str = "",
+    target_id: int | str | None = None,
+    details: dict | None = None,
+    actor=None,
+    actor_email: str | None = None,
+    commit: bool = False,
+) -> AuditEvent:
+    """Append one event. Actor, IP and user agent come from the request unless given.
+
+    ``clinic_id`` defaults to the clinic of the current ``/c/<clinic>/`` page.
+    """
+    actor = actor if actor is not None else _request_actor()
+    ip, user_agent = _request_origin()
+    event = AuditEvent(
+        created_at=utcnow(),
+        clinic_id=clinic_id if clinic_id is not None else _request_clinic_id(),
+        actor_user_id=getattr(actor, "id", None),
+        actor_email=actor_email if actor_email is not None else getattr(actor, "email", "") or "",
+        action=action,
+        target_type=target_type,
+        target_id=None if target_id is None else str(target_id),
+        details=details or {},
+        ip=ip,
+        user_agent=user_agent,
+    )
+    db.session.add(event)
+    if commit:
+        db.session.commit()
+    return event
+
+
+@dataclass(frozen=True)
+class AuditFilters:
+    action: str = ""
+    actor: str = ""
+    date_from: date | None = None  # Japan dates, inclusive
+    date_to: date | None = None
+
+
+def _jst_day_start_in_utc(day: date) -> datetime:
+    return datetime.combine(day, time.min) - JST
+
+
+def _filtered(statement: sa.Select, filters: AuditFilters) -> sa.Select:
+    if filters.action:
+        statement = statement.where(AuditEvent.action.startswith(filters.action, autoescape=True))
+    if filters.actor:
+        statement = statement.where(AuditEvent.actor_email.contains(filters.actor.strip().lower(), autoescape=True))
+    if filters.date_from:
+        statement = statement.where(AuditEvent.created_at >= _jst_day_start_in_utc(filters.date_from))
+    if filters.date_to:
+        statement = statement.where(AuditEvent.created_at < _jst_day_start_in_utc(filters.date_to + timedelta(days=1)))
+    return statement
+
+
+def events_for_clinics(clinic_ids: Iterable[int], filters: AuditFilters | None = None) -> sa.Select:
+    """The events of exactly these clinics (newest first). The only read path for portal pages."""
+    ids = sorted(set(clinic_ids))
+    statement = sa.select(AuditEvent).where(AuditEvent.clinic_id.in_(ids))
+    return _filtered(statement, filters or AuditFilters()).order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+
+
+def page_of_events(clinic_ids: Iterable[int], filters: AuditFilters, page: int, per_page: int = 50):
+    """One page of ``events_for_clinics`` and the total count."""
+    statement = events_for_clinics(clinic_ids, filters)
+    total = db.session.scalar(sa.select(sa.func.count()).select_from(statement.order_by(None).subquery()))
+    rows = db.session.scalars(statement.limit(per_page).offset((max(page, 1) - 1) * per_page)).all()
+    return rows, total
+
+
+def actions_seen(clinic_ids: Iterable[int]) -> list[str]:
+    """Distinct actions recorded for these clinics, for the filter menu."""
+    statement = sa.select(AuditEvent.action).where(AuditEvent.clinic_id.in_(sorted(set(clinic_ids)))).distinct()
+    return sorted(db.session.scalars(statement))
+
+
+def retention_days() -> int:
+    configured = current_app.config.get("AUDIT_RETENTION_DAYS") or os.environ.get("AUDIT_RETENTION_DAYS")
+    return int(configured or DEFAULT_RETENTION_DAYS)
+
+
+def purge_expired(now: datetime | None = None) -> int:
+    """Delete events older than the retention period; the ONLY way audit events are deleted."""
+    cutoff = (now or utcnow()) - timedelta(days=retention_days())
+    with retention_purge():
+        result = db.session.execute(sa.delete(AuditEvent).where(AuditEvent.created_at < cutoff))
+    purged = result.rowcount or 0
+    record("audit.purge", details={"cutoff": cutoff.isoformat(), "deleted": purged})
+    db.session.commit()
+    return purged
+
+
+def to_jst(moment: datetime) -> datetime:
+    """Stored naive UTC shown as Japan time."""
+    return moment + JST
