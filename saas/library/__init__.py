@@ -1,0 +1,1 @@
+"""Shared libraries: FAQ sets and message templates inherited platform → agency → organization → clinic."""
