@@ -48,7 +48,10 @@ def decrypt(token: str) -> str:
 
 def rotate(token: str) -> str:
     """Re-encrypt a stored value with the newest key."""
-    return keyring().rotate(token.encode()).decode()
+    try:
+        return keyring().rotate(token.encode()).decode()
+    except InvalidToken as exc:
+        raise DecryptionError("stored secret cannot be decrypted with the configured ENCRYPTION_KEY") from exc
 
 
 class EncryptedText(TypeDecorator):

@@ -1,0 +1,1 @@
+"""Secure response headers, cookie settings and encryption key rotation."""
