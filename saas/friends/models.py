@@ -1,0 +1,91 @@
+"""Friends (patients who added the clinic on LINE), their tags and their conversation."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from saas.common import Timestamped, utcnow
+from saas.extensions import db
+from saas.tenancy.scoping import TenantOwned
+
+
+class FriendStatus(enum.StrEnum):
+    FOLLOWING = "following"
+    BLOCKED = "blocked"
+
+
+class Direction(enum.StrEnum):
+    IN = "in"
+    OUT = "out"
+
+
+class Friend(TenantOwned, Timestamped, db.Model):
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "line_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    line_user_id: Mapped[str] = mapped_column(sa.String(64))
+    display_name: Mapped[str] = mapped_column(sa.String(200), default="")
+    picture_url: Mapped[str | None] = mapped_column(sa.String(1000))
+    language: Mapped[str | None] = mapped_column(sa.String(16))
+    status: Mapped[str] = mapped_column(sa.String(16), default=FriendStatus.FOLLOWING, index=True)
+    followed_at: Mapped[datetime | None] = mapped_column(index=True)
+    blocked_at: Mapped[datetime | None] = mapped_column()
+    last_message_at: Mapped[datetime | None] = mapped_column()
+    inflow_source_id: Mapped[int | None] = mapped_column(index=True)
+    consent_marketing: Mapped[bool] = mapped_column(default=True)
+    consent_booking: Mapped[bool] = mapped_column(default=True)
+    attributes: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    # The newest reply token (free replies from the chat inbox while it is valid).
+    reply_token: Mapped[str | None] = mapped_column(sa.String(255))
+    reply_token_expires_at: Mapped[datetime | None] = mapped_column()
+
+    tags: Mapped[list[Tag]] = relationship(secondary="friend_tag", order_by="Tag.name", viewonly=True)
+
+    @property
+    def is_following(self) -> bool:
+        return self.status == FriendStatus.FOLLOWING
+
+    @property
+    def usable_reply_token(self) -> str | None:
+        expires = self.reply_token_expires_at
+        return self.reply_token if self.reply_token and expires and expires > utcnow() else None
+
+
+class Tag(TenantOwned, Timestamped, db.Model):
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(60))
+    color: Mapped[str] = mapped_column(sa.String(16), default="green")
+
+
+class FriendTag(TenantOwned, db.Model):
+    """A tag on a friend (a model, not a bare table, so the tenant filter covers it)."""
+
+    __tablename__ = "friend_tag"
+    __table_args__ = (sa.UniqueConstraint("friend_id", "tag_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    friend_id: Mapped[int] = mapped_column(sa.ForeignKey("friend.id", ondelete="CASCADE"), index=True)
+    tag_id: Mapped[int] = mapped_column(sa.ForeignKey("tag.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Message(TenantOwned, db.Model):
+    """One message of a friend's conversation, in either direction."""
+
+    __table_args__ = (sa.Index("ix_message_conversation", "clinic_id", "friend_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    friend_id: Mapped[int] = mapped_column(sa.ForeignKey("friend.id", ondelete="CASCADE"), index=True)
+    direction: Mapped[str] = mapped_column(sa.String(4))
+    kind: Mapped[str] = mapped_column(sa.String(32))  # text, image, sticker, postback, flex ...
+    text: Mapped[str] = mapped_column(sa.Text, default="")
+    payload: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    line_message_id: Mapped[str | None] = mapped_column(sa.String(64))
+    webhook_event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("webhook_event.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -1,0 +1,151 @@
+"""Friends: keeping the list in step with LINE, tags, and finding friends for the portal."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from saas.common import utcnow
+from saas.extensions import db
+from saas.friends.models import Direction, Friend, FriendStatus, FriendTag, Message, Tag
+
+TAG_COLORS = ("green", "blue", "orange", "pink", "purple", "gray")
+
+
+def get_or_create_friend(line_user_id: str) -> tuple[Friend, bool]:
+    """The clinic's friend for this LINE user (current tenant scope); created when new.
+
+    Two workers may see the same new user at once: the unique constraint decides, the loser
+    reads the winner's row.
+    """
+    friend = db.session.scalar(sa.select(Friend).where(Friend.line_user_id == line_user_id))
+    if friend is not None:
+        return friend, False
+    try:
+        with db.session.begin_nested():
+            friend = Friend(line_user_id=line_user_id, status=FriendStatus.FOLLOWING, attributes={})
+            db.session.add(friend)
+        return friend, True
+    except IntegrityError:
+        return db.session.scalar(sa.select(Friend).where(Friend.line_user_id == line_user_id)), False
+
+
+def mark_following(friend: Friend, at: datetime) -> None:
+    """A follow (new or unblock). An older event than the latest block changes nothing."""
+    if friend.blocked_at and friend.blocked_at > at:
+        return
+    friend.status = FriendStatus.FOLLOWING
+    friend.followed_at = at
+
+
+def mark_blocked(friend: Friend, at: datetime) -> None:
+    """An unfollow (the patient blocked the account). Out-of-order older events are ignored."""
+    if friend.followed_at and friend.followed_at > at:
+        return
+    friend.status = FriendStatus.BLOCKED
+    friend.blocked_at = at
+
+
+def apply_profile(friend: Friend, profile) -> None:
+    friend.display_name = profile.display_name or friend.display_name
+    friend.picture_url = profile.picture_url
+    friend.language = profile.language
+
+
+def keep_reply_token(friend: Friend, token: str | None, expires_at: datetime | None) -> None:
+    """Remember the newest reply token, for a free answer from the chat inbox."""
+    if token and expires_at and (friend.reply_token_expires_at or datetime.min) <= expires_at:
+        friend.reply_token = token
+        friend.reply_token_expires_at = expires_at
+
+
+def record_message(friend: Friend, direction: str, kind: str, text: str = "", **fields) -> Message:
+    """Add one message to the friend's conversation."""
+    message = Message(friend_id=friend.id, direction=direction, kind=kind, text=text or "", **fields)
+    message.payload = fields.get("payload") or {}
+    db.session.add(message)
+    if direction == Direction.IN:
+        friend.last_message_at = message.created_at or utcnow()
+    return message
+
+
+def conversation(friend: Friend, limit: int = 200) -> list[Message]:
+    """The newest ``limit`` messages of a friend, oldest first."""
+    newest = db.session.scalars(
+        sa.select(Message).where(Message.friend_id == friend.id).order_by(Message.id.desc()).limit(limit)
+    ).all()
+    return list(reversed(newest))
+
+
+@dataclass
+class FriendFilter:
+    query: str = ""
+    status: str = ""
+    tag_id: int | None = None
+    followed_from: date | None = None
+    followed_to: date | None = None
+
+
+def search_statement(criteria: FriendFilter) -> sa.Select:
+    """Friends matching the portal's search form, newest followers first."""
+    statement = sa.select(Friend)
+    if criteria.query:
+        statement = statement.where(Friend.display_name.contains(criteria.query, autoescape=True))
+    if criteria.status in tuple(FriendStatus):
+        statement = statement.where(Friend.status == criteria.status)
+    if criteria.tag_id:
+        tagged = sa.select(FriendTag.friend_id).where(FriendTag.tag_id == criteria.tag_id)
+        statement = statement.where(Friend.id.in_(tagged))
+    if criteria.followed_from:
+        statement = statement.where(Friend.followed_at >= datetime.combine(criteria.followed_from, datetime.min.time()))
+    if criteria.followed_to:
+        end = datetime.combine(criteria.followed_to, datetime.min.time()) + timedelta(days=1)
+        statement = statement.where(Friend.followed_at < end)
+    return statement.order_by(Friend.followed_at.desc().nulls_last(), Friend.id.desc())
+
+
+def clinic_tags() -> list[Tag]:
+    return list(db.session.scalars(sa.select(Tag).order_by(Tag.name)))
+
+
+def get_or_create_tag(name: str, color: str = "green") -> Tag:
+    """The clinic's tag of this name, created when new."""
+    name = name.strip()[:60]
+    tag = db.session.scalar(sa.select(Tag).where(Tag.name == name))
+    if tag is None:
+        tag = Tag(name=name, color=color if color in TAG_COLORS else "green")
+        db.session.add(tag)
+        db.session.flush()
+    return tag
+
+
+def add_tag(friend: Friend, tag: Tag) -> None:
+    """Tag a friend (no-op when already tagged)."""
+    exists = db.session.scalar(
+        sa.select(FriendTag.id).where(FriendTag.friend_id == friend.id, FriendTag.tag_id == tag.id)
+    )
+    if exists is None:
+        db.session.add(FriendTag(friend_id=friend.id, tag_id=tag.id))
+    db.session.flush()
+    db.session.expire(friend, ["tags"])
+
+
+def remove_tag(friend: Friend, tag_id: int) -> None:
+    db.session.execute(sa.delete(FriendTag).where(FriendTag.friend_id == friend.id, FriendTag.tag_id == tag_id))
+    db.session.expire(friend, ["tags"])
+
+
+def following_counts(clinic_ids: list[int]) -> dict[int, int]:
+    """Dashboard figure: friends currently following, per clinic, in one query."""
+    from saas.tenancy.scoping import tenant_scope
+
+    with tenant_scope(clinic_ids):
+        rows = db.session.execute(
+            sa.select(Friend.clinic_id, sa.func.count(Friend.id))
+            .where(Friend.status == FriendStatus.FOLLOWING)
+            .group_by(Friend.clinic_id)
+        )
+        return dict(rows.all())

@@ -1,0 +1,198 @@
+"""A per-clinic Messaging API client and the small facade the rest of the product uses.
+
+Functions take a ``clinic`` (anything with ``line_access_token``: a Clinic row, or a
+:class:`Channel` during onboarding before anything is stored) and LINE message objects as
+plain dicts (LINE's JSON shape). They return small dataclasses and raise
+:mod:`saas.line.errors` exceptions, never the SDK's.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import urllib3
+from flask import current_app
+from linebot.v3.messaging import (
+    ApiClient,
+    ApiException,
+    Configuration,
+    MessagingApi,
+    MessagingApiBlob,
+    MulticastRequest,
+    PushMessageRequest,
+    ReplyMessageRequest,
+    SetWebhookEndpointRequest,
+    TestWebhookEndpointRequest,
+)
+
+from saas.line.errors import LineServerError, translate
+
+# (connect, read) seconds: LINE answers in well under a second; a hung call must not pin a worker.
+REQUEST_TIMEOUT = (5, 15)
+_MAX_CACHED_CLIENTS = 256
+
+_clients: dict[tuple[str, str], ApiClient] = {}
+_clients_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Credentials not yet stored on a clinic (onboarding verifies them first)."""
+
+    line_access_token: str
+
+
+@dataclass(frozen=True)
+class Sent:
+    request_id: str | None
+    message_ids: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Profile:
+    user_id: str
+    display_name: str
+    picture_url: str | None = None
+    language: str | None = None
+    status_message: str | None = None
+
+
+@dataclass(frozen=True)
+class BotInfo:
+    user_id: str
+    basic_id: str
+    display_name: str
+    picture_url: str | None = None
+
+
+@dataclass(frozen=True)
+class WebhookTest:
+    success: bool
+    status_code: int | None
+    reason: str
+    detail: str
+
+
+def _api_client(host: str, token: str) -> ApiClient:
+    """One pooled ApiClient per (host, token): connection reuse without sharing credentials."""
+    key = (host, token)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            if len(_clients) >= _MAX_CACHED_CLIENTS:
+                _clients.clear()
+            client = ApiClient(Configuration(host=host, access_token=token))
+            _clients[key] = client
+        return client
+
+
+def messaging_api(clinic) -> MessagingApi:
+    """The SDK's MessagingApi for this clinic's channel, on ``LINE_API_BASE``."""
+    return MessagingApi(_api_client(current_app.config["LINE_API_BASE"], _token(clinic)))
+
+
+def blob_api(clinic) -> MessagingApiBlob:
+    """The SDK's MessagingApiBlob (content host) for this clinic, on ``LINE_DATA_API_BASE``."""
+    return MessagingApiBlob(_api_client(current_app.config["LINE_DATA_API_BASE"], _token(clinic)))
+
+
+def _token(clinic) -> str:
+    token = getattr(clinic, "line_access_token", None)
+    if not token:
+        raise LineServerError("this clinic has no LINE channel access token", status=None)
+    return token
+
+
+@contextmanager
+def _translated():
+    try:
+        yield
+    except ApiException as exc:
+        raise translate(exc) from exc
+    except urllib3.exceptions.HTTPError as exc:
+        raise LineServerError(f"LINE could not be reached: {type(exc).__name__}") from exc
+
+
+def _call(method: Callable, *args, **kwargs):
+    with _translated():
+        return method(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+
+
+def _header(headers, name: str) -> str | None:
+    for key, value in (headers or {}).items():
+        if key.lower() == name:
+            return value
+    return None
+
+
+def _sent(response) -> Sent:
+    data = response.data
+    ids = [m.id for m in (getattr(data, "sent_messages", None) or [])]
+    return Sent(request_id=_header(response.headers, "x-line-request-id"), message_ids=ids)
+
+
+def reply(clinic, reply_token: str, messages: list[dict]) -> Sent:
+    """Answer an event with its reply token (free of charge; valid once, for a short time)."""
+    request = ReplyMessageRequest.from_dict({"replyToken": reply_token, "messages": messages})
+    return _sent(_call(messaging_api(clinic).reply_message_with_http_info, request))
+
+
+def push(clinic, user_id: str, messages: list[dict], retry_key: str) -> Sent:
+    """Send to one friend. ``retry_key`` (a UUID kept by the caller) makes retries safe."""
+    request = PushMessageRequest.from_dict({"to": user_id, "messages": messages})
+    api = messaging_api(clinic)
+    return _sent(_call(api.push_message_with_http_info, request, x_line_retry_key=retry_key))
+
+
+def multicast(clinic, user_ids: list[str], messages: list[dict], retry_key: str) -> Sent:
+    """Send to up to 500 friends at once, with a retry key (409 on a repeat)."""
+    request = MulticastRequest.from_dict({"to": user_ids, "messages": messages})
+    api = messaging_api(clinic)
+    return _sent(_call(api.multicast_with_http_info, request, x_line_retry_key=retry_key))
+
+
+def get_profile(clinic, user_id: str) -> Profile:
+    """A friend's LINE profile (display name, picture, language)."""
+    found = _call(messaging_api(clinic).get_profile, user_id)
+    return Profile(
+        user_id=found.user_id,
+        display_name=found.display_name,
+        picture_url=found.picture_url,
+        language=found.language,
+        status_message=found.status_message,
+    )
+
+
+def bot_info(clinic) -> BotInfo:
+    """The channel's bot: proves the access token works and gives the bot user id."""
+    found = _call(messaging_api(clinic).get_bot_info)
+    return BotInfo(
+        user_id=found.user_id,
+        basic_id=found.basic_id,
+        display_name=found.display_name,
+        picture_url=found.picture_url,
+    )
+
+
+def set_webhook_endpoint(clinic, url: str) -> None:
+    """Point the channel's webhook at ``url``."""
+    _call(messaging_api(clinic).set_webhook_endpoint, SetWebhookEndpointRequest(endpoint=url))
+
+
+def test_webhook_endpoint(clinic, url: str | None = None) -> WebhookTest:
+    """Ask LINE to send a test webhook (to ``url`` or the configured endpoint) and report."""
+    found = _call(messaging_api(clinic).test_webhook_endpoint, TestWebhookEndpointRequest(endpoint=url))
+    return WebhookTest(
+        success=bool(found.success),
+        status_code=found.status_code,
+        reason=found.reason or "",
+        detail=found.detail or "",
+    )
+
+
+def message_content(clinic, message_id: str) -> bytes:
+    """The bytes of an image/video/audio/file a friend sent (data host)."""
+    return bytes(_call(blob_api(clinic).get_message_content, message_id))

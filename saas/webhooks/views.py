@@ -1,0 +1,66 @@
+"""``POST /webhooks/line/<webhook_key>``: the endpoint LINE calls for each clinic."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, request
+
+from saas.extensions import csrf, db
+from saas.tenancy.models import Clinic
+from saas.tenancy.scoping import tenant_scope
+from saas.webhooks import ingest
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+csrf.exempt(bp)
+
+
+def _clinic_secret(webhook_key: str) -> tuple[int, str | None]:
+    """(clinic id, channel secret) for the key; only the secret is decrypted."""
+    found = db.session.execute(
+        sa.select(Clinic.id, Clinic.line_channel_secret).where(Clinic.webhook_key == webhook_key)
+    ).first()
+    if found is None:
+        abort(404)
+    return found.id, found.line_channel_secret
+
+
+def _read_body() -> bytes:
+    limit = ingest.max_body_bytes()
+    if request.content_length is not None and request.content_length > limit:
+        abort(413)
+    body = request.stream.read(limit + 1)
+    if len(body) > limit:
+        abort(413)
+    return body
+
+
+def _parse(body: bytes) -> list:
+    try:
+        payload = json.loads(body)
+    except ValueError:
+        abort(400)
+    events = payload.get("events") if isinstance(payload, dict) else None
+    if not isinstance(events, list):
+        abort(400)
+    return events
+
+
+@bp.post("/line/<webhook_key>")
+def line_webhook(webhook_key: str):
+    """Verify, store and enqueue; the workers do the rest. Always fast, never calls LINE."""
+    clinic_id, secret = _clinic_secret(webhook_key)
+    body = _read_body()
+    if not ingest.signature_valid(secret or "", body, request.headers.get("x-line-signature")):
+        log.warning("webhook with a bad signature for clinic %s", clinic_id)
+        abort(401)
+    events = _parse(body)
+    rows = [row for row in (ingest.row_for(clinic_id, event) for event in events) if row]
+    with tenant_scope(clinic_id):
+        new_ids = ingest.store_events(clinic_id, rows)
+    ingest.enqueue_handling(clinic_id, new_ids)
+    return "", 200
