@@ -1,0 +1,1 @@
+"""Messages: LINE message objects, their validation, templates with variables and the composer."""

@@ -1,0 +1,31 @@
+"""LINE's limits on message objects, in one place.
+
+From the Messaging API reference (developers.line.biz/en/reference/messaging-api/) and the
+OpenAPI file in /work/shared/reference/line-openapi/messaging-api.yml, which states only a few
+of them (maxItems 5 messages, 13 quick-reply items, 2000-char icon URLs, 300-char postback data).
+"""
+
+MAX_MESSAGES = 5
+TEXT_MAX = 5000
+URL_MAX = 2000
+URI_ACTION_MAX = 1000
+ALT_TEXT_MAX = {"template": 400, "flex": 1500}
+BUTTONS_TITLE_MAX = 40
+BUTTONS_TEXT_MAX = 160
+BUTTONS_TEXT_MAX_WITH_IMAGE_OR_TITLE = 60
+BUTTONS_ACTIONS_MAX = 4
+ACTION_LABEL_MAX = 20
+ACTION_TEXT_MAX = 300
+POSTBACK_DATA_MAX = 300
+QUICK_REPLY_ITEMS_MAX = 13
+SENDER_NAME_MAX = 20
+FLEX_BUBBLE_BYTES_MAX = 30_000
+FLEX_CAROUSEL_BYTES_MAX = 50_000
+FLEX_CAROUSEL_BUBBLES_MAX = 12
+STICKER_ID_PATTERN = r"^[0-9]{1,20}$"
+
+MESSAGE_TYPES = ("text", "image", "sticker", "flex", "template")
+TEMPLATE_TYPES = ("buttons",)
+BUTTON_ACTION_TYPES = ("message", "uri", "postback")
+QUICK_REPLY_ACTION_TYPES = ("message", "postback", "camera", "cameraRoll", "location")
+FLEX_COMPONENT_TYPES = ("box", "text", "image", "button", "separator", "filler", "icon", "span", "video")
