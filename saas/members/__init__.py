@@ -1,0 +1,1 @@
+"""Staff of a clinic: the members list, invitations, role changes and removals."""

@@ -1,0 +1,177 @@
+"""Members page of a clinic (invite, change role, remove) and the invitation acceptance page."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+
+from saas.audit.services import JST
+from saas.auth.roles import ROLE_LABELS, SCOPE_LABELS
+from saas.members import services
+from saas.portal import menu
+from saas.tenancy.access import current_clinic, require
+from saas.tenancy.services import roles_at
+
+bp = Blueprint("members", __name__)
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+menu.register("members.index", _l("スタッフ管理"), "☺", permission="members.manage", order=85)
+
+
+class InviteForm(FlaskForm):
+    email = EmailField(
+        _l("メールアドレス"),
+        validators=[
+            DataRequired(),
+            Regexp(EMAIL_PATTERN, message=_l("メールアドレスの形式が正しくありません")),
+            Length(max=254),
+        ],
+    )
+    role = SelectField(_l("権限"), validators=[DataRequired()])
+
+
+class AcceptForm(FlaskForm):
+    name = StringField(_l("お名前"), validators=[Optional(), Length(max=200)])
+    password = PasswordField(_l("パスワード"), validators=[DataRequired()])
+    confirm = PasswordField(_l("パスワード（確認）"), validators=[Optional(), EqualTo("password", _l("一致しません"))])
+
+
+def _actor_roles() -> set[str]:
+    return roles_at(current_user, current_clinic())
+
+
+def _invite_form() -> InviteForm:
+    form = InviteForm()
+    form.role.choices = [(r.value, ROLE_LABELS[r]) for r in services.assignable_roles(_actor_roles())]
+    return form
+
+
+def _render_index(form: InviteForm, new_link: str | None = None, status: int = 200):
+    clinic = current_clinic()
+    return (
+        render_template(
+            "members/index.html",
+            rows=services.members_of(clinic),
+            invitations=services.pending_invitations(clinic),
+            form=form,
+            new_link=new_link,
+            role_choices=[(r.value, ROLE_LABELS[r]) for r in services.assignable_roles(_actor_roles())],
+            scope_labels=SCOPE_LABELS,
+            jst_offset=JST,
+        ),
+        status,
+    )
+
+
+@bp.get("/c/<clinic>/members/")
+@login_required
+@require("members.manage")
+def index():
+    return _render_index(_invite_form())
+
+
+@bp.post("/c/<clinic>/members/invite")
+@login_required
+@require("members.manage")
+def invite():
+    form = _invite_form()
+    if not form.validate_on_submit():
+        return _render_index(form, status=400)
+    try:
+        _invitation, token = services.invite(
+            current_clinic(), form.email.data, form.role.data, current_user, _actor_roles()
+        )
+    except services.MembershipChangeRefused as refused:
+        flash(_(str(refused)), "error")
+        return _render_index(form, status=403)
+    link = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + url_for("members.accept", token=token)
+    flash(_("招待を作成しました。下のリンクを招待する方にお送りください（72時間有効・1回限り）。"), "success")
+    return _render_index(_invite_form(), new_link=link)
+
+
+@bp.post("/c/<clinic>/members/<int:membership_id>/role")
+@login_required
+@require("members.manage")
+def change_role(membership_id: int):
+    try:
+        services.change_role(
+            current_clinic(), membership_id, request.form.get("role", ""), current_user, _actor_roles()
+        )
+    except LookupError:
+        abort(404)
+    except services.MembershipChangeRefused as refused:
+        flash(_(str(refused)), "error")
+        return redirect(url_for("members.index")), 303
+    flash(_("権限を変更しました。"), "success")
+    return redirect(url_for("members.index")), 303
+
+
+@bp.post("/c/<clinic>/members/<int:membership_id>/remove")
+@login_required
+@require("members.manage")
+def remove(membership_id: int):
+    try:
+        services.remove_membership(current_clinic(), membership_id, current_user, _actor_roles())
+    except LookupError:
+        abort(404)
+    except services.MembershipChangeRefused as refused:
+        flash(_(str(refused)), "error")
+        return redirect(url_for("members.index")), 303
+    flash(_("このクリニックへのアクセス権を削除しました。"), "success")
+    return redirect(url_for("members.index")), 303
+
+
+@bp.post("/c/<clinic>/members/invitations/<int:invitation_id>/revoke")
+@login_required
+@require("members.manage")
+def revoke(invitation_id: int):
+    try:
+        services.revoke_invitation(current_clinic(), invitation_id)
+    except LookupError:
+        abort(404)
+    flash(_("招待を取り消しました。"), "success")
+    return redirect(url_for("members.index")), 303
+
+
+@bp.route("/invitations/<token>", methods=["GET", "POST"])
+def accept(token: str):
+    try:
+        invitation = services.usable_invitation(token)
+    except services.InvitationUnusable as unusable:
+        return render_template("members/accept.html", error=_(str(unusable))), 410
+    existing = services.existing_user_for(invitation)
+    form = AcceptForm()
+    if form.validate_on_submit():
+        if existing is None and not form.confirm.data:
+            form.confirm.errors = [_("確認のため、もう一度入力してください。")]
+        else:
+            try:
+                services.accept(token, name=form.name.data or "", password=form.password.data)
+            except services.InvitationUnusable as unusable:
+                return render_template("members/accept.html", error=_(str(unusable))), 410
+            except services.MembershipChangeRefused as refused:
+                flash(_(str(refused)), "error")
+            else:
+                flash(_("招待を承認しました。メールアドレスとパスワードでログインしてください。"), "success")
+                return redirect(url_for("auth.login")), 303
+    return render_template(
+        "members/accept.html",
+        form=form,
+        invitation=invitation,
+        existing=existing,
+        clinic_name=_clinic_name(invitation.clinic_id),
+        role_label=ROLE_LABELS.get(invitation.role, invitation.role),
+    )
+
+
+def _clinic_name(clinic_id: int) -> str:
+    from saas.extensions import db
+    from saas.tenancy.models import Clinic
+
+    clinic = db.session.get(Clinic, clinic_id)
+    return clinic.name if clinic else ""
