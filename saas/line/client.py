@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import urllib3
+from pydantic import v1 as pydantic
 from flask import current_app
 from linebot.v3.messaging import (
     ApiClient,
@@ -28,7 +29,7 @@ from linebot.v3.messaging import (
     TestWebhookEndpointRequest,
 )
 
-from saas.line.errors import LineServerError, translate
+from saas.line.errors import LineRequestRejected, LineServerError, translate
 
 # (connect, read) seconds: LINE answers in well under a second; a hung call must not pin a worker.
 REQUEST_TIMEOUT = (5, 15)
@@ -114,6 +115,8 @@ def _translated():
         raise translate(exc) from exc
     except urllib3.exceptions.HTTPError as exc:
         raise LineServerError(f"LINE could not be reached: {type(exc).__name__}") from exc
+    except (pydantic.ValidationError, ValueError) as exc:  # the SDK checks shapes before sending
+        raise LineRequestRejected(f"invalid request: {exc}", status=None) from exc
 
 
 def _call(method: Callable, *args, **kwargs):
@@ -136,20 +139,23 @@ def _sent(response) -> Sent:
 
 def reply(clinic, reply_token: str, messages: list[dict]) -> Sent:
     """Answer an event with its reply token (free of charge; valid once, for a short time)."""
-    request = ReplyMessageRequest.from_dict({"replyToken": reply_token, "messages": messages})
+    with _translated():
+        request = ReplyMessageRequest.from_dict({"replyToken": reply_token, "messages": messages})
     return _sent(_call(messaging_api(clinic).reply_message_with_http_info, request))
 
 
 def push(clinic, user_id: str, messages: list[dict], retry_key: str) -> Sent:
     """Send to one friend. ``retry_key`` (a UUID kept by the caller) makes retries safe."""
-    request = PushMessageRequest.from_dict({"to": user_id, "messages": messages})
+    with _translated():
+        request = PushMessageRequest.from_dict({"to": user_id, "messages": messages})
     api = messaging_api(clinic)
     return _sent(_call(api.push_message_with_http_info, request, x_line_retry_key=retry_key))
 
 
 def multicast(clinic, user_ids: list[str], messages: list[dict], retry_key: str) -> Sent:
     """Send to up to 500 friends at once, with a retry key (409 on a repeat)."""
-    request = MulticastRequest.from_dict({"to": user_ids, "messages": messages})
+    with _translated():
+        request = MulticastRequest.from_dict({"to": user_ids, "messages": messages})
     api = messaging_api(clinic)
     return _sent(_call(api.multicast_with_http_info, request, x_line_retry_key=retry_key))
 
