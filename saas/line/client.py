@@ -14,7 +14,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import urllib3
-from pydantic import v1 as pydantic
 from flask import current_app
 from linebot.v3.messaging import (
     ApiClient,
@@ -28,6 +27,7 @@ from linebot.v3.messaging import (
     SetWebhookEndpointRequest,
     TestWebhookEndpointRequest,
 )
+from pydantic import v1 as pydantic
 
 from saas.line.errors import LineRequestRejected, LineServerError, translate
 
