@@ -1,0 +1,240 @@
+"""Walks every route of the app, so a route added tomorrow is covered without editing this file.
+
+1. Every route that takes ``<clinic>``, requested (GET and POST, with a valid CSRF token) by a
+   signed-in owner of clinic A for clinic B: refused with 403/404, and no row anywhere changed.
+2. The same routes at clinic A but with the ids of clinic B's rows in the URL: refused, and
+   none of clinic B's rows changed.
+3. Every mutating route (any URL) without a CSRF token, by a signed-in owner of the right
+   clinic: refused with 400 and nothing changed; CSRF-exempt endpoints (webhooks) are skipped.
+
+Clinic B gets one generated row in every clinic-owned table (found from the metadata), so the
+ids in the URLs are real rows of the other tenant whenever a table matches the parameter.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from datetime import date, datetime
+
+import pytest
+import sqlalchemy as sa
+from werkzeug.routing import IntegerConverter, Rule
+
+from saas.audit.services import record
+from saas.extensions import csrf, db
+from saas.tenancy.scoping import platform_scope
+from tests.conftest import csrf_token
+from tests.factories import gen_clinic, gen_organization, gen_user
+from tests.helpers import login
+
+MUTATING = {"POST", "PUT", "PATCH", "DELETE"}
+WALKED = MUTATING | {"GET"}
+_unique = itertools.count(1)
+
+
+# ---- seeding one row per clinic-owned table --------------------------------------------------
+
+
+def _dummy(column: sa.Column):
+    n = next(_unique)
+    python_type = None
+    with contextlib.suppress(NotImplementedError):
+        python_type = column.type.python_type
+    if isinstance(column.type, sa.Enum) and column.type.enums:
+        return column.type.enums[0]
+    if python_type is bool:
+        return False
+    if python_type is int:
+        return n
+    if python_type is float:
+        return float(n)
+    if python_type is datetime:
+        return datetime(2030, 1, 1, 9, 0)
+    if python_type is date:
+        return date(2030, 1, 1)
+    if python_type in (dict, list):
+        return python_type()
+    length = getattr(column.type, "length", None) or 40
+    return f"walker{n}"[:length]
+
+
+def _needs_value(column: sa.Column) -> bool:
+    return not (
+        column.primary_key or column.nullable or column.default is not None or column.server_default is not None
+    )
+
+
+def _referenced_id(column: sa.Column, owners: dict[str, int], seeded: dict[str, int]) -> int | None:
+    (foreign_key,) = column.foreign_keys
+    table = foreign_key.column.table.name
+    if table in owners:
+        return owners[table]
+    if table in seeded:
+        return seeded[table]
+    return db.session.execute(sa.select(sa.func.min(foreign_key.column))).scalar()
+
+
+def seed_every_clinic_table(clinic_id: int, owners: dict[str, int]) -> dict[str, int]:
+    """Insert one row owned by the clinic into every table with a clinic_id; {table: id}."""
+    seeded: dict[str, int] = {}
+    with platform_scope("route walker: seeding the other tenant"):
+        for table in db.metadata.sorted_tables:
+            if "clinic_id" not in table.c or table.name in owners or "id" not in table.c:
+                continue
+            values = {"clinic_id": clinic_id}
+            for column in table.columns:
+                if column.name in values or not (_needs_value(column) or column.foreign_keys):
+                    continue
+                if column.foreign_keys:
+                    referenced = _referenced_id(column, owners, seeded)
+                    if referenced is not None or not column.nullable:
+                        values[column.name] = referenced
+                else:
+                    values[column.name] = _dummy(column)
+            try:
+                with db.session.begin_nested():
+                    seeded[table.name] = db.session.execute(table.insert().values(values)).inserted_primary_key[0]
+            except sa.exc.SQLAlchemyError:
+                pass  # a table whose constraints a generic row cannot meet; its ids fall back to dummies
+        db.session.commit()
+    return seeded
+
+
+# ---- snapshots --------------------------------------------------------------------------------
+
+
+def snapshot(only_clinic: int | None = None) -> dict[str, list]:
+    """Every row of every table (or only the rows of one clinic), as plain tuples."""
+    state = {}
+    with platform_scope("route walker: snapshot"):
+        for table in db.metadata.sorted_tables:
+            columns = [
+                sa.type_coerce(c, sa.Text) if c.type.__class__.__name__ == "EncryptedText" else c for c in table.c
+            ]
+            statement = sa.select(*columns)
+            if only_clinic is not None:
+                if "clinic_id" not in table.c:
+                    continue
+                statement = statement.where(table.c.clinic_id == only_clinic)
+            rows = db.session.execute(statement).all()
+            state[table.name] = sorted(tuple(str(v) for v in row) for row in rows)
+    db.session.rollback()
+    return state
+
+
+def assert_unchanged(before: dict, after: dict, what: str) -> None:
+    changed = [name for name in before if before[name] != after.get(name)]
+    assert not changed, f"{what} changed rows in: {changed}"
+
+
+# ---- routes -----------------------------------------------------------------------------------
+
+
+def _is_csrf_exempt(app, rule: Rule) -> bool:
+    view = app.view_functions[rule.endpoint]
+    if f"{view.__module__}.{view.__name__}" in csrf._exempt_views:
+        return True
+    blueprint = rule.endpoint.rpartition(".")[0]
+    return bool(blueprint) and app.blueprints.get(blueprint) in csrf._exempt_blueprints
+
+
+def _table_for(argument: str, seeded: dict[str, int]) -> str | None:
+    stem = argument.removesuffix("_id")
+    for name in seeded:
+        if name == stem or name.endswith("_" + stem) or name == stem + "s":
+            return name
+    return None
+
+
+def fill(rule: Rule, clinic_slug: str, seeded: dict[str, int]) -> tuple[str, bool]:
+    """The URL of a rule for a clinic, with ids of seeded rows; and whether any id was a real row."""
+    values, used_real_row = {}, False
+    for argument in rule.arguments:
+        if argument == "clinic":
+            values[argument] = clinic_slug
+        elif isinstance(rule._converters.get(argument), IntegerConverter):
+            table = _table_for(argument, seeded)
+            used_real_row |= table is not None
+            values[argument] = seeded[table] if table else 987654
+        else:
+            values[argument] = "walker"
+    return rule.build(values)[1], used_real_row
+
+
+def clinic_rules(app) -> list[Rule]:
+    return [r for r in app.url_map.iter_rules() if "clinic" in r.arguments]
+
+
+# ---- the walk ---------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def two_tenants(app):
+    clinic_a, clinic_b = gen_clinic(gen_organization()), gen_clinic(gen_organization())
+    owner_a = gen_user("owner", clinic=clinic_a)
+    staff_b = gen_user("admin", clinic=clinic_b)
+    seeded_b = seed_every_clinic_table(clinic_b.id, {"clinic": clinic_b.id, "user": staff_b.id})
+    seeded_b["membership"] = staff_b.memberships[0].id
+    record("message.send", clinic_id=clinic_b.id, actor=staff_b)
+    db.session.commit()
+    return clinic_a, clinic_b, owner_a, seeded_b
+
+
+def _walk(client, rules, clinic_slug, seeded, *, with_token=True):
+    token = csrf_token(client)
+    for rule in rules:
+        url, real = fill(rule, clinic_slug, seeded)
+        for method in sorted(WALKED & rule.methods):
+            data = {"csrf_token": token} if with_token and method != "GET" else None
+            yield rule, method, url, real, client.open(url, method=method, data=data)
+
+
+def test_walker_discovers_the_clinic_routes_of_every_capability(app):
+    endpoints = {rule.endpoint for rule in clinic_rules(app)}
+    assert {"portal.clinic_dashboard", "audit.index", "members.index", "members.change_role"} <= endpoints
+
+
+def test_another_clinics_user_is_refused_everywhere_and_changes_nothing(client, two_tenants):
+    clinic_a, clinic_b, owner_a, seeded_b = two_tenants
+    login(client, owner_a)
+    before = snapshot()
+    walked = 0
+    for rule, method, url, _real, response in _walk(client, clinic_rules(client.application), clinic_b.slug, seeded_b):
+        walked += 1
+        assert response.status_code in (403, 404), f"{method} {url} ({rule.endpoint}) gave {response.status_code}"
+    assert walked >= 5
+    assert_unchanged(before, snapshot(), "requests for another clinic")
+
+
+def test_ids_of_another_clinics_rows_are_refused_at_ones_own_clinic(client, two_tenants):
+    clinic_a, clinic_b, owner_a, seeded_b = two_tenants
+    login(client, owner_a)
+    before = snapshot(only_clinic=clinic_b.id)
+    for rule, method, url, real, response in _walk(client, clinic_rules(client.application), clinic_a.slug, seeded_b):
+        if not real:
+            continue  # no row of B behind this parameter: nothing to steal
+        refused = response.status_code in (400, 403, 404, 409, 410, 422)
+        if method == "GET":
+            assert refused, f"GET {url} ({rule.endpoint}) showed clinic B's row: {response.status_code}"
+        else:
+            assert refused or response.status_code in (302, 303), f"{method} {url} gave {response.status_code}"
+    assert_unchanged(before, snapshot(only_clinic=clinic_b.id), "requests with clinic B's ids")
+
+
+def test_every_mutating_route_without_csrf_token_is_refused(client, two_tenants):
+    clinic_a, _clinic_b, owner_a, _seeded = two_tenants
+    app = client.application
+    seeded_a = seed_every_clinic_table(clinic_a.id, {"clinic": clinic_a.id, "user": owner_a.id})
+    seeded_a["membership"] = owner_a.memberships[0].id
+    login(client, owner_a)
+    rules = [r for r in app.url_map.iter_rules() if MUTATING & r.methods and not _is_csrf_exempt(app, r)]
+    assert any(r.endpoint == "auth.logout" for r in rules)
+    before = snapshot()
+    for rule in rules:
+        url, _ = fill(rule, clinic_a.slug, seeded_a)
+        for method in sorted(MUTATING & rule.methods):
+            response = client.open(url, method=method, data={"anything": "1"})
+            assert response.status_code == 400, f"{method} {url} ({rule.endpoint}) without CSRF token"
+    assert_unchanged(before, snapshot(), "requests without a CSRF token")
+    assert client.get(f"/c/{clinic_a.slug}/").status_code == 200  # still signed in: logout was refused too
