@@ -1,0 +1,1 @@
+"""Declarative tenant manifests (tenants/*.yaml): apply idempotently, export back."""

@@ -1,0 +1,306 @@
+"""Applying a manifest: compare each section with the database and change only what differs.
+
+Each file is applied in one transaction. The caller commits (or, for a dry run, rolls
+back); an error anywhere rolls the whole file back and names the field path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import sqlalchemy as sa
+import yaml
+from pydantic import ValidationError
+
+from saas.autoreply import services as autoreply
+from saas.autoreply.models import AutoReplyRule
+from saas.extensions import db
+from saas.library import services as library
+from saas.library.models import ClinicLibraryOverride
+from saas.manifests import export
+from saas.manifests.models import ChannelSecretSource
+from saas.manifests.schema import ClinicSpec, Manifest
+from saas.schedule import services as schedule
+from saas.schedule.models import WEEKDAYS, Closure, WeeklyBlock
+from saas.tenancy.models import Agency, Clinic, Organization
+
+
+class ManifestError(Exception):
+    """A manifest that cannot be applied: which file, which field, why."""
+
+    def __init__(self, file: str, path: str, reason: str, others: list[tuple[str, str]] | None = None):
+        super().__init__(f"{file}: {path}: {reason}")
+        self.file, self.path, self.reason = file, path, reason
+        self.others = others or []  # further (path, reason) pairs of the same file
+
+    def lines(self) -> list[str]:
+        return [f"{self.file}: {path}: {reason}" for path, reason in [(self.path, self.reason), *self.others]]
+
+
+@dataclass
+class Outcome:
+    file: str
+    changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def field_path(loc: tuple) -> str:
+    """('clinics', 0, 'schedule', 'weekly', 'mon', 1, 'start') → clinics[0].schedule.weekly.mon[1].start"""
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif part.isidentifier():  # pydantic also puts union member names such as 'dict[str,any]' in loc
+            text += f".{part}" if text else part
+    return text or "(root)"
+
+
+def load(path: Path) -> Manifest:
+    """Parse and validate one file; errors name the file and the first bad field."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise ManifestError(str(path), "(yaml)", str(exc)) from exc
+    try:
+        return Manifest.model_validate(data)
+    except ValidationError as exc:
+        problems = [(field_path(e["loc"]), _reason(e)) for e in exc.errors()]
+        raise ManifestError(str(path), *problems[0], others=problems[1:]) from exc
+
+
+def _reason(error: dict) -> str:
+    reason = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        return "この項目はマニフェストにありません（綴りを確認してください）"
+    return f"{reason} (値: {error.get('input')!r})"
+
+
+class Applier:
+    """Brings the database in line with one manifest, recording each change."""
+
+    def __init__(self, manifest: Manifest, outcome: Outcome):
+        self.manifest, self.outcome = manifest, outcome
+
+    def change(self, text: str) -> None:
+        self.outcome.changes.append(text)
+
+    def run(self) -> None:
+        agency = self.apply_agency()
+        organization = self.apply_organization(agency)
+        for index, spec in enumerate(self.manifest.clinics):
+            ClinicApplier(self, spec, f"clinics[{index}]").run(organization)
+
+    def _upsert(self, model, slug: str, label: str, **values):
+        row = db.session.scalars(sa.select(model).where(model.slug == slug)).first()
+        if row is None:
+            row = model(slug=slug, **values)
+            db.session.add(row)
+            db.session.flush()
+            self.change(f"{label} {slug} を作成")
+            return row
+        for name, value in values.items():
+            if getattr(row, name) != value:
+                self.change(f"{label} {slug}.{name}: {getattr(row, name)!r} → {value!r}")
+                setattr(row, name, value)
+        return row
+
+    def apply_agency(self) -> Agency | None:
+        spec = self.manifest.agency
+        return self._upsert(Agency, spec.slug, "代理店", name=spec.name) if spec else None
+
+    def apply_organization(self, agency: Agency | None) -> Organization:
+        spec = self.manifest.organization
+        return self._upsert(
+            Organization, spec.slug, "法人", name=spec.name, kind=spec.kind, agency_id=agency.id if agency else None
+        )
+
+
+class ClinicApplier:
+    """One clinic section: profile, channel, schedule, auto-reply, library."""
+
+    def __init__(self, parent: Applier, spec: ClinicSpec, path: str):
+        self.parent, self.spec, self.path = parent, spec, path
+
+    def change(self, text: str) -> None:
+        self.parent.change(f"{self.spec.slug}: {text}")
+
+    def fail(self, subpath: str, reason: str):
+        raise ManifestError(self.parent.outcome.file, f"{self.path}.{subpath}", reason)
+
+    def run(self, organization: Organization) -> None:
+        fields = {"name": self.spec.name, "organization_id": organization.id, **self.spec.profile.model_dump()}
+        self.clinic = self.parent._upsert(Clinic, self.spec.slug, "クリニック", **fields)
+        self.current = export.clinic_spec(self.clinic)
+        self.apply_channel()
+        self.apply_schedule()
+        self.apply_autoreply()
+        self.apply_library()
+
+    def apply_channel(self) -> None:
+        spec = self.spec.channel
+        if spec == self.current.channel and spec is None:
+            return
+        spec = spec or type(self.current.channel)()
+        if (self.clinic.line_channel_id or "") != spec.channel_id:
+            self.change(f"channel_id → {spec.channel_id!r}")
+            self.clinic.line_channel_id = spec.channel_id or None
+        source = db.session.scalars(
+            sa.select(ChannelSecretSource).where(ChannelSecretSource.clinic_id == self.clinic.id)
+        ).first() or ChannelSecretSource(clinic_id=self.clinic.id)
+        for name, column in (("channel_secret_env", "line_channel_secret"), ("access_token_env", "line_access_token")):
+            env_name = getattr(spec, name) or ""
+            if (getattr(source, name) or "") != env_name:
+                self.change(f"channel.{name} → {env_name or '(なし)'}")
+                setattr(source, name, env_name)
+            self._secret_from_env(env_name, column)
+        db.session.add(source)
+
+    def _secret_from_env(self, env_name: str, column: str) -> None:
+        if not env_name:
+            return
+        value = os.environ.get(env_name)
+        if value is None:
+            self.parent.outcome.warnings.append(
+                f"{self.spec.slug}: 環境変数 {env_name} が未設定のため {column} は変更しません"
+            )
+        elif getattr(self.clinic, column) != value:
+            self.change(f"{column} を環境変数 {env_name} から設定")
+            setattr(self.clinic, column, value)
+
+    def apply_schedule(self) -> None:
+        spec, current = self.spec.schedule, self.current.schedule
+        if spec.closed_on_public_holidays != current.closed_on_public_holidays:
+            schedule.get_settings(self.clinic.id).closed_on_public_holidays = spec.closed_on_public_holidays
+            self.change(f"schedule.closed_on_public_holidays → {spec.closed_on_public_holidays}")
+        if spec.weekly != current.weekly:
+            self._replace_weekly()
+        if spec.closures != current.closures:
+            self._sync_closures()
+
+    def _replace_weekly(self) -> None:
+        db.session.execute(sa.delete(WeeklyBlock).where(WeeklyBlock.clinic_id == self.clinic.id))
+        for weekday, name in enumerate(WEEKDAYS):
+            for block in getattr(self.spec.schedule.weekly, name):
+                db.session.add(WeeklyBlock(clinic_id=self.clinic.id, weekday=weekday, **block.model_dump()))
+        self.change("schedule.weekly を更新")
+
+    def _sync_closures(self) -> None:
+        rows = db.session.scalars(sa.select(Closure).where(Closure.clinic_id == self.clinic.id)).all()
+        by_key = {(r.kind, r.starts_on, r.ends_on, tuple(r.block_labels)): r for r in rows}
+        wanted = {c.key(): c for c in self.spec.schedule.closures}
+        for key, row in by_key.items():
+            if key not in wanted:
+                db.session.delete(row)
+                self.change(f"schedule.closures: {key[1]} の{'代診' if key[0] == 'substitute' else '休診'}を削除")
+        for key, spec in wanted.items():
+            row = by_key.get(key) or Closure(clinic_id=self.clinic.id)
+            values = {
+                "kind": spec.kind, "starts_on": spec.starts_on, "ends_on": spec.ends_on or spec.starts_on,
+                "blocks": ",".join(spec.blocks), "reason": spec.reason, "substitute_doctor": spec.substitute_doctor,
+                "notify_friends": spec.notify_friends,
+            }  # fmt: skip
+            if row.id is None or any(getattr(row, k) != v for k, v in values.items()):
+                self.change(f"schedule.closures: {spec.starts_on} を{'追加' if row.id is None else '更新'}")
+                for name, value in values.items():
+                    setattr(row, name, value)
+                db.session.add(row)
+
+    def apply_autoreply(self) -> None:
+        spec, current = self.spec.autoreply, self.current.autoreply
+        settings = autoreply.get_settings(self.clinic.id)
+        values = {
+            "greeting_messages": export.messages_from_spec(spec.greeting),
+            "greeting_shows_closures": spec.greeting_shows_closures,
+            "fallback_messages": export.messages_from_spec(spec.fallback),
+            "handoff_phrases": list(spec.handoff.phrases),
+            "handoff_reply": spec.handoff.reply,
+            "handoff_resume_hours": spec.handoff.resume_after_hours,
+        }
+        for name, value in values.items():
+            if getattr(settings, name) != value:
+                setattr(settings, name, value)
+                self.change(f"autoreply.{name} を更新")
+        if spec.rules != current.rules:
+            self._sync_rules()
+
+    def _sync_rules(self) -> None:
+        rows = {
+            r.name: r
+            for r in db.session.scalars(sa.select(AutoReplyRule).where(AutoReplyRule.clinic_id == self.clinic.id))
+        }
+        wanted = {rule.name: rule for rule in self.spec.autoreply.rules}
+        for name in rows.keys() - wanted.keys():
+            db.session.delete(rows[name])
+            self.change(f"autoreply.rules: 「{name}」を削除")
+        for name, spec in wanted.items():
+            row = rows.get(name) or AutoReplyRule(clinic_id=self.clinic.id, name=name)
+            values = {
+                "match_type": spec.match, "keywords": list(spec.keywords), "required_literal": spec.required_literal,
+                "priority": spec.priority, "enabled": spec.enabled, "active_from": spec.active_from,
+                "active_until": spec.active_until, "messages": export.messages_from_spec(spec.reply),
+                "computed": spec.computed or "",
+            }  # fmt: skip
+            if row.id is None or any(getattr(row, k) != v for k, v in values.items()):
+                self.change(f"autoreply.rules: 「{name}」を{'追加' if row.id is None else '更新'}")
+                for key, value in values.items():
+                    setattr(row, key, value)
+                db.session.add(row)
+
+    def apply_library(self) -> None:
+        spec, current = self.spec.library, self.current.library
+        if spec == current:
+            return
+        library.ensure_standard_library()
+        sets = {s.key: s for s in library.visible_sets(self.clinic)}
+        for index, key in enumerate(spec.subscriptions):
+            if key not in sets:
+                self.fail(f"library.subscriptions[{index}]", f"このクリニックが使えるライブラリに {key!r} はありません")
+        for key in set(spec.subscriptions) ^ set(current.subscriptions):
+            library.set_subscription(self.clinic, sets[key].id, key in spec.subscriptions)
+            self.change(f"library.subscriptions: {key} を{'追加' if key in spec.subscriptions else '解除'}")
+        if spec.overrides != current.overrides:
+            self._sync_overrides(sets)
+
+    def _sync_overrides(self, sets: dict) -> None:
+        db.session.execute(sa.delete(ClinicLibraryOverride).where(ClinicLibraryOverride.clinic_id == self.clinic.id))
+        for index, override in enumerate(self.spec.library.overrides):
+            if override.set not in sets:
+                self.fail(f"library.overrides[{index}].set", f"ライブラリ {override.set!r} はありません")
+            db.session.add(
+                ClinicLibraryOverride(clinic_id=self.clinic.id, set_id=sets[override.set].id, item_key=override.item,
+                                      title=override.title, keywords=list(override.keywords), body=override.body,
+                                      disabled=override.disabled)
+            )  # fmt: skip
+        from saas.autoreply.cache import bump_clinic
+
+        bump_clinic(self.clinic.id, on_commit=True)
+        self.change("library.overrides を更新")
+
+
+def apply_file(path: Path, *, dry_run: bool = False) -> Outcome:
+    """Apply one manifest file in one transaction (rolled back on error or dry run)."""
+    outcome = Outcome(str(path))
+    manifest = load(path)
+    try:
+        Applier(manifest, outcome).run()
+        db.session.flush()
+    except ManifestError:
+        db.session.rollback()
+        raise
+    except Exception as exc:
+        db.session.rollback()
+        raise ManifestError(str(path), "(適用中)", f"{type(exc).__name__}: {exc}") from exc
+    if dry_run:
+        db.session.rollback()
+    else:
+        db.session.commit()
+    return outcome
+
+
+def manifest_files(target: Path) -> list[Path]:
+    """The file itself, or every *.yaml / *.yml in a directory, in name order."""
+    if target.is_dir():
+        return sorted([*target.glob("*.yaml"), *target.glob("*.yml")])
+    return [target]

@@ -1,0 +1,202 @@
+"""The manifest format, as a typed model. Unknown fields are errors, so typos never pass silently.
+
+A manifest describes one organization (and its agency, if any) and some of its clinics,
+completely: profile, channel, schedule, auto-reply and library use. See tenants/*.yaml.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+
+from saas.autoreply.models import Computed
+
+SLUG = r"^[a-z0-9][a-z0-9-]{0,63}$"
+ENV_NAME = r"^[A-Z_][A-Z0-9_]*$"
+
+
+def _clock(value: str) -> str:
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError(f"時刻は HH:MM（00:00〜23:59）で書いてください: {value!r}")
+    return value
+
+
+def _optional_clock(value: str) -> str:
+    return _clock(value) if value else value
+
+
+Clock = Annotated[str, AfterValidator(_clock)]
+OptionalClock = Annotated[str, AfterValidator(_optional_clock)]
+Slug = Annotated[str, Field(pattern=SLUG)]
+Message = str | dict  # a text, or a LINE message object
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class AgencySpec(Strict):
+    slug: Slug
+    name: str
+
+
+class OrganizationSpec(Strict):
+    slug: Slug
+    name: str
+    kind: Literal["medical_corporation", "independent"] = "independent"
+
+
+class ProfileSpec(Strict):
+    specialty: str = ""
+    phone: str = ""
+    address: str = ""
+    access: str = ""
+    parking: str = ""
+    website_url: str = ""
+    logo_url: str = ""
+    timezone: str = "Asia/Tokyo"
+
+
+class ChannelSpec(Strict):
+    channel_id: str = ""
+    channel_secret_env: Annotated[str, Field(pattern=ENV_NAME)] | None = None
+    access_token_env: Annotated[str, Field(pattern=ENV_NAME)] | None = None
+
+
+class BlockSpec(Strict):
+    label: str = ""
+    start: Clock
+    end: Clock
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.start >= self.end:
+            raise ValueError(f"開始 {self.start} が終了 {self.end} より後です")
+        return self
+
+
+class WeeklySpec(Strict):
+    mon: list[BlockSpec] = []
+    tue: list[BlockSpec] = []
+    wed: list[BlockSpec] = []
+    thu: list[BlockSpec] = []
+    fri: list[BlockSpec] = []
+    sat: list[BlockSpec] = []
+    sun: list[BlockSpec] = []
+
+    @model_validator(mode="after")
+    def _in_time_order(self):
+        for name in type(self).model_fields:
+            setattr(self, name, sorted(getattr(self, name), key=lambda block: block.start))
+        return self
+
+
+class ClosureSpec(Strict):
+    kind: Literal["closed", "substitute"] = "closed"
+    starts_on: date
+    ends_on: date | None = None
+    blocks: list[str] = []
+    reason: str = ""
+    substitute_doctor: str = ""
+    notify_friends: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self):
+        if self.ends_on is not None and self.ends_on < self.starts_on:
+            raise ValueError("ends_on が starts_on より前です")
+        if self.ends_on == self.starts_on:
+            self.ends_on = None
+        return self
+
+    def key(self) -> tuple:
+        return (self.kind, self.starts_on, self.ends_on or self.starts_on, tuple(self.blocks))
+
+
+class ScheduleSpec(Strict):
+    closed_on_public_holidays: bool = True
+    weekly: WeeklySpec = WeeklySpec()
+    closures: list[ClosureSpec] = []
+
+
+class RuleSpec(Strict):
+    name: str = Field(min_length=1)
+    match: Literal["exact", "contains", "regex"] = "contains"
+    keywords: list[str] = Field(min_length=1)
+    required_literal: str = ""
+    priority: int = 100
+    enabled: bool = True
+    active_from: OptionalClock = ""
+    active_until: OptionalClock = ""
+    reply: list[Message] = []
+    computed: Computed | None = None
+
+    @model_validator(mode="after")
+    def _answers(self):
+        if not self.reply and self.computed is None:
+            raise ValueError("reply か computed のどちらかが必要です")
+        if self.match == "regex":
+            for pattern in self.keywords:
+                re.compile(pattern)
+        return self
+
+
+class HandoffSpec(Strict):
+    phrases: list[str] = ["スタッフと話したい", "スタッフに相談", "有人対応"]
+    reply: str = "スタッフにおつなぎします。順番にお返事しますので、このままメッセージをお送りください。"
+    resume_after_hours: int = Field(default=0, ge=0)
+
+
+class AutoreplySpec(Strict):
+    greeting: list[Message] = []
+    greeting_shows_closures: bool = True
+    fallback: list[Message] = []
+    handoff: HandoffSpec = HandoffSpec()
+    rules: list[RuleSpec] = []
+
+    @model_validator(mode="after")
+    def _unique_rule_names(self):
+        names = [rule.name for rule in self.rules]
+        duplicates = sorted({name for name in names if names.count(name) > 1})
+        if duplicates:
+            raise ValueError(f"ルール名が重複しています: {', '.join(duplicates)}")
+        return self
+
+
+class OverrideSpec(Strict):
+    set: str
+    item: str
+    title: str = ""
+    keywords: list[str] = []
+    body: str = ""
+    disabled: bool = False
+
+
+class LibrarySpec(Strict):
+    subscriptions: list[str] = []
+    overrides: list[OverrideSpec] = []
+
+    @model_validator(mode="after")
+    def _canonical_order(self):
+        self.subscriptions = sorted(dict.fromkeys(self.subscriptions))
+        self.overrides = sorted(self.overrides, key=lambda o: (o.set, o.item))
+        return self
+
+
+class ClinicSpec(Strict):
+    slug: Slug
+    name: str
+    profile: ProfileSpec = ProfileSpec()
+    channel: ChannelSpec | None = None
+    schedule: ScheduleSpec = ScheduleSpec()
+    autoreply: AutoreplySpec = AutoreplySpec()
+    library: LibrarySpec = LibrarySpec()
+
+
+class Manifest(Strict):
+    version: Literal[1] = 1
+    agency: AgencySpec | None = None
+    organization: OrganizationSpec
+    clinics: list[ClinicSpec] = Field(min_length=1)

@@ -1,0 +1,151 @@
+"""Tenant manifests: apply is idempotent and all-or-nothing per file; export applies back unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from saas.autoreply.models import AutoReplyRule
+from saas.extensions import db
+from saas.manifests.models import ChannelSecretSource
+from saas.schedule.models import WeeklyBlock
+from saas.tenancy.models import Clinic, Organization
+from saas.tenancy.scoping import platform_scope, tenant_scope
+from tests.factories import gen_clinic
+from tests.helpers import assert_rows_isolated
+
+TENANTS = Path(__file__).resolve().parents[2] / "tenants"
+
+BAD_TIME = """
+version: 1
+organization: {slug: bad-org, name: 壊れた法人}
+clinics:
+  - slug: bad-clinic
+    name: 壊れたクリニック
+    schedule:
+      weekly:
+        mon:
+          - {label: 午前, start: "09:00", end: "12:00"}
+          - {label: 午後, start: "25:00", end: "18:00"}
+"""
+
+
+def apply(runner, target, *extra):
+    return runner.invoke(args=["tenants", "apply", str(target), *extra])
+
+
+def clinic_slugs() -> set[str]:
+    with platform_scope("test"):
+        return set(db.session.scalars(sa.select(Clinic.slug)))
+
+
+def test_demo_manifests_apply_and_a_second_apply_changes_nothing(runner):
+    first = apply(runner, TENANTS)
+    assert first.exit_code == 0, first.output
+    assert {"aoba-hifuka", "hikari-kenshin", "sakura-shibuya", "sakura-shinjuku", "sakura-shinagawa"} <= clinic_slugs()
+    second = apply(runner, TENANTS)
+    assert second.exit_code == 0
+    assert second.output.count("変更はありません / no changes") == 3
+    assert "適用した変更" not in second.output
+
+
+def test_dry_run_prints_the_changes_and_applies_nothing(runner):
+    result = apply(runner, TENANTS / "hikari-kenshin.yaml", "--dry-run")
+    assert result.exit_code == 0
+    assert "dry run" in result.output and "「前日の食事」を追加" in result.output
+    assert "hikari-kenshin" not in clinic_slugs()
+
+
+def test_a_bad_field_applies_nothing_and_names_file_and_path(runner, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(BAD_TIME, encoding="utf-8")
+    result = apply(runner, bad)
+    assert result.exit_code != 0
+    assert str(bad) in result.output
+    assert "clinics[0].schedule.weekly.mon[1].start" in result.output
+    assert "bad-clinic" not in clinic_slugs()
+    with platform_scope("test"):
+        assert db.session.scalars(sa.select(Organization).where(Organization.slug == "bad-org")).first() is None
+
+
+def test_unknown_fields_are_rejected_with_their_path(runner, tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(BAD_TIME.replace("    schedule:", "    shedule: {}\n    schedule:"), encoding="utf-8")
+    result = apply(runner, bad)
+    assert result.exit_code != 0 and "clinics[0].shedule" in result.output
+
+
+def test_an_error_late_in_a_file_rolls_back_its_earlier_changes(runner, tmp_path):
+    text = (TENANTS / "hikari-kenshin.yaml").read_text(encoding="utf-8")
+    bad = tmp_path / "late.yaml"
+    bad.write_text(
+        text.replace("subscriptions: [standard-clinic-faq]", "subscriptions: [no-such-set]"), encoding="utf-8"
+    )
+    result = apply(runner, bad)
+    assert result.exit_code != 0
+    assert "clinics[0].library.subscriptions[0]" in result.output
+    assert "hikari-kenshin" not in clinic_slugs()
+
+
+def test_export_apply_export_is_a_fixed_point(runner, tmp_path):
+    assert apply(runner, TENANTS).exit_code == 0
+    with platform_scope("test"):
+        clinic = db.session.scalars(sa.select(Clinic).where(Clinic.slug == "aoba-hifuka")).one()
+        db.session.add(AutoReplyRule(clinic_id=clinic.id, name="夜間", keywords=["夜"], match_type="exact",
+                                     active_from="19:00", active_until="08:00", priority=5,
+                                     messages=[{"type": "sticker", "packageId": "1", "stickerId": "2"}]))  # fmt: skip
+        db.session.commit()
+    first, second = tmp_path / "one.yaml", tmp_path / "two.yaml"
+    assert runner.invoke(args=["tenants", "export", "aoba-hifuka", "-o", str(first)]).exit_code == 0
+    reapplied = apply(runner, first)
+    assert "変更はありません / no changes" in reapplied.output
+    assert runner.invoke(args=["tenants", "export", "aoba-hifuka", "-o", str(second)]).exit_code == 0
+    assert first.read_text(encoding="utf-8") == second.read_text(encoding="utf-8")
+    assert "sticker" in first.read_text(encoding="utf-8")
+
+
+def test_editing_a_manifest_changes_only_what_differs(runner, tmp_path):
+    assert apply(runner, TENANTS / "hikari-kenshin.yaml").exit_code == 0
+    edited = tmp_path / "hikari.yaml"
+    text = (TENANTS / "hikari-kenshin.yaml").read_text(encoding="utf-8")
+    edited.write_text(text.replace('end: "11:30"', 'end: "11:00"'), encoding="utf-8")
+    result = apply(runner, edited)
+    assert "schedule.weekly を更新" in result.output and "1 change(s)" in result.output
+    with platform_scope("test"):
+        ends = set(db.session.scalars(sa.select(WeeklyBlock.end)))
+    assert ends == {"11:00"}
+
+
+def test_channel_secrets_come_from_environment_variables(runner, monkeypatch):
+    monkeypatch.setenv("HIKARI_KENSHIN_LINE_CHANNEL_SECRET", "s3cret")
+    result = apply(runner, TENANTS / "hikari-kenshin.yaml")
+    assert "HIKARI_KENSHIN_LINE_ACCESS_TOKEN が未設定" in result.output
+    with platform_scope("test"):
+        clinic = db.session.scalars(sa.select(Clinic).where(Clinic.slug == "hikari-kenshin")).one()
+        assert clinic.line_channel_secret == "s3cret"
+    exported = runner.invoke(args=["tenants", "export", "hikari-kenshin"]).output
+    assert "HIKARI_KENSHIN_LINE_CHANNEL_SECRET" in exported and "s3cret" not in exported
+
+
+def test_channel_sources_are_isolated_between_clinics(as_platform):
+    a, b = gen_clinic(), gen_clinic()
+    rows = [ChannelSecretSource(clinic_id=c.id, channel_secret_env="X") for c in (a, b)]
+    db.session.add_all(rows)
+    db.session.commit()
+    assert_rows_isolated(ChannelSecretSource, rows[0], rows[1])
+
+
+def test_applied_rules_answer_patients(runner):
+    from types import SimpleNamespace
+
+    from saas.autoreply.services import reply_to
+
+    assert apply(runner, TENANTS / "aoba-hifuka.yaml").exit_code == 0
+    with platform_scope("test"):
+        clinic = db.session.scalars(sa.select(Clinic).where(Clinic.slug == "aoba-hifuka")).one()
+    with tenant_scope(clinic.id):
+        reply = reply_to(clinic, "ﾁｭｳｼｬｼﾞｮｳはありますか", SimpleNamespace(line_user_id="U1"), dry_run=True)
+        payment = reply_to(clinic, "カードで支払いできますか", dry_run=True)
+    assert "専用駐車場が3台分" in reply.messages[0]["text"]
+    assert "交通系IC" in payment.messages[0]["text"]  # the clinic's override of the standard FAQ
