@@ -13,7 +13,7 @@ from saas.extensions import db
 from saas.friends import services
 from saas.friends.models import Friend, FriendStatus
 from saas.portal import dashboard, menu
-from saas.tenancy.access import require
+from saas.tenancy.access import can, require
 
 bp = Blueprint("friends", __name__, url_prefix="/c/<clinic>/friends")
 
@@ -71,7 +71,8 @@ def detail(friend_id: int):
     return render_template(
         "friends/detail.html",
         friend=friend,
-        messages=services.conversation(friend),
+        # Patients' messages are for the roles allowed to read them (two-factor sign-in).
+        messages=services.conversation(friend) if can("chat.read") else None,
         tags=services.clinic_tags(),
         colors=services.TAG_COLORS,
     )
