@@ -51,6 +51,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "messages.send": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER}),
     "chat.read": ROLES_READING_PATIENT_MESSAGES,
     "chat.reply": ROLES_READING_PATIENT_MESSAGES,
+    "schedule.edit": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
     "autoreply.edit": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
     "analytics.view": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.ANALYST}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),

@@ -1,0 +1,190 @@
+"""Portal pages: the rule editor with a test box, and greeting / fallback / hand-off settings."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import login_required
+
+from saas.autoreply import (
+    responders,  # noqa: F401  (registers the conversation responders)
+    services,
+)
+from saas.autoreply.matcher import MAX_UNGUARDED_REGEX_RULES
+from saas.autoreply.models import COMPUTED_LABELS, AutoReplyRule, MatchType
+from saas.extensions import db
+from saas.library.render import VARIABLES
+from saas.portal.menu import register
+from saas.tenancy.access import current_clinic, require
+
+bp = Blueprint("autoreply", __name__, url_prefix="/c/<clinic>/autoreply")
+register("autoreply.rules", _l("自動応答"), "✉", "clinic.view", order=40)
+
+MATCH_LABELS = {MatchType.CONTAINS: "含む", MatchType.EXACT: "完全一致", MatchType.REGEX: "正規表現"}
+CLOCK = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d)?$")
+
+
+def _lines(text: str) -> list[str]:
+    return [line.strip() for line in (text or "").replace("、", "\n").replace(",", "\n").splitlines() if line.strip()]
+
+
+def _texts(form, name: str) -> list[dict]:
+    return [{"type": "text", "text": t.strip()} for t in form.getlist(name) if t.strip()]
+
+
+@bp.get("/")
+@login_required
+@require("clinic.view")
+def rules():
+    """Every rule by priority, the test box and the conversations staff currently hold."""
+    clinic = current_clinic()
+    rows = db.session.scalars(sa.select(AutoReplyRule).order_by(AutoReplyRule.priority.desc(), AutoReplyRule.id)).all()
+    return render_template(
+        "autoreply/rules.html",
+        rules=rows,
+        match_labels=MATCH_LABELS,
+        computed_labels=COMPUTED_LABELS,
+        paused=services.paused_conversations(clinic.id),
+        settings=services.get_settings(clinic.id),
+    )
+
+
+@bp.post("/test")
+@login_required
+@require("clinic.view")
+def test_message():
+    """The test box: which rule answers a patient's message, and the reply (nothing is sent)."""
+    clinic = current_clinic()
+    text = request.form.get("text", "").strip()
+    reply = services.reply_to(clinic, text, dry_run=True) if text else None
+    db.session.rollback()
+    template = "autoreply/_test_result.html"
+    if request.headers.get("HX-Request"):
+        return render_template(template, text=text, reply=reply)
+    return render_template("autoreply/test_page.html", text=text, reply=reply, result_template=template)
+
+
+def _rule_errors(form) -> list[str]:
+    errors = []
+    if not form.get("name", "").strip():
+        errors.append(_("ルール名を入力してください"))
+    if not _lines(form.get("keywords", "")):
+        errors.append(_("キーワードを1つ以上入力してください"))
+    if not (CLOCK.match(form.get("active_from", "")) and CLOCK.match(form.get("active_until", ""))):
+        errors.append(_("有効時間は HH:MM で入力してください"))
+    if form.get("match_type") == MatchType.REGEX:
+        for pattern in _lines(form.get("keywords", "")):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                errors.append(_("正規表現 %(p)s が正しくありません: %(e)s", p=pattern, e=exc))
+    if not _texts(form, "reply") and not form.get("computed"):
+        errors.append(_("返信メッセージか自動作成の回答を選んでください"))
+    return errors
+
+
+def _unguarded_regex_count(exclude_id: int | None) -> int:
+    query = sa.select(sa.func.count()).where(
+        AutoReplyRule.match_type == MatchType.REGEX, AutoReplyRule.required_literal == ""
+    )
+    if exclude_id:
+        query = query.where(AutoReplyRule.id != exclude_id)
+    return db.session.scalar(query)
+
+
+def _fill_rule(rule: AutoReplyRule, form) -> None:
+    rule.name = form["name"].strip()[:120]
+    rule.match_type = form.get("match_type") if form.get("match_type") in set(MatchType) else MatchType.CONTAINS
+    keywords = form.get("keywords", "")
+    rule.keywords = (
+        [k for k in keywords.splitlines() if k.strip()] if rule.match_type == MatchType.REGEX else _lines(keywords)
+    )
+    rule.required_literal = form.get("required_literal", "").strip()[:100]
+    rule.priority = int(form.get("priority") or 100)
+    rule.enabled = bool(form.get("enabled"))
+    rule.active_from, rule.active_until = form.get("active_from", ""), form.get("active_until", "")
+    rule.messages = _texts(form, "reply")
+    rule.computed = form.get("computed") if form.get("computed") in COMPUTED_LABELS else ""
+
+
+@bp.route("/rules/new", methods=["GET", "POST"])
+@bp.route("/rules/<int:rule_id>", methods=["GET", "POST"])
+@login_required
+@require("autoreply.edit")
+def edit_rule(rule_id: int | None = None):
+    rule = (
+        db.session.get(AutoReplyRule, rule_id)
+        if rule_id
+        else AutoReplyRule(priority=100, enabled=True, keywords=[], messages=[])
+    )
+    if rule is None:
+        abort(404)
+    if request.method == "POST":
+        errors = _rule_errors(request.form)
+        unguarded = request.form.get("match_type") == MatchType.REGEX and not request.form.get("required_literal")
+        if unguarded and _unguarded_regex_count(rule.id) >= MAX_UNGUARDED_REGEX_RULES:
+            errors.append(
+                _(
+                    "必須キーワードのない正規表現ルールは %(n)d 件までです（応答速度を保つため）",
+                    n=MAX_UNGUARDED_REGEX_RULES,
+                )
+            )
+        if not errors:
+            _fill_rule(rule, request.form)
+            db.session.add(rule)
+            db.session.commit()
+            flash(_("ルール「%(name)s」を保存しました。", name=rule.name), "success")
+            return redirect(url_for("autoreply.rules"))
+        for error in errors:
+            flash(error, "error")
+    return render_template(
+        "autoreply/rule_form.html", rule=rule, match_labels=MATCH_LABELS, computed_labels=COMPUTED_LABELS,
+        variables=VARIABLES, form=request.form if request.method == "POST" else None,
+    )  # fmt: skip
+
+
+@bp.post("/rules/<int:rule_id>/delete")
+@login_required
+@require("autoreply.edit")
+def delete_rule(rule_id: int):
+    rule = db.session.get(AutoReplyRule, rule_id) or abort(404)
+    db.session.delete(rule)
+    db.session.commit()
+    flash(_("ルールを削除しました。"), "success")
+    return redirect(url_for("autoreply.rules"))
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+@login_required
+@require("autoreply.edit")
+def settings():
+    """Greeting (挨拶メッセージ), fallback answer and the hand-off to staff."""
+    clinic = current_clinic()
+    current = services.get_settings(clinic.id)
+    if request.method == "POST":
+        current.greeting_messages = _texts(request.form, "greeting")
+        current.greeting_shows_closures = bool(request.form.get("greeting_shows_closures"))
+        current.fallback_messages = _texts(request.form, "fallback")
+        current.handoff_phrases = _lines(request.form.get("handoff_phrases", ""))
+        current.handoff_reply = request.form.get("handoff_reply", "").strip()
+        current.handoff_resume_hours = max(0, int(request.form.get("handoff_resume_hours") or 0))
+        db.session.commit()
+        flash(_("設定を保存しました。"), "success")
+        return redirect(url_for("autoreply.rules"))
+    preview = services.greeting(clinic)
+    db.session.rollback()
+    return render_template("autoreply/settings.html", settings=current, variables=VARIABLES, preview=preview)
+
+
+@bp.post("/conversations/<line_user_id>/resume")
+@login_required
+@require("chat.reply")
+def resume(line_user_id: str):
+    services.resume_bot(current_clinic().id, line_user_id)
+    db.session.commit()
+    flash(_("自動応答を再開しました。"), "success")
+    return redirect(url_for("autoreply.rules"))

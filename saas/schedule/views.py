@@ -1,0 +1,135 @@
+"""Portal pages: the weekly schedule editor and the closures / 代診 list."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import login_required
+
+from saas.extensions import db
+from saas.portal.menu import register
+from saas.schedule import services
+from saas.schedule.models import WEEKDAY_LABELS, Closure, ClosureKind, UrgentNoticeRequest, WeeklyBlock
+from saas.tenancy.access import current_clinic, require
+
+bp = Blueprint("schedule", __name__, url_prefix="/c/<clinic>/schedule")
+register("schedule.weekly", _l("診療スケジュール"), "◷", "clinic.view", order=30)
+
+CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+ROWS_PER_DAY = 3
+
+
+@bp.get("/")
+@login_required
+@require("clinic.view")
+def weekly():
+    """The weekly timetable, the next two weeks as patients will hear them, and closures."""
+    clinic = current_clinic()
+    today = services.clinic_now(clinic).date()
+    return render_template(
+        "schedule/weekly.html",
+        week=services.weekly_blocks(clinic.id),
+        weekday_labels=WEEKDAY_LABELS,
+        rows_per_day=ROWS_PER_DAY,
+        settings=services.get_settings(clinic.id),
+        upcoming=services.hours_between(clinic, today, today + timedelta(days=13)),
+        closures=services.upcoming_closures(clinic, today, days=365),
+        pending={r.closure_id: r for r in services.pending_urgent_notices(clinic.id)},
+        today=today,
+    )
+
+
+def _blocks_from_form(form) -> tuple[list[WeeklyBlock], list[str]]:
+    blocks, errors = [], []
+    for day in range(7):
+        for row in range(ROWS_PER_DAY):
+            start, end = form.get(f"d{day}_{row}_start", "").strip(), form.get(f"d{day}_{row}_end", "").strip()
+            if not start and not end:
+                continue
+            label = form.get(f"d{day}_{row}_label", "").strip()
+            if not (CLOCK.match(start) and CLOCK.match(end)) or start >= end:
+                errors.append(_("%(day)s曜 %(label)s の時刻が正しくありません", day=WEEKDAY_LABELS[day], label=label))
+                continue
+            blocks.append(WeeklyBlock(weekday=day, label=label, start=start, end=end))
+    return blocks, errors
+
+
+@bp.post("/")
+@login_required
+@require("schedule.edit")
+def save_weekly():
+    clinic = current_clinic()
+    blocks, errors = _blocks_from_form(request.form)
+    if errors:
+        for error in errors:
+            flash(error, "error")
+        return redirect(url_for("schedule.weekly"))
+    db.session.execute(sa.delete(WeeklyBlock).where(WeeklyBlock.clinic_id == clinic.id))
+    db.session.add_all(blocks)
+    services.get_settings(clinic.id).closed_on_public_holidays = bool(request.form.get("closed_on_public_holidays"))
+    db.session.commit()
+    flash(_("診療時間を保存しました。自動応答と挨拶メッセージにすぐ反映されます。"), "success")
+    return redirect(url_for("schedule.weekly"))
+
+
+def _closure_from_form(form, closure: Closure) -> str | None:
+    try:
+        starts_on = date.fromisoformat(form.get("starts_on", ""))
+        ends_on = date.fromisoformat(form.get("ends_on") or form.get("starts_on", ""))
+    except ValueError:
+        return _("日付を入力してください")
+    if ends_on < starts_on:
+        return _("終了日が開始日より前です")
+    closure.kind = form.get("kind") if form.get("kind") in set(ClosureKind) else ClosureKind.CLOSED
+    closure.starts_on, closure.ends_on = starts_on, ends_on
+    closure.blocks = ",".join(form.getlist("blocks"))
+    closure.reason = form.get("reason", "").strip()[:300]
+    closure.substitute_doctor = form.get("substitute_doctor", "").strip()[:120]
+    closure.notify_friends = bool(form.get("notify_friends"))
+    return None
+
+
+@bp.route("/closures/new", methods=["GET", "POST"])
+@bp.route("/closures/<int:closure_id>", methods=["GET", "POST"])
+@login_required
+@require("schedule.edit")
+def edit_closure(closure_id: int | None = None):
+    """Add or change a 休診 / 代診; ticking 「友だちに緊急のお知らせ」 records an urgent notice request."""
+    clinic = current_clinic()
+    closure = db.session.get(Closure, closure_id) if closure_id else Closure(kind=ClosureKind.CLOSED)
+    if closure is None:
+        abort(404)
+    if request.method == "POST":
+        error = _closure_from_form(request.form, closure)
+        if error is None:
+            db.session.add(closure)
+            db.session.flush()
+            if closure.notify_friends:
+                services.request_urgent_notice(clinic.id, closure.id)
+            db.session.commit()
+            flash(_("保存しました。「今日の診療時間」の自動応答と挨拶メッセージに反映されます。"), "success")
+            return redirect(url_for("schedule.weekly"))
+        flash(error, "error")
+    labels = sorted({b.label for blocks in services.weekly_blocks(clinic.id).values() for b in blocks if b.label})
+    return render_template("schedule/closure_form.html", closure=closure, block_labels=labels)
+
+
+@bp.post("/closures/<int:closure_id>/delete")
+@login_required
+@require("schedule.edit")
+def delete_closure(closure_id: int):
+    closure = db.session.get(Closure, closure_id) or abort(404)
+    db.session.execute(
+        sa.update(UrgentNoticeRequest)
+        .where(UrgentNoticeRequest.closure_id == closure.id, UrgentNoticeRequest.status == "pending")
+        .values(status="cancelled")
+    )
+    db.session.delete(closure)
+    db.session.commit()
+    flash(_("休診・代診を削除しました。"), "success")
+    return redirect(url_for("schedule.weekly"))
