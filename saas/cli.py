@@ -30,8 +30,13 @@ def create_admin(email: str, name: str, password: str) -> None:
 def demo() -> None:
     """Load the demo tenants and one staff user per role, and print the logins."""
     from saas import demo as demo_data
+    from saas.config import ROOT
+    from saas.manifests.apply import apply_file, manifest_files
     from saas.tenancy.scoping import platform_scope
 
+    for path in manifest_files(ROOT / "tenants"):  # the demo tenants are manifests
+        with platform_scope("tenant manifests"):
+            apply_file(path)
     with platform_scope("demo loader"):
         tenants = demo_data.load_tenants()
         users = demo_data.load_staff(tenants)
