@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: start test install lint bench clean
+.PHONY: start test install browser lint bench clean
 
 $(STAMP): pyproject.toml frontend/package.json
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -17,12 +17,14 @@ $(STAMP): pyproject.toml frontend/package.json
 
 install: $(STAMP)
 	$(BIN)/pybabel compile --use-fuzzy -d saas/translations -f >/dev/null
+
+browser:
 	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || echo "chromium not installed: browser tests will be skipped (apt-get install chromium)"; }
 
 start: install
 	FLASK_APP=saas SANDBOX_ENABLED=1 $(BIN)/flask dev
 
-test: install
+test: install browser
 	$(BIN)/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: install
