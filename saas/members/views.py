@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+import requests
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -10,7 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
-from saas.audit.services import JST
+from saas.audit.services import JST, record
 from saas.auth.roles import ROLE_LABELS, SCOPE_LABELS
 from saas.members import services
 from saas.portal import menu
@@ -175,3 +176,58 @@ def _clinic_name(clinic_id: int) -> str:
 
     clinic = db.session.get(Clinic, clinic_id)
     return clinic.name if clinic else ""
+
+
+# ---- single sign-on (OpenID Connect, per agency) ------------------------------------------
+
+
+@bp.app_template_global("sso_available")
+def sso_available() -> bool:
+    from saas.members import sso
+
+    return sso.any_enabled()
+
+
+@bp.post("/auth/sso/start")
+def sso_start():
+    from saas.members import sso
+
+    email = request.form.get("email", "")
+    provider = sso.provider_for_email(email)
+    if provider is None:
+        flash(
+            _("このメールアドレスはシングルサインオンに対応していません。パスワードでログインしてください。"), "error"
+        )
+        return redirect(url_for("auth.login")), 303
+    try:
+        target = sso.authorization_url(provider, email, _safe_next(request.args.get("next")))
+    except requests.RequestException:
+        flash(_("認証サービスに接続できませんでした。しばらくしてからお試しください。"), "error")
+        return redirect(url_for("auth.login")), 303
+    return redirect(target), 303
+
+
+@bp.get("/auth/sso/callback")
+def sso_callback():
+    from saas.auth.views import _start_session
+    from saas.members import sso
+
+    try:
+        user, provider, next_url = sso.complete(request.args)
+    except (sso.SsoFailed, requests.RequestException) as failure:
+        reason = getattr(failure, "reason", "sso_provider_unreachable")
+        record("login.failure", actor_email=getattr(failure, "email", ""), details={"reason": reason}, commit=True)
+        flash(_("シングルサインオンでのログインに失敗しました。管理者にお問い合わせください。"), "error")
+        return redirect(url_for("auth.login")), 303
+    _start_session(user)  # records login.success
+    record("login.sso", actor=user, details={"provider_id": provider.id}, commit=True)
+    session["next"] = next_url
+    if user.needs_two_factor:
+        return redirect(url_for("auth.two_factor" if user.has_two_factor else "auth.enrol_two_factor"))
+    return redirect(session.pop("next"))
+
+
+def _safe_next(target: str | None) -> str:
+    if target and target.startswith("/") and not target.startswith("//"):
+        return target
+    return url_for("portal.home")
