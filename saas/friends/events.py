@@ -92,9 +92,16 @@ def _record_incoming(friend: Friend, event, **fields) -> None:
 
 
 def _reply(clinic, friend: Friend, event, answer: list[dict] | None) -> None:
-    """Send the answer with the event's reply token and keep it in the conversation."""
-    if not answer or not event.reply_token_usable or _already_recorded(event, Direction.OUT):
-        return
+    """Send the answer with the event's reply token and keep it in the conversation.
+
+    Commits in every case: responders may have changed state (a hand-off pauses the bot).
+    """
+    if answer and event.reply_token_usable and not _already_recorded(event, Direction.OUT):
+        _send_reply(clinic, friend, event, answer)
+    db.session.commit()
+
+
+def _send_reply(clinic, friend: Friend, event, answer: list[dict]) -> None:
     sent = line.client.reply(clinic, event.reply_token, answer)
     ids = list(sent.message_ids) + [None] * len(answer)
     for message, line_id in zip(answer, ids, strict=False):
@@ -109,7 +116,6 @@ def _reply(clinic, friend: Friend, event, answer: list[dict] | None) -> None:
         )
     if friend.reply_token == event.reply_token:
         friend.reply_token, friend.reply_token_expires_at = None, None  # used up
-    db.session.commit()
 
 
 _HANDLERS = {"follow": on_follow, "unfollow": on_unfollow, "message": on_message, "postback": on_postback}
