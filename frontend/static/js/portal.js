@@ -3,8 +3,13 @@ document.addEventListener("DOMContentLoaded", () => {
   // The clinic switcher submits as soon as a clinic is chosen.
   const switcher = document.getElementById("clinic-switcher");
   if (switcher) switcher.addEventListener("change", () => switcher.form.submit());
-  // Buttons with data-confirm ask before submitting their form.
-  document.querySelectorAll("[data-confirm]").forEach((el) => {
+  // <form data-confirm="..."> asks before submitting; so does a <button data-confirm="...">.
+  document.querySelectorAll("form[data-confirm]").forEach((form) => {
+    form.addEventListener("submit", (event) => {
+      if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+    });
+  });
+  document.querySelectorAll("button[data-confirm], a[data-confirm]").forEach((el) => {
     el.addEventListener("click", (event) => {
       if (!window.confirm(el.dataset.confirm)) event.preventDefault();
     });
