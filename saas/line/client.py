@@ -202,3 +202,8 @@ def test_webhook_endpoint(clinic, url: str | None = None) -> WebhookTest:
 def message_content(clinic, message_id: str) -> bytes:
     """The bytes of an image/video/audio/file a friend sent (data host)."""
     return bytes(_call(blob_api(clinic).get_message_content, message_id))
+
+
+def quota_consumption(clinic) -> int:
+    """Billable messages LINE counted this month (``/v2/bot/message/quota/consumption``)."""
+    return int(_call(messaging_api(clinic).get_message_quota_consumption).total_usage or 0)

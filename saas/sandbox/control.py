@@ -76,6 +76,12 @@ class SandboxControl:
         body = {"displayName": display_name, "userId": user_id, "pictureUrl": picture_url, "language": language}
         return self._call("POST", f"/channels/{channel_id}/patients", {k: v for k, v in body.items() if v})["userId"]
 
+    def add_patients(self, channel_id: str, user_ids: list[str], *, following: bool = True) -> int:
+        """Create many patients at once (already friends unless told otherwise), without webhooks."""
+        return self._call(
+            "POST", f"/channels/{channel_id}/patients/bulk", {"userIds": user_ids, "following": following}
+        )["added"]
+
     def patients(self, channel_id: str) -> list[dict]:
         """Every virtual patient of the channel."""
         return self._call("GET", f"/channels/{channel_id}/patients")

@@ -167,6 +167,24 @@ def add_patient(channel_id: str):
     return jsonify({"userId": patient.user_id}), 201
 
 
+@bp.post("/channels/<channel_id>/patients/bulk")
+def add_patients(channel_id: str):
+    """Create many patients at once, already friends, without webhooks (for large sends):
+    ``{userIds: [...], following?: true}``."""
+    body = _body()
+    user_ids = body.get("userIds")
+    if not isinstance(user_ids, list):
+        return jsonify({"error": "userIds must be a list"}), 400
+    following = body.get("following", True) is not False
+    with state().lock:
+        found = _channel(channel_id)
+        at = now_ms()
+        for user_id in user_ids:
+            patient = found.patients.setdefault(str(user_id), Patient(user_id=str(user_id), display_name="患者"))
+            patient.following, patient.followed_at = following, patient.followed_at or (at if following else None)
+    return jsonify({"added": len(user_ids)}), 201
+
+
 @bp.get("/channels/<channel_id>/patients")
 def list_patients(channel_id: str):
     """Every virtual patient of a channel with friendship status."""

@@ -1,0 +1,1 @@
+"""Deliveries: broadcasts, segments, scheduled sends, urgent notices and single pushes on RQ."""

@@ -1,0 +1,130 @@
+"""A delivery (one send), its recipients snapshot and its chunks of at most 500 recipients."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from saas.common import Timestamped
+from saas.extensions import db
+from saas.tenancy.scoping import TenantOwned
+
+
+class DeliveryKind(enum.StrEnum):
+    BROADCAST = "broadcast"  # every following friend (with marketing consent)
+    SEGMENT = "segment"
+    URGENT = "urgent"  # 休診・代診・災害: every following friend, `urgent` queue
+    PUSH = "push"  # one friend
+
+
+class DeliveryStatus(enum.StrEnum):
+    DRAFT = "draft"
+    SCHEDULED = "scheduled"
+    PLANNING = "planning"
+    SENDING = "sending"
+    DONE = "done"
+    CANCELLED = "cancelled"
+    STOPPED = "stopped"  # LINE's monthly limit reached mid-send
+    REFUSED = "refused"  # not enough quota left; nothing sent
+
+
+ACTIVE_STATUSES = (DeliveryStatus.SCHEDULED, DeliveryStatus.PLANNING, DeliveryStatus.SENDING)
+FINAL_STATUSES = (DeliveryStatus.DONE, DeliveryStatus.CANCELLED, DeliveryStatus.STOPPED, DeliveryStatus.REFUSED)
+
+
+class ChunkStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class Delivery(TenantOwned, Timestamped, db.Model):
+    """One send: what, to whom (audience definition), when, and how it went."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(16), default=DeliveryKind.BROADCAST)
+    title: Mapped[str] = mapped_column(sa.String(200), default="")
+    messages: Mapped[list] = mapped_column(sa.JSON, default=list)  # template, variables kept
+    segment: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    friend_id: Mapped[int | None] = mapped_column()  # single push
+    allow_trim: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[str] = mapped_column(sa.String(16), default=DeliveryStatus.DRAFT, index=True)
+    scheduled_at: Mapped[datetime | None] = mapped_column(index=True)  # naive UTC
+    urgent_notice_id: Mapped[int | None] = mapped_column()
+    created_by_id: Mapped[int | None] = mapped_column()
+    created_by_email: Mapped[str] = mapped_column(sa.String(255), default="")
+    reservation: Mapped[dict | None] = mapped_column(sa.JSON)
+    targeted: Mapped[int] = mapped_column(default=0)
+    sent: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    skipped: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # reason -> count
+    stop_reason: Mapped[str] = mapped_column(sa.Text, default="")
+    started_at: Mapped[datetime | None] = mapped_column()
+    finished_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def queue_name(self) -> str:
+        return "urgent" if self.kind == DeliveryKind.URGENT else "bulk"
+
+    @property
+    def skipped_total(self) -> int:
+        return sum((self.skipped or {}).values())
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def processed(self) -> int:
+        return (
+            self.sent
+            + self.failed
+            + sum(v for k, v in (self.skipped or {}).items() if k not in ("blocked", "no_consent", "over_quota"))
+        )
+
+    @property
+    def percent(self) -> int:
+        return 100 if not self.targeted else min(100, round(100 * self.processed / self.targeted))
+
+
+class DeliveryChunk(TenantOwned, Timestamped, db.Model):
+    """At most 500 recipients sent by one RQ job, with its retry key fixed before the first call."""
+
+    __table_args__ = (sa.UniqueConstraint("delivery_id", "seq"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    seq: Mapped[int] = mapped_column()
+    mode: Mapped[str] = mapped_column(sa.String(16))  # multicast | push
+    messages: Mapped[list] = mapped_column(sa.JSON, default=list)  # rendered (multicast)
+    size: Mapped[int] = mapped_column(default=0)
+    retry_key: Mapped[str] = mapped_column(sa.String(36))
+    status: Mapped[str] = mapped_column(sa.String(16), default=ChunkStatus.PENDING, index=True)
+    attempts: Mapped[int] = mapped_column(default=0)
+    sent: Mapped[int] = mapped_column(default=0)
+    failed: Mapped[int] = mapped_column(default=0)
+    skip_reason: Mapped[str] = mapped_column(sa.String(32), default="")
+    last_error: Mapped[str] = mapped_column(sa.Text, default="")
+    request_id: Mapped[str | None] = mapped_column(sa.String(64))
+    sent_at: Mapped[datetime | None] = mapped_column()
+
+
+class DeliveryRecipient(TenantOwned, db.Model):
+    """One friend of a delivery's snapshot: at most once per delivery (unique)."""
+
+    __table_args__ = (sa.UniqueConstraint("delivery_id", "friend_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    chunk_id: Mapped[int | None] = mapped_column(sa.ForeignKey("delivery_chunk.id", ondelete="CASCADE"), index=True)
+    friend_id: Mapped[int] = mapped_column()
+    line_user_id: Mapped[str] = mapped_column(sa.String(64))
+    messages: Mapped[list | None] = mapped_column(sa.JSON)  # rendered, for personalised pushes
+    retry_key: Mapped[str | None] = mapped_column(sa.String(36))  # push chunks: one key per friend
+    status: Mapped[str] = mapped_column(sa.String(16), default=ChunkStatus.PENDING)
+    error: Mapped[str] = mapped_column(sa.Text, default="")

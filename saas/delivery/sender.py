@@ -1,0 +1,228 @@
+"""Sending one chunk: rate limit, the call to LINE with the chunk's retry key, and what each answer means.
+
+- 2xx, or 409 (this retry key was already accepted: a previous attempt got through) → sent.
+- 429 rate limit, 5xx, no answer → retried with exponential back-off and jitter, same key.
+- 429 "monthly limit" → the whole delivery stops; chunks not yet sent are skipped.
+- any other 4xx → the chunk fails with LINE's reason.
+Short waits happen in the job; longer ones re-enqueue it with ``enqueue_in``.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from saas.common import utcnow
+from saas.delivery import ratelimit
+from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryRecipient, DeliveryStatus
+from saas.delivery.services import finish_if_complete, skip_pending_chunks
+from saas.extensions import db
+from saas.line import client as line
+from saas.line.errors import LineError, LineMonthlyLimitReached, LineRequestRejected, LineRetryKeyAccepted
+from saas.queues import get_queue
+from saas.tenancy.models import Clinic
+
+log = logging.getLogger(__name__)
+PUSH_COMMIT_EVERY = 50
+
+
+class _Later(Exception):
+    """Put the chunk back and run it again after ``delay`` seconds."""
+
+    def __init__(self, delay: float, reason: str):
+        super().__init__(reason)
+        self.delay, self.reason = delay, reason
+
+
+def _setting(name: str, default: float) -> float:
+    return float(current_app.config.get(name, default))
+
+
+def backoff(attempt: int) -> float:
+    """Exponential back-off with jitter (LINE's 429s carry no Retry-After)."""
+    base, cap = _setting("DELIVERY_RETRY_BASE_SECONDS", 1.0), _setting("DELIVERY_RETRY_CAP_SECONDS", 300.0)
+    ceiling = min(cap, base * 2 ** max(attempt - 1, 0))
+    return ceiling / 2 + random.uniform(0, ceiling / 2)
+
+
+def run_chunk(chunk_id: int) -> str:
+    """Send one chunk (current tenant scope); safe to run twice. Returns the chunk's status."""
+    chunk = db.session.get(DeliveryChunk, chunk_id)
+    if chunk is None or chunk.status != ChunkStatus.PENDING:
+        return chunk.status if chunk else "missing"
+    delivery = db.session.get(Delivery, chunk.delivery_id)
+    if delivery.status != DeliveryStatus.SENDING:
+        reason = "monthly_limit" if delivery.status == DeliveryStatus.STOPPED else "cancelled"
+        skip_pending_chunks(delivery.id, reason)
+        finish_if_complete(delivery.id)
+        return ChunkStatus.SKIPPED
+    if not _claim(chunk_id):
+        return "claimed elsewhere"
+    db.session.refresh(chunk)
+    clinic = db.session.get(Clinic, chunk.clinic_id)
+    try:
+        _send_with_retries(clinic, chunk)
+    except _Later as later:
+        _put_back(chunk, later)
+        return ChunkStatus.PENDING
+    except LineMonthlyLimitReached as limit:
+        _stop_delivery(chunk, limit)
+    except LineRequestRejected as rejected:
+        _fail(chunk, _reason(rejected))
+    finish_if_complete(chunk.delivery_id)
+    return chunk.status
+
+
+def _claim(chunk_id: int) -> bool:
+    changed = db.session.execute(
+        sa.update(DeliveryChunk)
+        .where(DeliveryChunk.id == chunk_id, DeliveryChunk.status == ChunkStatus.PENDING)
+        .values(status=ChunkStatus.SENDING, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.commit()
+    return changed.rowcount == 1
+
+
+def _send_with_retries(clinic: Clinic, chunk: DeliveryChunk) -> None:
+    inline_max = _setting("DELIVERY_INLINE_WAIT_SECONDS", 1.0)
+    max_attempts = int(_setting("DELIVERY_MAX_ATTEMPTS", 10))
+    while True:
+        try:
+            _send(clinic, chunk, inline_max)
+            return
+        except LineError as error:
+            if not error.retryable:
+                raise
+            chunk.attempts += 1
+            chunk.last_error = _reason(error)
+            db.session.commit()
+            if chunk.attempts >= max_attempts:
+                raise LineRequestRejected(
+                    f"{max_attempts}回試しても送信できませんでした（{chunk.last_error}）"
+                ) from error
+            delay = backoff(chunk.attempts)
+            if delay > inline_max:
+                raise _Later(delay, chunk.last_error) from error
+            time.sleep(delay)
+
+
+def _send(clinic: Clinic, chunk: DeliveryChunk, inline_max: float) -> None:
+    if chunk.mode == "push":
+        _send_pushes(clinic, chunk, inline_max)
+        return
+    _wait_for_rate(clinic, "multicast", inline_max)
+    user_ids = db.session.scalars(
+        sa.select(DeliveryRecipient.line_user_id).where(DeliveryRecipient.chunk_id == chunk.id)
+    ).all()
+    try:
+        sent = line.multicast(clinic, list(user_ids), chunk.messages, retry_key=chunk.retry_key)
+        request_id = sent.request_id
+    except LineRetryKeyAccepted as accepted:  # an earlier attempt was accepted: already delivered
+        request_id = accepted.accepted_request_id
+    _mark_recipients(chunk.id, ChunkStatus.SENT)
+    chunk.status, chunk.sent, chunk.request_id, chunk.sent_at = ChunkStatus.SENT, chunk.size, request_id, utcnow()
+    db.session.commit()
+
+
+def _send_pushes(clinic: Clinic, chunk: DeliveryChunk, inline_max: float) -> None:
+    pending = db.session.scalars(
+        sa.select(DeliveryRecipient)
+        .where(DeliveryRecipient.chunk_id == chunk.id, DeliveryRecipient.status == ChunkStatus.PENDING)
+        .order_by(DeliveryRecipient.id)
+    ).all()
+    for index, recipient in enumerate(pending, start=1):
+        _wait_for_rate(clinic, "push", inline_max)
+        try:
+            line.push(clinic, recipient.line_user_id, recipient.messages, retry_key=recipient.retry_key)
+            recipient.status = ChunkStatus.SENT
+        except LineRetryKeyAccepted:
+            recipient.status = ChunkStatus.SENT
+        except LineRequestRejected as rejected:
+            recipient.status, recipient.error = ChunkStatus.FAILED, _reason(rejected)
+        if index % PUSH_COMMIT_EVERY == 0:
+            db.session.commit()
+    db.session.commit()
+    chunk.sent, chunk.failed = _recipient_counts(chunk.id)
+    chunk.status = ChunkStatus.SENT if chunk.sent or not chunk.failed else ChunkStatus.FAILED
+    chunk.sent_at = utcnow()
+    db.session.commit()
+
+
+def _wait_for_rate(clinic: Clinic, endpoint: str, inline_max: float) -> None:
+    wait = ratelimit.take(clinic.line_channel_id or str(clinic.id), endpoint, max_wait=inline_max)
+    if wait:
+        raise _Later(wait, "rate limit")
+
+
+def _mark_recipients(chunk_id: int, status: str, error: str = "") -> None:
+    db.session.execute(
+        sa.update(DeliveryRecipient)
+        .where(DeliveryRecipient.chunk_id == chunk_id, DeliveryRecipient.status == ChunkStatus.PENDING)
+        .values(status=status, error=error),
+        execution_options={"synchronize_session": False},
+    )
+
+
+def _reason(error: LineError) -> str:
+    details = "; ".join(
+        f"{d.get('property', '')}: {d.get('message', '')}".strip(": ") for d in error.details if isinstance(d, dict)
+    )
+    status = f"{error.status} " if error.status else ""
+    return f"{status}{error.message}" + (f"（{details}）" if details else "")
+
+
+def _put_back(chunk: DeliveryChunk, later: _Later) -> None:
+    from saas.delivery.jobs import send_chunk
+
+    chunk.status = ChunkStatus.PENDING
+    db.session.commit()
+    queue = get_queue("urgent" if _is_urgent(chunk) else "bulk")
+    queue.enqueue_in(timedelta(seconds=later.delay), send_chunk, chunk.id, chunk.clinic_id)
+    log.info("chunk %s retried in %.1fs: %s", chunk.id, later.delay, later.reason)
+
+
+def _is_urgent(chunk: DeliveryChunk) -> bool:
+    return db.session.scalar(sa.select(Delivery.kind).where(Delivery.id == chunk.delivery_id)) == "urgent"
+
+
+def _fail(chunk: DeliveryChunk, reason: str) -> None:
+    _mark_recipients(chunk.id, ChunkStatus.FAILED, reason)
+    db.session.flush()
+    chunk.sent, chunk.failed = _recipient_counts(chunk.id)
+    chunk.status, chunk.last_error = ChunkStatus.FAILED, reason
+    db.session.commit()
+
+
+def _recipient_counts(chunk_id: int) -> tuple[int, int]:
+    counts = dict(
+        db.session.execute(
+            sa.select(DeliveryRecipient.status, sa.func.count(DeliveryRecipient.id))
+            .where(DeliveryRecipient.chunk_id == chunk_id)
+            .group_by(DeliveryRecipient.status)
+        ).all()
+    )
+    return counts.get(ChunkStatus.SENT, 0), counts.get(ChunkStatus.FAILED, 0)
+
+
+def _stop_delivery(chunk: DeliveryChunk, limit: LineMonthlyLimitReached) -> None:
+    """LINE says the month's messages are used up: stop the send instead of retrying."""
+    db.session.commit()  # keep pushes that went through
+    chunk.sent, chunk.failed = _recipient_counts(chunk.id)
+    chunk.status, chunk.skip_reason, chunk.last_error = ChunkStatus.SKIPPED, "monthly_limit", _reason(limit)
+    db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.id == chunk.delivery_id, Delivery.status == DeliveryStatus.SENDING)
+        .values(
+            status=DeliveryStatus.STOPPED,
+            stop_reason="LINEの月間メッセージ上限に達したため、残りの配信を停止しました",
+        ),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.commit()
+    skip_pending_chunks(chunk.delivery_id, "monthly_limit")
