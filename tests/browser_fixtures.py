@@ -1,4 +1,4 @@
-"""Playwright driving Debian's Chromium (headless) against the live product server."""
+"""Browser fixtures (a pytest plugin): Playwright driving Debian's Chromium headless against the live server."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
 def _chromium_path() -> str | None:

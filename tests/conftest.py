@@ -18,7 +18,7 @@ from saas.extensions import db
 from saas.jobs import use_worker_app
 from saas.tenancy.scoping import platform_scope
 
-pytest_plugins = ["tests.sandbox_fixtures"]
+pytest_plugins = ["tests.sandbox_fixtures", "tests.browser_fixtures"]
 
 _TMP = Path(tempfile.mkdtemp(prefix="tsunagu-tests-"))
 

@@ -11,7 +11,6 @@ from flask import Flask, request
 from werkzeug.serving import make_server
 
 from saas.sandbox.contract import validate_response
-from tests.browser.conftest import browser  # noqa: F401  (headless Chromium for the phone page test)
 
 SECRET = "0123456789abcdef0123456789abcdef"
 
