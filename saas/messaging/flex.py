@@ -6,10 +6,15 @@ valid actions) and sizes; styling values are left to LINE's own validate endpoin
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from saas.messaging import limits as L
-from saas.messaging.objects import _json_bytes
+
+
+def json_size(value: Any) -> int:
+    """Bytes of the compact UTF-8 JSON LINE receives."""
+    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 def check_flex_container(checker, path: str, container: Any) -> None:
@@ -67,6 +72,6 @@ def _component(checker, path: str, component: Any) -> None:
 
 
 def _size(checker, path: str, container: dict, max_bytes: int) -> None:
-    size = _json_bytes(container)
+    size = json_size(container)
     if size > max_bytes:
         checker.fail(path, f"Flexメッセージのデータが大きすぎます（{max_bytes:,}バイト以内、現在{size:,}バイト）")

@@ -9,13 +9,13 @@ limits, and pydantic's error locations and wording would need translating anyway
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from saas.messaging import limits as L
+from saas.messaging.flex import check_flex_container
 
 _MESSAGE_PATH = re.compile(r"^messages\[(\d+)\]")
 
@@ -58,10 +58,6 @@ def ensure_valid(messages: Any) -> list[dict]:
     if problems:
         raise MessageValidationError(problems)
     return messages
-
-
-def _json_bytes(value: Any) -> int:
-    return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
 
 
 class _Checker:
@@ -210,8 +206,6 @@ class _Checker:
                 self.action(f"{where}.action", item.get("action"), L.QUICK_REPLY_ACTION_TYPES)
 
     def _flex(self, path: str, message: dict) -> None:
-        from saas.messaging.flex import check_flex_container
-
         self.string(path, message, "altText", L.ALT_TEXT_MAX["flex"])
         check_flex_container(self, f"{path}.contents", message.get("contents"))
 

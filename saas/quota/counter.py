@@ -99,6 +99,7 @@ class Reconciliation:
     ours_before: int
     line_total: int
     added: int
+    limit_mismatch: bool = False  # LINE's monthly limit differs from our plan's: plan data is stale
 
 
 def japan_now(now: datetime | None = None) -> datetime:
@@ -204,7 +205,9 @@ def release(reservation: Reservation, unused: int) -> None:
     get_redis().eval(_ADJUST, 1, _redis_key(reservation.clinic_id, reservation.month), -unused)
 
 
-def reconcile_with_line(clinic_id: int, line_used_total: int, *, now: datetime | None = None) -> Reconciliation:
+def reconcile_with_line(
+    clinic_id: int, line_used_total: int, *, line_limit: int | None = None, now: datetime | None = None
+) -> Reconciliation:
     """Align this month's count with LINE's consumption figure (``quota/consumption``). Commits.
 
     When LINE counted more (messages sent from OA Manager, or lost counts), ours is raised
@@ -233,4 +236,12 @@ def reconcile_with_line(clinic_id: int, line_used_total: int, *, now: datetime |
     db.session.commit()
     if added:
         get_redis().eval(_ADJUST, 1, _redis_key(clinic_id, month), added)
-    return Reconciliation(ours, line_used_total, added)
+    return Reconciliation(ours, line_used_total, added, _limit_differs(clinic_id, line_limit))
+
+
+def _limit_differs(clinic_id: int, line_limit: int | None) -> bool:
+    ours = plan_for_clinic(clinic_id).limit
+    if line_limit is None or ours is None or line_limit == ours:
+        return False
+    log.warning("quota limit mismatch clinic=%s ours=%s line=%s: check the clinic's plan", clinic_id, ours, line_limit)
+    return True

@@ -197,6 +197,8 @@ def test_reconcile_raises_our_count_to_lines_when_line_counted_more(clinic, capl
         assert refused.value.remaining == 70
         assert reconcile_with_line(clinic.id, 90).added == 0
         assert usage(clinic.id).used == 130, "LINE counting fewer (blocked friends) never lowers ours"
+        assert reconcile_with_line(clinic.id, 130, line_limit=5000).limit_mismatch, "LINE says light, we say free"
+        assert not reconcile_with_line(clinic.id, 130, line_limit=200).limit_mismatch
 
 
 def test_quota_cannot_be_reserved_outside_the_clinics_scope(clinic):
