@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from flask import current_app, url_for
@@ -17,13 +18,16 @@ class MenuItem:
     icon: str
     permission: str
     order: int
+    badge: Callable | None = None  # badge(clinic) -> int shown beside the label (0: none)
 
 
 _ITEMS: dict[str, MenuItem] = {}
 
 
-def register(endpoint: str, label, icon: str, permission: str = "clinic.view", order: int = 50) -> None:
-    _ITEMS[endpoint] = MenuItem(endpoint, label, icon, permission, order)
+def register(
+    endpoint: str, label, icon: str, permission: str = "clinic.view", order: int = 50, badge: Callable | None = None
+) -> None:
+    _ITEMS[endpoint] = MenuItem(endpoint, label, icon, permission, order, badge)
 
 
 def clinic_menu(clinic) -> list[dict]:
@@ -37,6 +41,7 @@ def clinic_menu(clinic) -> list[dict]:
                     "label": item.label,
                     "icon": item.icon,
                     "url": url_for(item.endpoint, clinic=clinic.slug),
+                    "badge": item.badge(clinic) if item.badge else 0,
                 }
             )
     return entries

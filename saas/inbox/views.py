@@ -1,0 +1,217 @@
+"""The chat inbox pages: the conversation list, one conversation, the composer and its actions."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+
+from saas.audit.services import record
+from saas.auth.roles import ROLES_READING_PATIENT_MESSAGES, Scope
+from saas.extensions import db
+from saas.friends import services as friends
+from saas.friends.models import Friend
+from saas.inbox import canned, sending, services
+from saas.inbox.models import STATUS_LABELS, ConversationStatus
+from saas.members.services import members_of
+from saas.portal import dashboard, menu
+from saas.privacy.sensitive import detector_for
+from saas.tenancy.access import current_clinic, require
+
+bp = Blueprint("inbox", __name__, url_prefix="/c/<clinic>/inbox")
+
+
+def _filter_from_request() -> services.InboxFilter:
+    return services.InboxFilter(
+        mine=request.args.get("mine") == "1",
+        unassigned=request.args.get("unassigned") == "1",
+        status=request.args.get("status", ""),
+    )
+
+
+def _list_context(selected_id: int | None = None) -> dict:
+    criteria = _filter_from_request()
+    return {
+        "rows": services.conversations(criteria, current_user.id),
+        "criteria": criteria,
+        "selected_id": selected_id,
+        "status_labels": STATUS_LABELS,
+        "filter_args": {k: v for k, v in request.args.items() if k in ("mine", "unassigned", "status") and v},
+    }
+
+
+def _friend_or_404(friend_id: int) -> Friend:
+    friend = db.session.get(Friend, friend_id)
+    if friend is None or friend.status == services.ERASED:  # another clinic's friend is invisible here
+        abort(404)
+    return friend
+
+
+def responders(clinic) -> list:
+    """Members of the clinic who may answer chats (platform staff excluded)."""
+    users = {}
+    for row in members_of(clinic):
+        if row.membership.scope != Scope.PLATFORM and row.membership.role in ROLES_READING_PATIENT_MESSAGES:
+            users[row.user.id] = row.user
+    return sorted(users.values(), key=lambda u: u.name)
+
+
+@bp.get("/")
+@login_required
+@require("chat.read")
+def index():
+    """Conversations, newest first, with filters."""
+    return render_template("inbox/index.html", **_list_context())
+
+
+@bp.get("/list")
+@login_required
+@require("chat.read")
+def conversation_list():
+    """The list alone (htmx polls it)."""
+    return render_template("inbox/_list.html", **_list_context(request.args.get("selected", type=int)))
+
+
+def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", needs_confirm: list | None = None):
+    clinic = current_clinic()
+    conversation = services.get_conversation(friend)
+    messages = friends.conversation(friend)
+    return render_template(
+        "inbox/conversation.html",
+        friend=friend,
+        conversation=conversation,
+        status=services.status_of(friend, conversation),
+        messages=messages,
+        last_id=messages[-1].id if messages else 0,
+        detector=detector_for(clinic.id),
+        plan=sending.delivery_plan(clinic, friend),
+        canned=canned.canned_replies(clinic, friend),
+        responders=responders(clinic),
+        bot_paused=services.bot_paused(friend),
+        draft=draft,
+        refused=refused,
+        needs_confirm=needs_confirm or [],
+        **_list_context(friend.id),
+    )
+
+
+@bp.get("/<int:friend_id>")
+@login_required
+@require("chat.read")
+def conversation(friend_id: int):
+    """One conversation. Every opening is audited and marks the messages read."""
+    friend = _friend_or_404(friend_id)
+    services.mark_read(friend)
+    record("conversation.view", target_type="friend", target_id=friend.id)
+    db.session.commit()
+    return _conversation_page(friend, draft=request.args.get("draft", ""))
+
+
+@bp.get("/<int:friend_id>/messages")
+@login_required
+@require("chat.read")
+def new_messages(friend_id: int):
+    """Messages newer than ``after`` (htmx polls this); showing new ones is audited as a view."""
+    friend = _friend_or_404(friend_id)
+    after = request.args.get("after", 0, type=int)
+    fresh = [m for m in friends.conversation(friend, limit=50) if m.id > after]
+    if fresh:
+        services.mark_read(friend)
+        record("conversation.view", target_type="friend", target_id=friend.id, details={"live": len(fresh)})
+        db.session.commit()
+    return render_template(
+        "inbox/_new_messages.html",
+        friend=friend,
+        messages=fresh,
+        last_id=fresh[-1].id if fresh else after,
+        detector=detector_for(current_clinic().id),
+    )
+
+
+@bp.post("/<int:friend_id>/check")
+@login_required
+@require("chat.reply")
+def check_draft(friend_id: int):
+    """The composer's live warning when the draft looks like sensitive data."""
+    _friend_or_404(friend_id)
+    detector = detector_for(current_clinic().id)
+    return render_template(
+        "inbox/_sensitive.html", findings=detector.findings(request.form.get("text", "")), detector=detector
+    )
+
+
+@bp.get("/<int:friend_id>/canned/<int:index>")
+@login_required
+@require("chat.reply")
+def canned_text(friend_id: int, index: int):
+    """The composer's textarea filled with a canned reply (htmx swaps it in)."""
+    friend = _friend_or_404(friend_id)
+    replies = canned.canned_replies(current_clinic(), friend)
+    if not 0 <= index < len(replies):
+        abort(404)
+    return render_template("inbox/_textarea.html", friend=friend, draft=replies[index].text)
+
+
+@bp.post("/<int:friend_id>/send")
+@login_required
+@require("chat.reply")
+def send(friend_id: int):
+    """Send the composer's text (reply token or push, as shown), after a sensitive-data confirmation."""
+    friend = _friend_or_404(friend_id)
+    text = request.form.get("text", "")
+    findings = detector_for(current_clinic().id).findings(text)
+    if findings and request.form.get("confirm_sensitive") != "1":
+        return _conversation_page(friend, draft=text, needs_confirm=findings), 422
+    try:
+        sending.send_text(current_clinic(), friend, text, current_user, expected_via=request.form.get("via", ""))
+    except sending.SendRefused as exc:
+        db.session.rollback()
+        return _conversation_page(_friend_or_404(friend_id), draft=text, refused=str(exc)), 409
+    flash(_("メッセージを送信しました。"), "success")
+    return redirect(url_for("inbox.conversation", friend_id=friend.id, **_filters_in_form()))
+
+
+def _filters_in_form() -> dict:
+    return {k: v for k, v in request.form.items() if k in ("mine", "unassigned", "status") and v}
+
+
+@bp.post("/<int:friend_id>/assign")
+@login_required
+@require("chat.reply")
+def assign(friend_id: int):
+    """Assign the conversation to a responder (pauses the bot) or to nobody."""
+    friend = _friend_or_404(friend_id)
+    value = request.form.get("user_id", "")
+    user_id = current_user.id if value == "me" else (int(value) if value.isdigit() else None)
+    if user_id is not None and user_id not in {u.id for u in responders(current_clinic())}:
+        abort(400)
+    services.assign(friend, user_id)
+    record("conversation.assign", target_type="friend", target_id=friend.id, details={"assignee_user_id": user_id})
+    db.session.commit()
+    flash(_("担当者を変更しました。") if user_id else _("担当者を外しました。"), "success")
+    return redirect(url_for("inbox.conversation", friend_id=friend.id, **_filters_in_form()))
+
+
+@bp.post("/<int:friend_id>/status")
+@login_required
+@require("chat.reply")
+def set_status(friend_id: int):
+    """Change the status; 解決済み hands the conversation back to the bot."""
+    friend = _friend_or_404(friend_id)
+    status = request.form.get("status", "")
+    if status not in tuple(ConversationStatus):
+        abort(400)
+    services.set_status(friend, status)
+    record("conversation.status", target_type="friend", target_id=friend.id, details={"status": status})
+    db.session.commit()
+    flash(_("ステータスを「%(label)s」にしました。", label=STATUS_LABELS[status]), "success")
+    return redirect(url_for("inbox.conversation", friend_id=friend.id, **_filters_in_form()))
+
+
+def _sidebar_badge(clinic) -> int:
+    return services.unanswered_counts([clinic.id]).get(clinic.id, 0)
+
+
+menu.register("inbox.index", _l("チャット"), "✉", "chat.read", order=15, badge=_sidebar_badge)
+dashboard.register("inbox_unanswered", _l("未対応チャット"), services.unanswered_counts)

@@ -1,0 +1,1 @@
+"""Patients' data rights (export, erasure) and sensitive-data detection in conversations."""
