@@ -1,0 +1,57 @@
+"""A responder handles a chat in a real browser; an admin then finds the view and the send in the audit log."""
+
+from __future__ import annotations
+
+from tests.factories import PASSWORD, gen_user, totp_code
+from tests.inbox.support import friend_of, patient_writes
+from tests.webhooks.support import connect_clinic
+
+
+def _sign_in(page, user) -> None:
+    page.goto("/auth/login")
+    page.get_by_label("メールアドレス").fill(user.email)
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    page.wait_for_url("**/auth/two-factor")
+    page.get_by_label("確認コード（6桁）").fill(totp_code(user))
+    page.get_by_role("button", name="確認").click()
+    page.wait_for_url("**/c/**")
+
+
+def test_responder_replies_with_the_reply_token_resolves_and_the_audit_log_shows_it(page, sandbox, live_server):
+    clinic, channel = connect_clinic(sandbox, live_server, name="さくら内科")
+    responder = gen_user("responder", clinic=clinic)
+    admin = gen_user("admin", clinic=clinic)
+    patient = patient_writes(sandbox, channel, "佐藤 花子", "明日の午前は空いていますか")
+    friend = friend_of(clinic, patient)
+
+    _sign_in(page, responder)
+    page.get_by_role("link", name="チャット").first.click()
+    page.wait_for_url(f"**/c/{clinic.slug}/inbox/")
+    assert page.get_by_test_id(f"unread-{friend.id}").inner_text() == "1"
+    page.get_by_test_id(f"conversation-{friend.id}").click()
+    page.wait_for_url(f"**/inbox/{friend.id}")
+    assert "明日の午前は空いていますか" in page.locator("#conversation").inner_text()
+    plan = page.get_by_test_id("delivery-plan")
+    assert "応答メッセージで送信（無料）" in plan.inner_text()
+
+    page.locator("#composer-text").fill("はい、10時から空いています")
+    page.get_by_role("button", name="送信").click()
+    page.get_by_text("メッセージを送信しました。").wait_for()
+    assert "プッシュメッセージで送信（送信数にカウント）" in page.get_by_test_id("delivery-plan").inner_text()
+    assert "停止中" in page.get_by_test_id("bot-state").inner_text()
+    assert [(m["via"], m["message"]["text"]) for m in sandbox.inbox(channel, patient)] == [
+        ("reply", "はい、10時から空いています")
+    ]
+
+    page.get_by_role("button", name="解決済みにする").click()
+    page.get_by_text("ステータスを「解決済み」にしました。").wait_for()
+    assert "解決済み" in page.get_by_test_id("conversation-status").inner_text()
+    assert "有効" in page.get_by_test_id("bot-state").inner_text()
+
+    page.get_by_role("button", name="ログアウト").click()
+    page.wait_for_url("**/auth/login**")
+    _sign_in(page, admin)
+    page.goto(f"/c/{clinic.slug}/audit/")
+    log = page.locator("table").inner_text()
+    assert "conversation.view" in log and "message.send" in log and responder.email in log
