@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, redirect, render_template, request, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
+from saas.delivery.services import create_draft
 from saas.messaging.composer import ACTION_KINDS, ACTION_SLOTS, SLOT_TYPES, SLOTS, compose
 from saas.messaging.variables import VARIABLES, sample_context
 from saas.portal import menu
@@ -52,12 +53,12 @@ def preview():
 @login_required
 @require("messages.send")
 def send():
-    """Checks the messages, then says plainly that nothing was sent: the pipeline comes next."""
+    """Checks the messages, keeps them as a draft delivery and continues to choosing the audience."""
     composition, rendered = compose(request.form, sample_context(current_clinic()))
     if composition.problems:
         return _page(request.form, composition, rendered, status=422)
-    notice = "配信機能はまだ接続されていません。このメッセージは送信されていません。"
-    return _page(request.form, composition, rendered, status=501, notice=notice)
+    draft = create_draft(composition.messages)
+    return redirect(url_for("delivery.new_delivery", draft=draft.id))
 
 
 menu.register("messaging.compose_page", _l("メッセージ作成"), "✉", "messages.send", order=20)

@@ -91,11 +91,11 @@ def test_a_broken_flex_json_is_reported_on_its_message(sender_client, clinic):
     assert "messages[0].contents: Flex の JSON を読み取れません" in page
 
 
-def test_sending_says_plainly_that_nothing_was_sent(sender_client, clinic):
+def test_valid_messages_continue_to_choosing_the_audience_without_sending(sender_client, clinic):
     response = post(sender_client, clinic, "send", m0_type="text", m0_text="明日は休診です")
-    page = response.get_data(as_text=True)
-    assert response.status_code == 501
-    assert "このメッセージは送信されていません" in page and "明日は休診です" in page
+    assert response.status_code == 302 and "/deliveries/new?draft=" in response.headers["Location"]
+    page = sender_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "送信先" in page and "明日は休診です" in page
 
 
 def test_sending_invalid_messages_shows_the_errors_on_the_form(sender_client, clinic):
