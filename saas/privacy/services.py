@@ -110,6 +110,7 @@ def erase(friend: Friend) -> dict:
     _delete(sa.delete(ChatSend).where(ChatSend.friend_id == friend.id))
     _delete(sa.delete(Conversation).where(Conversation.friend_id == friend.id))
     _delete(sa.delete(ConversationState).where(ConversationState.line_user_id == friend.line_user_id))
+    _anonymise_elsewhere(friend.line_user_id, f"erased:{friend.id}")
     friend.line_user_id = f"erased:{friend.id}"  # a later follow by the same person starts afresh
     friend.display_name, friend.picture_url, friend.language = ERASED_NAME, None, None
     friend.attributes, friend.reply_token, friend.reply_token_expires_at = {}, None, None
@@ -117,6 +118,26 @@ def erase(friend: Friend) -> dict:
     friend.consent_marketing = friend.consent_booking = False
     db.session.expire(friend, ["tags"])
     return removed
+
+
+_HANDLED_HERE = {"friend", "message", "webhook_event", "friend_tag", "chat_send", "conversation", "conversation_state"}
+_NAME_COLUMNS = ("patient_name", "display_name")
+
+
+def _anonymise_elsewhere(line_user_id: str, replacement: str) -> None:
+    """Other capabilities' rows that carry the LINE user id (bookings, deliveries...) keep
+    their counts but lose the id and any stored patient name."""
+    for mapper in db.Model.registry.mappers:
+        table = mapper.local_table
+        if table.name in _HANDLED_HERE or "line_user_id" not in table.c or "clinic_id" not in table.c:
+            continue
+        values = {"line_user_id": replacement} | {name: "" for name in _NAME_COLUMNS if name in table.c}
+        model = mapper.class_
+        with db.session.begin_nested():
+            db.session.execute(
+                sa.update(model).where(model.line_user_id == line_user_id).values(**values),
+                execution_options={"synchronize_session": False},
+            )
 
 
 def _delete(statement) -> int:
