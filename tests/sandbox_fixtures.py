@@ -38,6 +38,7 @@ def line_sandbox(sandbox_server, app):
     """A ``SandboxControl`` for the sandbox; the product app's LINE hosts point at it."""
     app.config["LINE_API_BASE"] = sandbox_server.url
     app.config["LINE_DATA_API_BASE"] = sandbox_server.url
+    app.config["LINE_LOGIN_BASE"] = sandbox_server.url
     control = SandboxControl(sandbox_server.url)
     control.url = sandbox_server.url
     return control

@@ -56,6 +56,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "analytics.view": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.ANALYST}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
     "billing.manage": frozenset({Role.OWNER}),
+    "booking.manage": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
+    "richmenu.edit": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER}),
 }
 
 

@@ -1,0 +1,1 @@
+"""Reminders: the day-before booking reminder and recurring rules (vaccination, check-up, recall)."""
