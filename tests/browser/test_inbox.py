@@ -35,7 +35,12 @@ def test_responder_replies_with_the_reply_token_resolves_and_the_audit_log_shows
     plan = page.get_by_test_id("delivery-plan")
     assert "応答メッセージで送信（無料）" in plan.inner_text()
 
+    page.locator("#composer-text").fill("マイナンバーは1234 5678 9012ですね")
+    warning = page.get_by_test_id("composer-sensitive")
+    warning.wait_for()
+    assert "マイナンバー（12桁）" in warning.inner_text() and "要配慮個人情報" in warning.inner_text()
     page.locator("#composer-text").fill("はい、10時から空いています")
+    warning.wait_for(state="detached")
     page.get_by_role("button", name="送信").click()
     page.get_by_text("メッセージを送信しました。").wait_for()
     assert "プッシュメッセージで送信（送信数にカウント）" in page.get_by_test_id("delivery-plan").inner_text()
