@@ -71,6 +71,13 @@ def create_delivery(
     return delivery
 
 
+def create_draft(messages: list[dict], actor=None) -> Delivery:
+    """Messages from the composer kept until the audience is chosen. Commits."""
+    delivery = create_delivery(messages=messages, actor=actor)
+    db.session.commit()
+    return delivery
+
+
 def _title_of(messages: list[dict]) -> str:
     for message in messages:
         text = message.get("text") or message.get("altText")

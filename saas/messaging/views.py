@@ -15,7 +15,7 @@ from saas.tenancy.access import current_clinic, require
 bp = Blueprint("messaging", __name__)
 
 
-def _page(values, composition=None, preview=None, status: int = 200, notice: str = ""):
+def _page(values, composition=None, preview=None, status: int = 200):
     return (
         render_template(
             "messaging/compose.html",
@@ -27,7 +27,6 @@ def _page(values, composition=None, preview=None, status: int = 200, notice: str
             slots=SLOTS,
             action_slots=ACTION_SLOTS,
             variables=VARIABLES,
-            notice=notice,
         ),
         status,
     )

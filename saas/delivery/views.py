@@ -1,0 +1,216 @@
+"""Portal pages: new delivery (audience, live count, schedule, urgent), history, detail with progress."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+from werkzeug.datastructures import MultiDict
+
+from saas.common import utcnow
+from saas.delivery import audience, services
+from saas.delivery.forms import read_form, read_segment
+from saas.delivery.models import Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
+from saas.extensions import db
+from saas.friends.models import Friend, Tag
+from saas.messaging.objects import validate_messages
+from saas.messaging.variables import render, sample_context
+from saas.portal import menu
+from saas.quota.usage import usage
+from saas.tenancy.access import current_clinic, require
+
+bp = Blueprint("delivery", __name__)
+PAGE_SIZE = 30
+KIND_LABELS = {"broadcast": "全員配信", "segment": "セグメント配信", "urgent": "緊急のお知らせ", "push": "個別送信"}
+STATUS_LABELS = {
+    "draft": ("下書き", ""),
+    "scheduled": ("予約済み", "status-warn"),
+    "planning": ("準備中", "status-warn"),
+    "sending": ("配信中", "status-warn"),
+    "done": ("完了", "status-ok"),
+    "cancelled": ("キャンセル", ""),
+    "stopped": ("停止", "status-danger"),
+    "refused": ("送信不可", "status-danger"),
+}
+
+
+@bp.app_template_filter("delivery_time")
+def delivery_time(moment: datetime | None) -> str:
+    """A stored (naive UTC) time as Japan time, e.g. 2025/07/03 10:00."""
+    return (moment + timedelta(hours=9)).strftime("%Y/%m/%d %H:%M") if moment else ""
+
+
+@bp.app_context_processor
+def _labels():
+    return {"delivery_kinds": KIND_LABELS, "delivery_statuses": STATUS_LABELS, "skip_reasons": services.SKIP_REASONS}
+
+
+def _get(delivery_id: int) -> Delivery:
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None:
+        abort(404)
+    return delivery
+
+
+def _draft_messages(draft_id: str | None) -> tuple[Delivery | None, list[dict]]:
+    if not (draft_id or "").isdigit():
+        return None, []
+    draft = db.session.get(Delivery, int(draft_id))
+    if draft is None or draft.status != DeliveryStatus.DRAFT:
+        return None, []
+    return draft, draft.messages
+
+
+def _page(values, draft=None, messages=None, errors=(), status=200):
+    clinic = current_clinic()
+    friend = None
+    if (values.get("friend_id") or "").isdigit():
+        friend = db.session.get(Friend, int(values["friend_id"]))
+    return (
+        render_template(
+            "delivery/new.html",
+            values=values,
+            draft=draft,
+            messages=render(messages or [], sample_context(clinic)),
+            errors=list(errors),
+            tags=db.session.scalars(sa.select(Tag).order_by(Tag.name)).all(),
+            friend=friend,
+            counts=audience.count_audience("broadcast"),
+            usage=usage(clinic.id),
+        ),
+        status,
+    )
+
+
+@bp.get("/c/<clinic>/deliveries/new")
+@login_required
+@require("messages.send")
+def new_delivery():
+    draft, messages = _draft_messages(request.args.get("draft"))
+    values = MultiDict({"audience": "friend" if request.args.get("friend") else "all"})
+    values["friend_id"] = request.args.get("friend", "")
+    return _page(values, draft, messages)
+
+
+@bp.post("/c/<clinic>/deliveries/count")
+@login_required
+@require("messages.send")
+def audience_count():
+    """htmx: the live count of the audience being built."""
+    form = request.form
+    if form.get("urgent") == "1":
+        kind, segment = DeliveryKind.URGENT, {}
+    elif form.get("audience") == "segment":
+        kind, segment = DeliveryKind.SEGMENT, read_segment(form)[0]
+    elif form.get("audience") == "friend":
+        kind, segment = DeliveryKind.PUSH, {}
+    else:
+        kind, segment = DeliveryKind.BROADCAST, {}
+    friend_id = int(form["friend_id"]) if (form.get("friend_id") or "").isdigit() else None
+    counts = audience.count_audience(kind, segment, friend_id)
+    return render_template("delivery/_count.html", counts=counts, usage=usage(current_clinic().id))
+
+
+def _messages_from(form) -> tuple[Delivery | None, list[dict], list[str]]:
+    draft, messages = _draft_messages(form.get("draft_id"))
+    if not draft:
+        text = (form.get("text") or "").strip()
+        messages = [{"type": "text", "text": text}] if text else []
+    if not messages:
+        return draft, messages, ["メッセージを入力してください"]
+    return draft, messages, [str(p) for p in validate_messages(messages)] if not draft else []
+
+
+@bp.post("/c/<clinic>/deliveries")
+@login_required
+@require("messages.send")
+def create():
+    """Create the delivery and start it (or schedule it); quota is reserved before anything is sent."""
+    parsed = read_form(request.form, utcnow())
+    draft, messages, message_errors = _messages_from(request.form)
+    errors = message_errors + parsed.errors
+    if errors:
+        return _page(request.form, draft, messages, errors, status=422)
+    delivery = services.create_delivery(
+        messages=messages,
+        kind=parsed.kind,
+        title=(request.form.get("title") or "").strip(),
+        segment=parsed.segment,
+        friend_id=parsed.friend_id,
+        allow_trim=parsed.allow_trim,
+        scheduled_at=parsed.scheduled_at,
+        actor=current_user,
+    )
+    if draft:
+        db.session.delete(draft)
+    services.submit(delivery)
+    return redirect(url_for("delivery.detail", delivery_id=delivery.id))
+
+
+@bp.get("/c/<clinic>/deliveries")
+@login_required
+@require("messages.send")
+def history():
+    page = max(request.args.get("page", 1, type=int), 1)
+    query = sa.select(Delivery).where(Delivery.status != DeliveryStatus.DRAFT).order_by(Delivery.id.desc())
+    deliveries = db.session.scalars(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
+    for delivery in deliveries:
+        if delivery.is_active:
+            services.refresh_counts(delivery)
+    db.session.rollback()  # live counts are for display only
+    return render_template(
+        "delivery/history.html", deliveries=deliveries[:PAGE_SIZE], page=page, has_next=len(deliveries) > PAGE_SIZE
+    )
+
+
+def _detail_context(delivery: Delivery) -> dict:
+    if delivery.is_active:
+        services.refresh_counts(delivery)
+    failures = db.session.execute(
+        sa.select(DeliveryChunk.last_error, sa.func.sum(DeliveryChunk.failed))
+        .where(DeliveryChunk.delivery_id == delivery.id, DeliveryChunk.failed > 0)
+        .group_by(DeliveryChunk.last_error)
+    ).all()
+    friend = db.session.get(Friend, delivery.friend_id) if delivery.friend_id else None
+    return {"delivery": delivery, "failures": failures, "friend": friend}
+
+
+@bp.get("/c/<clinic>/deliveries/<int:delivery_id>")
+@login_required
+@require("messages.send")
+def detail(delivery_id: int):
+    delivery = _get(delivery_id)
+    if delivery.status == DeliveryStatus.DRAFT:
+        return redirect(url_for("delivery.new_delivery", draft=delivery.id))
+    page = render_template("delivery/detail.html", **_detail_context(delivery))
+    db.session.rollback()
+    return page
+
+
+@bp.get("/c/<clinic>/deliveries/<int:delivery_id>/progress")
+@login_required
+@require("messages.send")
+def progress(delivery_id: int):
+    """htmx: the progress card, polled while the delivery is under way."""
+    page = render_template("delivery/_progress.html", **_detail_context(_get(delivery_id)))
+    db.session.rollback()
+    return page
+
+
+@bp.post("/c/<clinic>/deliveries/<int:delivery_id>/cancel")
+@login_required
+@require("messages.send")
+def cancel(delivery_id: int):
+    delivery = _get(delivery_id)
+    if services.cancel(delivery, actor=current_user):
+        flash("配信をキャンセルしました。まだ送信していない分は送信されません。", "success")
+    else:
+        flash("この配信はすでに終了しているため、キャンセルできません。", "warning")
+    return redirect(url_for("delivery.detail", delivery_id=delivery_id))
+
+
+menu.register("delivery.new_delivery", _l("配信"), "➤", "messages.send", order=21)
+menu.register("delivery.history", _l("配信履歴"), "☰", "messages.send", order=22)

@@ -1,0 +1,145 @@
+"""The delivery pages: new delivery with a live count, progress and outcome, history, cancel, audit."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import sqlalchemy as sa
+from rq import SimpleWorker
+
+from saas.audit.models import AuditEvent
+from saas.delivery.jobs import start_delivery
+from saas.delivery.models import Delivery
+from saas.extensions import db
+from saas.friends.models import FriendTag, Tag
+from saas.queues import all_queues, get_queue, get_redis
+from saas.tenancy.scoping import platform_scope, tenant_scope
+from tests.delivery.support import add_friends, connected_clinic, drain
+from tests.factories import gen_user
+from tests.helpers import login
+
+
+@pytest.fixture
+def clinic(sandbox):
+    return connected_clinic(sandbox, "1720000001", plan="free")
+
+
+@pytest.fixture
+def sender(client, clinic):
+    user = gen_user("sender", clinic=clinic)
+    login(client, user)
+    client.user = user
+    return client
+
+
+def token(client, clinic) -> str:
+    page = client.get(f"/c/{clinic.slug}/deliveries/new").get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def post(client, clinic, path: str = "", **fields):
+    return client.post(f"/c/{clinic.slug}/deliveries{path}", data={"csrf_token": token(client, clinic), **fields})
+
+
+def only_delivery(clinic) -> Delivery:
+    db.session.expire_all()
+    with tenant_scope(clinic.id):
+        return db.session.scalars(sa.select(Delivery)).one()
+
+
+def test_the_sidebar_offers_delivery_and_history_to_senders_only(sender, client, clinic):
+    page = sender.get(f"/c/{clinic.slug}/deliveries/new").get_data(as_text=True)
+    assert "配信履歴" in page and "緊急のお知らせ" in page and "友だち全員" in page
+    viewer = gen_user("viewer", clinic=clinic)
+    sender.post("/auth/logout", data={"csrf_token": token(sender, clinic)})
+    login(client, viewer)
+    assert client.get(f"/c/{clinic.slug}/deliveries/new").status_code == 403
+
+
+def test_the_live_count_shows_who_receives_and_who_is_skipped(sender, sandbox, clinic):
+    add_friends(sandbox, clinic, 7, attributes={"age_band": "30代"})
+    add_friends(sandbox, clinic, 2, attributes={"age_band": "30代"}, consent_marketing=False)
+    add_friends(sandbox, clinic, 5, attributes={"age_band": "60代"})
+    page = post(sender, clinic, "/count", audience="segment", attr_key="age_band", attr_value="30代")
+    html = page.get_data(as_text=True)
+    assert 'data-eligible="7"' in html and "配信同意なし（送信しない）</dt><dd>2" in html
+
+
+def test_a_segment_send_by_tag_shows_its_outcome_and_is_audited(sender, sandbox, sandbox_state, clinic):
+    tagged = add_friends(sandbox, clinic, 12)
+    add_friends(sandbox, clinic, 4)
+    with tenant_scope(clinic.id):
+        tag = Tag(name="インフルエンザ予防接種")
+        db.session.add(tag)
+        db.session.flush()
+        ids = db.session.scalars(
+            sa.text("SELECT id FROM friend WHERE line_user_id IN :u").bindparams(sa.bindparam("u", expanding=True)),
+            {"u": tagged},
+        ).all()
+        db.session.add_all(FriendTag(friend_id=i, tag_id=tag.id) for i in ids)
+        db.session.commit()
+        tag_id = tag.id
+    response = post(sender, clinic, audience="segment", tag_ids=str(tag_id), text="予防接種の予約を受付中です")
+    assert response.status_code == 302
+    drain()
+    page = sender.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'data-status="done"' in page and 'data-count="sent">12<' in page
+    assert "予防接種の予約を受付中です" in page
+    history = sender.get(f"/c/{clinic.slug}/deliveries").get_data(as_text=True)
+    assert "セグメント配信" in history and "完了" in history
+    with platform_scope("test"):
+        event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "delivery.send")).one()
+    assert event.clinic_id == clinic.id and event.details["recipients"] == 12
+    assert event.actor_email == sender.user.email
+
+
+def test_a_send_beyond_the_plan_is_refused_with_the_numbers_and_nothing_sent(sender, sandbox, clinic):
+    friends = add_friends(sandbox, clinic, 250)  # the free plan allows 200 a month
+    response = post(sender, clinic, audience="all", text="お知らせ")
+    page = sender.get(response.headers["Location"]).get_data(as_text=True)
+    assert "送信不可" in page and "必要 250通" in page and "残り 200通" in page
+    assert not sandbox.requests("1720000001") and not sandbox.inbox("1720000001", friends[0])
+
+
+def test_trimming_when_chosen_sends_to_as_many_as_the_plan_allows(sender, sandbox, clinic):
+    add_friends(sandbox, clinic, 250)
+    post(sender, clinic, audience="all", text="お知らせ", allow_trim="1")
+    drain()
+    delivery = only_delivery(clinic)
+    assert (delivery.sent, delivery.skipped) == (200, {"over_quota": 50})
+
+
+def test_a_scheduled_delivery_can_be_cancelled_before_it_fires(sender, sandbox, clinic):
+    add_friends(sandbox, clinic, 3)
+    response = post(sender, clinic, audience="all", text="来週のお知らせ", scheduled_at="2099-01-01T09:00")
+    page = sender.get(response.headers["Location"]).get_data(as_text=True)
+    assert "予約済み" in page and "2099/01/01 09:00" in page
+    delivery_id = only_delivery(clinic).id
+    post(sender, clinic, f"/{delivery_id}/cancel")
+    assert only_delivery(clinic).status == "cancelled"
+    get_queue("bulk").enqueue(start_delivery, delivery_id, clinic.id)  # as RQ's scheduler would, in 2099
+    SimpleWorker(all_queues(), connection=get_redis()).work(burst=True)
+    assert only_delivery(clinic).status == "cancelled"
+    assert not sandbox.requests("1720000001")
+
+
+def test_the_composer_hands_its_messages_to_the_delivery_page(sender, sandbox, clinic):
+    add_friends(sandbox, clinic, 2)
+    page = sender.get(f"/c/{clinic.slug}/messages/compose").get_data(as_text=True)
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    response = sender.post(
+        f"/c/{clinic.slug}/messages/send",
+        data={"csrf_token": csrf, "m0_type": "sticker", "m0_package_id": "446", "m0_sticker_id": "1988"},
+    )
+    draft_id = re.search(r"draft=(\d+)", response.headers["Location"]).group(1)
+    sent = post(sender, clinic, audience="all", draft_id=draft_id)
+    assert sent.status_code == 302
+    drain()
+    delivery = only_delivery(clinic)
+    assert delivery.messages[0]["type"] == "sticker" and delivery.sent == 2
+
+
+def test_a_bad_schedule_is_explained(sender, clinic):
+    response = post(sender, clinic, audience="all", text="x", scheduled_at="2001-01-01T09:00")
+    assert response.status_code == 422 and "配信日時が過去になっています" in response.get_data(as_text=True)
