@@ -11,7 +11,7 @@ from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from saas.common import utcnow
-from saas.delivery import audience, services
+from saas.delivery import audience, services, urgent  # noqa: F401  (urgent: notice hook)
 from saas.delivery.forms import read_form, read_segment
 from saas.delivery.models import Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
 from saas.extensions import db
