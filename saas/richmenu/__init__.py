@@ -1,0 +1,1 @@
+"""Rich menus (リッチメニュー): layouts bound to clinic features, rendered images, deployment."""

@@ -1,0 +1,169 @@
+"""Rich menus: feature bindings resolved per clinic, LINE's menu object, and deployment
+(create → upload image → default / alias / link to a tag's friends)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+from saas.booking.models import BookingMode
+from saas.booking.postbacks import booking_page_url
+from saas.booking.services import get_settings as booking_settings
+from saas.common import utcnow
+from saas.extensions import db
+from saas.friends.models import Friend, FriendStatus, FriendTag
+from saas.line import richmenu as line_richmenu
+from saas.line.errors import LineError
+from saas.richmenu import render
+from saas.richmenu.models import MenuLinks, RichMenu
+
+BINDING = re.compile(r"\{\{\s*([a-z_]+\.[a-z_]+)\s*\}\}")
+ACTION_TYPES = {"uri", "postback", "message", "richmenuswitch"}
+ALIAS_RE = re.compile(r"^[a-z0-9_-]{1,32}$")
+
+
+class MenuProblem(ValueError):
+    """The menu cannot be deployed as it is; the message says what to fix (Japanese)."""
+
+
+@dataclass(frozen=True)
+class Deployed:
+    rich_menu_id: str
+    linked_friends: int
+    link_calls: int
+
+
+def get_links(clinic_id: int) -> MenuLinks:
+    found = db.session.scalars(sa.select(MenuLinks).where(MenuLinks.clinic_id == clinic_id)).first()
+    if found is None:
+        found = MenuLinks(clinic_id=clinic_id)
+        db.session.add(found)
+        db.session.flush()
+    return found
+
+
+def _booking_url(clinic) -> str:
+    settings = booking_settings(clinic.id)
+    if settings.mode == BookingMode.EXTERNAL:
+        return settings.external_url
+    if settings.mode == BookingMode.NATIVE:
+        return booking_page_url(clinic)
+    return clinic.website_url
+
+
+def binding_values(clinic) -> dict[str, str]:
+    """What ``{{clinic.*}}`` and ``{{organization.*}}`` bindings mean for this clinic."""
+    links = get_links(clinic.id)
+    maps = f"https://www.google.com/maps/search/?api=1&query={quote(clinic.address)}" if clinic.address else ""
+    return {
+        "clinic.booking_url": _booking_url(clinic),
+        "clinic.access_url": links.access_url or maps,
+        "clinic.website_url": clinic.website_url,
+        "clinic.phone_url": f"tel:{clinic.phone}" if clinic.phone else "",
+        "organization.recruitment_url": links.recruitment_url,
+        "organization.online_consultation_url": links.online_consultation_url,
+    }
+
+
+def _resolve(text: str, values: dict[str, str], label: str) -> str:
+    def value(match: re.Match) -> str:
+        found = values.get(match.group(1))
+        if not found:
+            raise MenuProblem(f"「{label}」のリンク（{match.group(1)}）が未設定です")
+        return found
+
+    return BINDING.sub(value, text)
+
+
+def line_action(area: dict, values: dict[str, str]) -> dict:
+    """The LINE action object of an area, bindings resolved."""
+    action, label = dict(area.get("action") or {}), str(area.get("label") or "")[:20]
+    kind = action.get("type")
+    if kind == "uri":
+        uri = _resolve(str(action.get("uri") or ""), values, label)
+        if not uri.startswith(("https://", "http://", "tel:", "line://")):
+            raise MenuProblem(f"「{label}」のURLが正しくありません")
+        return {"type": "uri", "label": label, "uri": uri}
+    if kind == "message":
+        return {"type": "message", "label": label, "text": _resolve(str(action.get("text") or label), values, label)}
+    if kind == "postback":
+        return {"type": "postback", "label": label, "data": str(action.get("data") or "")[:300]}
+    if kind == "richmenuswitch":
+        alias = str(action.get("richMenuAliasId") or "")
+        if not ALIAS_RE.match(alias):
+            raise MenuProblem(f"「{label}」の切り替え先エイリアスが正しくありません")
+        return {"type": "richmenuswitch", "label": label, "richMenuAliasId": alias, "data": f"richmenu:{alias}"}
+    raise MenuProblem(f"「{label}」のアクションを選んでください")
+
+
+def line_menu(menu: RichMenu, clinic) -> dict:
+    """LINE's RichMenuRequest object for this layout."""
+    width, height = menu.dimensions
+    values = binding_values(clinic)
+    areas = []
+    for area in menu.areas:
+        bounds = {k: int(area[k]) for k in ("x", "y", "width", "height")}
+        if (
+            bounds["x"] < 0
+            or bounds["y"] < 0
+            or bounds["x"] + bounds["width"] > width
+            or bounds["y"] + bounds["height"] > height
+        ):
+            raise MenuProblem(f"「{area.get('label')}」の範囲がメニューの外にはみ出しています")
+        areas.append({"bounds": bounds, "action": line_action(area, values)})
+    if not areas or len(areas) > 20:
+        raise MenuProblem("タップ領域は1〜20個にしてください")
+    return {
+        "size": {"width": width, "height": height},
+        "selected": menu.is_default,
+        "name": menu.name[:300],
+        "chatBarText": menu.chat_bar_text[:14] or "メニュー",
+        "areas": areas,
+    }
+
+
+def menu_image(menu: RichMenu) -> tuple[bytes, str]:
+    """The uploaded image, or one rendered from the layout."""
+    if menu.image:
+        return menu.image, menu.image_type
+    return render.render_png(*menu.dimensions, menu.areas), "image/png"
+
+
+def _segment_user_ids(tag_id: int) -> list[str]:
+    query = (
+        sa.select(Friend.line_user_id)
+        .join(FriendTag, FriendTag.friend_id == Friend.id)
+        .where(FriendTag.tag_id == tag_id, Friend.status == FriendStatus.FOLLOWING)
+        .order_by(Friend.id)
+    )
+    return list(db.session.scalars(query))
+
+
+def deploy(clinic, menu: RichMenu) -> Deployed:
+    """Publish the menu: create it on LINE, upload its image, then make it the default, point
+    its alias at it and link it to the friends of its tag. The previous LINE menu is deleted."""
+    request = line_menu(menu, clinic)
+    image, content_type = menu_image(menu)
+    rich_menu_id = line_richmenu.create(clinic, request)
+    try:
+        line_richmenu.upload_image(clinic, rich_menu_id, image, content_type)
+    except LineError:
+        line_richmenu.delete(clinic, rich_menu_id)
+        raise
+    if menu.is_default:
+        line_richmenu.set_default(clinic, rich_menu_id)
+    if menu.alias_id:
+        line_richmenu.set_alias(clinic, menu.alias_id, rich_menu_id)
+    user_ids = _segment_user_ids(menu.segment_tag_id) if menu.segment_tag_id else []
+    calls = line_richmenu.link_users(clinic, rich_menu_id, user_ids) if user_ids else 0
+    previous, menu.line_rich_menu_id, menu.deployed_at = menu.line_rich_menu_id, rich_menu_id, utcnow()
+    db.session.commit()
+    if previous:
+        try:
+            line_richmenu.delete(clinic, previous)
+        except LineError:
+            pass  # already gone on LINE's side
+    return Deployed(rich_menu_id, len(user_ids), calls)
