@@ -119,7 +119,8 @@ def _send_reply(clinic, friend: Friend, send: ChatSend, token: str, messages: li
 
 def _send_push(clinic, friend: Friend, send: ChatSend, messages: list[dict]):
     try:
-        reservation = counter.reserve(clinic.id, len(messages), purpose=f"chat:friend:{friend.id}")
+        # LINE bills a push once per recipient, however many message objects it carries.
+        reservation = counter.reserve(clinic.id, 1, purpose=f"chat:friend:{friend.id}")
     except counter.QuotaExceeded as exc:
         db.session.rollback()
         raise SendRefused(f"今月の送信可能数が残っていないため、プッシュで送れません（{exc}）。") from exc
