@@ -14,9 +14,11 @@ from saas.delivery.jobs import (
     resume_stalled_chunks,
     start_due_deliveries,
 )
+from saas.reminders.jobs import scan_due as scan_due_reminders
 
 cron.register(pick_up_urgent_notices, "urgent", interval=30)
 cron.register(start_due_deliveries, "default", interval=60)
 cron.register(resume_stalled_chunks, "default", interval=300)
 cron.register(reconcile_quotas, "default", cron="17 * * * *")
 cron.register(purge_audit_events, "default", cron="30 3 * * *")
+cron.register(scan_due_reminders, "default", interval=300)

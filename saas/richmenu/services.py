@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -162,8 +163,6 @@ def deploy(clinic, menu: RichMenu) -> Deployed:
     previous, menu.line_rich_menu_id, menu.deployed_at = menu.line_rich_menu_id, rich_menu_id, utcnow()
     db.session.commit()
     if previous:
-        try:
+        with contextlib.suppress(LineError):  # already gone on LINE's side
             line_richmenu.delete(clinic, previous)
-        except LineError:
-            pass  # already gone on LINE's side
     return Deployed(rich_menu_id, len(user_ids), calls)

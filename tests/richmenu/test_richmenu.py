@@ -100,9 +100,10 @@ def test_deploy_creates_the_menu_uploads_the_image_sets_the_default_and_links_a_
     assert actions["予約"]["uri"].endswith(f"/book/{clinic.slug}/")
     assert actions["採用情報"]["uri"] == "https://recruit.example.jp/"
     assert actions["診療時間"] == {"type": "message", "label": "診療時間", "text": "診療時間"}
-    phone = lambda user: requests.get(
-        f"{sandbox.url}/_sandbox/channels/{channel}/patients/{user}/richmenu", timeout=10
-    ).json()
+
+    def phone(user):
+        return requests.get(f"{sandbox.url}/_sandbox/channels/{channel}/patients/{user}/richmenu", timeout=10).json()
+
     assert phone(first)["richMenu"]["richMenuId"] == result.rich_menu_id and phone(first)["hasImage"]
     assert phone(untagged)["richMenu"]["richMenuId"] == default_id
     aliases = [r for r in log if r["operation"] == "createRichMenuAlias"]
