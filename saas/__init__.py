@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flask import Flask, request, session
+from flask import Flask, has_request_context, request, session
 from flask_babel import get_locale
 
 from saas import config as config_module
@@ -32,6 +32,8 @@ def _optional_module(name: str):
 
 
 def _select_locale() -> str:
+    if not has_request_context():  # jobs, CLI: texts stay in Japanese
+        return "ja"
     chosen = request.args.get("lang") or session.get("lang")
     if chosen in ("ja", "en"):
         session["lang"] = chosen

@@ -15,6 +15,11 @@ def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
+def N_(text: str) -> str:
+    """Marks a msgid for extraction only; the template translates it with ``_()`` when it is shown."""
+    return text
+
+
 def random_key(nbytes: int = 24) -> str:
     return secrets.token_urlsafe(nbytes)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import enum
 
+from flask_babel import lazy_gettext as _l
+
 
 class Role(enum.StrEnum):
     OWNER = "owner"
@@ -22,19 +24,19 @@ class Scope(enum.StrEnum):
 
 
 ROLE_LABELS = {
-    Role.OWNER: "オーナー",
-    Role.ADMIN: "管理者",
-    Role.SENDER: "情報発信担当",
-    Role.RESPONDER: "問い合わせ対応担当",
-    Role.ANALYST: "分析・改善担当",
-    Role.VIEWER: "閲覧のみ",
+    Role.OWNER: _l("オーナー"),
+    Role.ADMIN: _l("管理者"),
+    Role.SENDER: _l("情報発信担当"),
+    Role.RESPONDER: _l("問い合わせ対応担当"),
+    Role.ANALYST: _l("分析・改善担当"),
+    Role.VIEWER: _l("閲覧のみ"),
 }
 
 SCOPE_LABELS = {
-    Scope.PLATFORM: "プラットフォーム",
-    Scope.AGENCY: "代理店",
-    Scope.ORGANIZATION: "医療法人・運営法人",
-    Scope.CLINIC: "クリニック",
+    Scope.PLATFORM: _l("プラットフォーム"),
+    Scope.AGENCY: _l("代理店"),
+    Scope.ORGANIZATION: _l("医療法人・運営法人"),
+    Scope.CLINIC: _l("クリニック"),
 }
 
 # Roles that can read patients' messages; they must use two-factor login.

@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.common import Timestamped
@@ -30,13 +31,13 @@ class Computed(enum.StrEnum):
 
 
 COMPUTED_LABELS = {
-    Computed.TODAY_HOURS: "今日の診療時間",
-    Computed.WEEKLY_HOURS: "週間の診療時間",
-    Computed.NEXT_OPEN_DAY: "次の診療日",
-    Computed.CLOSURES: "休診・代診のお知らせ",
-    Computed.ACCESS: "アクセス（住所・道順）",
-    Computed.PARKING: "駐車場",
-    Computed.PHONE: "電話番号",
+    Computed.TODAY_HOURS: _l("今日の診療時間"),
+    Computed.WEEKLY_HOURS: _l("週間の診療時間"),
+    Computed.NEXT_OPEN_DAY: _l("次の診療日"),
+    Computed.CLOSURES: _l("休診・代診のお知らせ"),
+    Computed.ACCESS: _l("アクセス（住所・道順）"),
+    Computed.PARKING: _l("駐車場"),
+    Computed.PHONE: _l("電話番号"),
 }
 
 

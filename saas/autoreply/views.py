@@ -24,7 +24,7 @@ from saas.tenancy.access import current_clinic, require
 bp = Blueprint("autoreply", __name__, url_prefix="/c/<clinic>/autoreply")
 register("autoreply.rules", _l("自動応答"), "✉", "clinic.view", order=40)
 
-MATCH_LABELS = {MatchType.CONTAINS: "含む", MatchType.EXACT: "完全一致", MatchType.REGEX: "正規表現"}
+MATCH_LABELS = {MatchType.CONTAINS: _l("含む"), MatchType.EXACT: _l("完全一致"), MatchType.REGEX: _l("正規表現")}
 CLOCK = re.compile(r"^(([01]\d|2[0-3]):[0-5]\d)?$")
 
 

@@ -9,6 +9,7 @@ from functools import wraps
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, current_app, redirect, render_template, request, session, url_for
+from flask_babel import gettext as _
 
 from saas.booking import jobs, services
 from saas.booking.models import Booking, BookingMode
@@ -61,7 +62,7 @@ def start(clinic):
         return redirect(settings.external_url)
     if settings.mode != BookingMode.NATIVE or not settings.login_ready:
         return render_template(
-            "booking/patient_message.html", clinic=clinic, message="現在、LINEからのご予約は受け付けていません。"
+            "booking/patient_message.html", clinic=clinic, message=_("現在、LINEからのご予約は受け付けていません。")
         ), 404
     patient = signed_in_patient(clinic)
     if patient is None:
@@ -124,9 +125,9 @@ def callback(clinic):
     flow = session.pop(FLOW_KEY, None)
     state = request.args.get("state", "")
     if not flow or flow["clinic"] != clinic.id or not secrets.compare_digest(state, flow["state"]):
-        return _failed(clinic, "ログインの有効期限が切れました。もう一度お試しください。")
+        return _failed(clinic, _("ログインの有効期限が切れました。もう一度お試しください。"))
     if "error" in request.args or not request.args.get("code"):
-        return _failed(clinic, "LINEログインがキャンセルされました。")
+        return _failed(clinic, _("LINEログインがキャンセルされました。"))
     settings = services.get_settings(clinic.id)
     try:
         tokens = line_login.exchange_code(
@@ -135,10 +136,10 @@ def callback(clinic):
         identity = line_login.verify_id_token(tokens.get("id_token", ""), _channel(settings), nonce=flow["nonce"])
     except line_login.IdTokenInvalid as exc:
         current_app.logger.warning("LINE Login id_token refused for clinic %s: %s", clinic.id, exc.reason)
-        return _failed(clinic, "LINEログインを確認できませんでした。もう一度お試しください。")
+        return _failed(clinic, _("LINEログインを確認できませんでした。もう一度お試しください。"))
     except LineError as exc:
         current_app.logger.warning("LINE Login failed for clinic %s: %s", clinic.id, exc)
-        return _failed(clinic, "LINEログインに失敗しました。時間をおいてお試しください。")
+        return _failed(clinic, _("LINEログインに失敗しました。時間をおいてお試しください。"))
     patients = dict(session.get(PATIENT_KEY) or {})
     patients[str(clinic.id)] = {"sub": identity.user_id, "name": identity.name}
     session[PATIENT_KEY] = patients

@@ -6,6 +6,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from flask_babel import gettext as _
+
 from saas.delivery.models import DeliveryKind
 
 JST_OFFSET = timedelta(hours=9)
@@ -30,7 +32,7 @@ def _days(text: str | None, label: str, errors: list[str]) -> int | None:
     if not text:
         return None
     if not text.isdigit():
-        errors.append(f"{label}は日数（数字）で入力してください")
+        errors.append(_("%(label)sは日数（数字）で入力してください", label=label))
         return None
     return int(text)
 
@@ -54,8 +56,8 @@ def read_segment(form) -> tuple[dict, list[str]]:
     for name in ("followed_from", "followed_to"):
         if form.get(name):
             segment[name] = form.get(name)
-    within = _days(form.get("messaged_within_days"), "最終メッセージ（以内）", errors)
-    silent = _days(form.get("silent_for_days"), "最終メッセージ（以上前）", errors)
+    within = _days(form.get("messaged_within_days"), _("最終メッセージ（以内）"), errors)
+    silent = _days(form.get("silent_for_days"), _("最終メッセージ（以上前）"), errors)
     if within is not None:
         segment["messaged_within_days"] = within
     if silent is not None:
@@ -71,10 +73,10 @@ def read_schedule(text: str | None, now: datetime) -> tuple[datetime | None, str
     try:
         local = datetime.fromisoformat(text)
     except ValueError:
-        return None, "配信日時の形式が正しくありません"
+        return None, _("配信日時の形式が正しくありません")
     when = local - JST_OFFSET
     if when < now - timedelta(minutes=1):
-        return None, "配信日時が過去になっています"
+        return None, _("配信日時が過去になっています")
     return when, None
 
 
@@ -92,7 +94,7 @@ def read_form(form: Mapping, now: datetime) -> DeliveryForm:
         ids = _ints([form.get("friend_id") or ""])
         result.friend_id = ids[0] if ids else None
         if result.friend_id is None:
-            result.errors.append("送信先の友だちが選ばれていません")
+            result.errors.append(_("送信先の友だちが選ばれていません"))
     result.scheduled_at, error = read_schedule(form.get("scheduled_at"), now)
     if error:
         result.errors.append(error)

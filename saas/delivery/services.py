@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 
 from saas.audit import services as audit
-from saas.common import utcnow
+from saas.common import N_, utcnow
 from saas.delivery import audience
 from saas.delivery.models import (
     ChunkStatus,
@@ -32,11 +32,11 @@ from saas.tenancy.models import Clinic
 
 CHUNK_SIZE = 500
 SKIP_REASONS = {
-    "blocked": "ブロック中",
-    "no_consent": "配信同意なし",
-    "over_quota": "通数上限",
-    "cancelled": "キャンセル",
-    "monthly_limit": "月間上限（LINE）",
+    "blocked": N_("ブロック中"),
+    "no_consent": N_("配信同意なし"),
+    "over_quota": N_("通数上限"),
+    "cancelled": N_("キャンセル"),
+    "monthly_limit": N_("月間上限（LINE）"),
 }
 
 

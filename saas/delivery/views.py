@@ -6,11 +6,12 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
-from saas.common import utcnow
+from saas.common import N_, utcnow
 from saas.delivery import audience, services, urgent  # noqa: F401  (urgent: notice hook)
 from saas.delivery.forms import read_form, read_segment
 from saas.delivery.models import Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
@@ -24,16 +25,21 @@ from saas.tenancy.access import current_clinic, require
 
 bp = Blueprint("delivery", __name__)
 PAGE_SIZE = 30
-KIND_LABELS = {"broadcast": "全員配信", "segment": "セグメント配信", "urgent": "緊急のお知らせ", "push": "個別送信"}
+KIND_LABELS = {
+    "broadcast": N_("全員配信"),
+    "segment": N_("セグメント配信"),
+    "urgent": N_("緊急のお知らせ"),
+    "push": N_("個別送信"),
+}
 STATUS_LABELS = {
-    "draft": ("下書き", ""),
-    "scheduled": ("予約済み", "status-warn"),
-    "planning": ("準備中", "status-warn"),
-    "sending": ("配信中", "status-warn"),
-    "done": ("完了", "status-ok"),
-    "cancelled": ("キャンセル", ""),
-    "stopped": ("停止", "status-danger"),
-    "refused": ("送信不可", "status-danger"),
+    "draft": (N_("下書き"), ""),
+    "scheduled": (N_("予約済み"), "status-warn"),
+    "planning": (N_("準備中"), "status-warn"),
+    "sending": (N_("配信中"), "status-warn"),
+    "done": (N_("完了"), "status-ok"),
+    "cancelled": (N_("キャンセル"), ""),
+    "stopped": (N_("停止"), "status-danger"),
+    "refused": (N_("送信不可"), "status-danger"),
 }
 
 
@@ -120,7 +126,7 @@ def _messages_from(form) -> tuple[Delivery | None, list[dict], list[str]]:
         text = (form.get("text") or "").strip()
         messages = [{"type": "text", "text": text}] if text else []
     if not messages:
-        return draft, messages, ["メッセージを入力してください"]
+        return draft, messages, [_("メッセージを入力してください")]
     return draft, messages, [str(p) for p in validate_messages(messages)] if not draft else []
 
 
@@ -206,9 +212,9 @@ def progress(delivery_id: int):
 def cancel(delivery_id: int):
     delivery = _get(delivery_id)
     if services.cancel(delivery, actor=current_user):
-        flash("配信をキャンセルしました。まだ送信していない分は送信されません。", "success")
+        flash(_("配信をキャンセルしました。まだ送信していない分は送信されません。"), "success")
     else:
-        flash("この配信はすでに終了しているため、キャンセルできません。", "warning")
+        flash(_("この配信はすでに終了しているため、キャンセルできません。"), "warning")
     return redirect(url_for("delivery.detail", delivery_id=delivery_id))
 
 

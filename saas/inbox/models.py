@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.common import Timestamped, utcnow
@@ -20,9 +21,9 @@ class ConversationStatus(enum.StrEnum):
 
 
 STATUS_LABELS = {
-    ConversationStatus.OPEN: "未対応",
-    ConversationStatus.WAITING: "返信待ち",
-    ConversationStatus.RESOLVED: "解決済み",
+    ConversationStatus.OPEN: _l("未対応"),
+    ConversationStatus.WAITING: _l("返信待ち"),
+    ConversationStatus.RESOLVED: _l("解決済み"),
 }
 
 

@@ -12,6 +12,7 @@ import uuid
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from saas import line
 from saas.audit.services import record
@@ -89,15 +90,17 @@ def send_text(clinic, friend: Friend, text: str, sender, *, expected_via: str = 
     """
     text = (text or "").strip()
     if not text:
-        raise SendRefused("メッセージを入力してください。")
+        raise SendRefused(_("メッセージを入力してください。"))
     if len(text) > MAX_TEXT:
-        raise SendRefused(f"メッセージは{MAX_TEXT:,}文字以内にしてください。")
+        raise SendRefused(_("メッセージは%(n)s文字以内にしてください。", n=f"{MAX_TEXT:,}"))
     messages = [{"type": "text", "text": text}]
     token = _claim_reply_token(friend)
     if token is None and expected_via == Via.REPLY:
         raise SendRefused(
-            "返信トークンの有効期限が切れたため、無料の応答では送れません。"
-            "もう一度送信するとプッシュ（今月の送信数にカウント）で送ります。"
+            _(
+                "返信トークンの有効期限が切れたため、無料の応答では送れません。"
+                "もう一度送信するとプッシュ（今月の送信数にカウント）で送ります。"
+            )
         )
     send = ChatSend(friend_id=friend.id, sender_user_id=sender.id, via=Via.REPLY if token else Via.PUSH)
     send.created_at = utcnow()
@@ -113,7 +116,7 @@ def _send_reply(clinic, friend: Friend, send: ChatSend, token: str, messages: li
     except LineError as exc:
         _fail(send, exc)
         raise SendRefused(
-            "LINEが応答を受け付けませんでした（返信トークンが使えません）。もう一度送信するとプッシュで送ります。"
+            _("LINEが応答を受け付けませんでした（返信トークンが使えません）。もう一度送信するとプッシュで送ります。")
         ) from exc
 
 
@@ -123,7 +126,9 @@ def _send_push(clinic, friend: Friend, send: ChatSend, messages: list[dict]):
         reservation = counter.reserve(clinic.id, 1, purpose=f"chat:friend:{friend.id}")
     except counter.QuotaExceeded as exc:
         db.session.rollback()
-        raise SendRefused(f"今月の送信可能数が残っていないため、プッシュで送れません（{exc}）。") from exc
+        raise SendRefused(
+            _("今月の送信可能数が残っていないため、プッシュで送れません（%(reason)s）。", reason=exc)
+        ) from exc
     send.retry_key, send.reservation_id = str(uuid.uuid4()), reservation.id
     db.session.add(send)
     db.session.commit()  # the retry key is kept before LINE sees it
@@ -132,7 +137,9 @@ def _send_push(clinic, friend: Friend, send: ChatSend, messages: list[dict]):
     except LineError as exc:
         counter.release(reservation, reservation.granted)
         _fail(send, exc)
-        raise SendRefused(f"送信できませんでした（LINE: {exc.message}）。時間をおいてもう一度お試しください。") from exc
+        raise SendRefused(
+            _("送信できませんでした（LINE: %(message)s）。時間をおいてもう一度お試しください。", message=exc.message)
+        ) from exc
 
 
 def _fail(send: ChatSend, exc: LineError) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from saas.common import Timestamped
@@ -25,10 +26,10 @@ class Level(enum.StrEnum):
 
 
 LEVEL_LABELS = {
-    Level.PLATFORM: "標準（Tsunagu）",
-    Level.AGENCY: "代理店",
-    Level.ORGANIZATION: "法人",
-    Level.CLINIC: "このクリニック",
+    Level.PLATFORM: _l("標準（Tsunagu）"),
+    Level.AGENCY: _l("代理店"),
+    Level.ORGANIZATION: _l("法人"),
+    Level.CLINIC: _l("このクリニック"),
 }
 LEVEL_RANK = {Level.PLATFORM: 0, Level.AGENCY: 1, Level.ORGANIZATION: 2, Level.CLINIC: 3}
 

@@ -9,21 +9,23 @@ from __future__ import annotations
 
 import re
 
+from flask_babel import lazy_gettext as _l
+
 VARIABLE = re.compile(r"\{\{\s*([a-z_]+(?:\.[a-z_]+)*)\s*\}\}")
 
 VARIABLES = {
-    "clinic.name": "医院名",
-    "clinic.phone": "電話番号",
-    "clinic.address": "住所",
-    "clinic.access": "アクセス",
-    "clinic.parking": "駐車場",
-    "clinic.website_url": "ホームページ",
-    "friend.display_name": "友だちの表示名",
-    "today.date": "今日の日付",
-    "today.hours": "今日の診療時間",
-    "schedule.weekly": "週間の診療時間",
-    "schedule.next_open_day": "次の診療日",
-    "schedule.closures": "休診・代診のお知らせ",
+    "clinic.name": _l("医院名"),
+    "clinic.phone": _l("電話番号"),
+    "clinic.address": _l("住所"),
+    "clinic.access": _l("アクセス"),
+    "clinic.parking": _l("駐車場"),
+    "clinic.website_url": _l("ホームページ"),
+    "friend.display_name": _l("友だちの表示名"),
+    "today.date": _l("今日の日付"),
+    "today.hours": _l("今日の診療時間"),
+    "schedule.weekly": _l("週間の診療時間"),
+    "schedule.next_open_day": _l("次の診療日"),
+    "schedule.closures": _l("休診・代診のお知らせ"),
 }
 
 

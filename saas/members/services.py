@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from saas.audit.services import record
 from saas.auth import services as auth_services
@@ -78,10 +79,10 @@ def _clinic_membership(clinic: Clinic, membership_id: int) -> Membership | None:
 
 def _check_change_allowed(membership: Membership, actor: User, actor_roles: set[str], new_role: str | None) -> None:
     if membership.user_id == actor.id:
-        raise MembershipChangeRefused("ご自身の権限は変更・削除できません。別の管理者に依頼してください。")
+        raise MembershipChangeRefused(_("ご自身の権限は変更・削除できません。別の管理者に依頼してください。"))
     touches_owner = membership.role == Role.OWNER or new_role == Role.OWNER
     if touches_owner and Role.OWNER not in actor_roles:
-        raise MembershipChangeRefused("オーナー権限の付与・変更・削除はオーナーのみが行えます。")
+        raise MembershipChangeRefused(_("オーナー権限の付与・変更・削除はオーナーのみが行えます。"))
 
 
 def change_role(clinic: Clinic, membership_id: int, new_role: str, actor: User, actor_roles: set[str]) -> Membership:
@@ -89,7 +90,7 @@ def change_role(clinic: Clinic, membership_id: int, new_role: str, actor: User, 
     if membership is None:
         raise LookupError(membership_id)
     if new_role not in set(Role):
-        raise MembershipChangeRefused("不明な権限です。")
+        raise MembershipChangeRefused(_("不明な権限です。"))
     _check_change_allowed(membership, actor, actor_roles, new_role)
     old_role = membership.role
     membership.role = new_role
@@ -123,7 +124,7 @@ def remove_membership(clinic: Clinic, membership_id: int, actor: User, actor_rol
 def invite(clinic: Clinic, email: str, role: str, actor: User, actor_roles: set[str]) -> tuple[Invitation, str]:
     """Create an invitation and return it with the one-time token (only its hash is stored)."""
     if role not in {r.value for r in assignable_roles(actor_roles)}:
-        raise MembershipChangeRefused("この権限で招待することはできません。")
+        raise MembershipChangeRefused(_("この権限で招待することはできません。"))
     email = email.strip().lower()
     now = utcnow()
     for earlier in pending_invitations(clinic):
@@ -181,14 +182,14 @@ def usable_invitation(token: str) -> Invitation:
     with platform_scope("invitation link lookup by token hash"):
         invitation = db.session.scalars(sa.select(Invitation).where(Invitation.token_hash == hash_token(token))).first()
     if invitation is None:
-        raise InvitationUnusable("この招待リンクは無効です。URLをご確認ください。")
+        raise InvitationUnusable(_("この招待リンクは無効です。URLをご確認ください。"))
     if invitation.accepted_at is not None:
-        raise InvitationUnusable("この招待リンクは既に使用されています。ログイン画面からログインしてください。")
+        raise InvitationUnusable(_("この招待リンクは既に使用されています。ログイン画面からログインしてください。"))
     if invitation.revoked_at is not None:
-        raise InvitationUnusable("この招待は取り消されました。管理者にお問い合わせください。")
+        raise InvitationUnusable(_("この招待は取り消されました。管理者にお問い合わせください。"))
     if invitation.expires_at <= utcnow():
         raise InvitationUnusable(
-            "この招待リンクの有効期限（72時間）が切れています。管理者に再度の招待を依頼してください。"
+            _("この招待リンクの有効期限（72時間）が切れています。管理者に再度の招待を依頼してください。")
         )
     return invitation
 
@@ -207,7 +208,7 @@ def _burn(invitation: Invitation, user: User) -> None:
     )
     if burned.rowcount != 1:
         db.session.rollback()
-        raise InvitationUnusable("この招待リンクは既に使用されています。ログイン画面からログインしてください。")
+        raise InvitationUnusable(_("この招待リンクは既に使用されています。ログイン画面からログインしてください。"))
 
 
 def accept(token: str, *, name: str, password: str) -> User:
@@ -217,11 +218,11 @@ def accept(token: str, *, name: str, password: str) -> User:
     if user is not None:
         if not auth_services.check_password(user, password):
             raise MembershipChangeRefused(
-                "パスワードが正しくありません。既存アカウントのパスワードを入力してください。"
+                _("パスワードが正しくありません。既存アカウントのパスワードを入力してください。")
             )
     else:
         if len(password) < MIN_PASSWORD_LENGTH:
-            raise MembershipChangeRefused(f"パスワードは{MIN_PASSWORD_LENGTH}文字以上にしてください。")
+            raise MembershipChangeRefused(_("パスワードは%(n)s文字以上にしてください。", n=MIN_PASSWORD_LENGTH))
         user = auth_services.create_user(invitation.email, name.strip() or invitation.email, password)
         db.session.flush()
     with tenant_scope(invitation.clinic_id):

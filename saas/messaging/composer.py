@@ -13,19 +13,22 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from saas.messaging import builders
 from saas.messaging.limits import BUTTONS_ACTIONS_MAX, MAX_MESSAGES
 from saas.messaging.objects import Problem, validate_messages
 from saas.messaging.variables import check_variables, render
 
 SLOT_TYPES = {
-    "text": "テキスト",
-    "image": "画像",
-    "sticker": "スタンプ",
-    "buttons": "ボタン",
-    "flex": "Flex（カード）",
+    "text": _l("テキスト"),
+    "image": _l("画像"),
+    "sticker": _l("スタンプ"),
+    "buttons": _l("ボタン"),
+    "flex": _l("Flex（カード）"),
 }
-ACTION_KINDS = {"message": "テキストを送信", "uri": "URLを開く"}
+ACTION_KINDS = {"message": _l("テキストを送信"), "uri": _l("URLを開く")}
 SLOTS = range(MAX_MESSAGES)
 ACTION_SLOTS = range(BUTTONS_ACTIONS_MAX)
 
@@ -86,7 +89,12 @@ def _flex_contents(text: str, slot: int, problems: list[Problem]) -> dict | None
     try:
         return json.loads(text) if text else None
     except json.JSONDecodeError as exc:
-        problems.append(Problem(f"slot{slot}", f"Flex の JSON を読み取れません（{exc.lineno}行目 {exc.colno}文字目）"))
+        problems.append(
+            Problem(
+                f"slot{slot}",
+                _("Flex の JSON を読み取れません（%(line)s行目 %(col)s文字目）", line=exc.lineno, col=exc.colno),
+            )
+        )
         return {"type": "bubble", "body": {"type": "box", "layout": "vertical", "contents": []}}
 
 

@@ -14,6 +14,9 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from saas.messaging.objects import MessageValidationError, Problem, ensure_valid
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
@@ -21,15 +24,15 @@ JST = ZoneInfo("Asia/Tokyo")
 WEEKDAYS = "月火水木金土日"
 
 # name -> what staff see in the composer's list of variables
-VARIABLES: dict[str, str] = {
-    "clinic.name": "医院名",
-    "clinic.phone": "電話番号",
-    "clinic.address": "住所",
-    "clinic.website_url": "ホームページ",
-    "friend.display_name": "友だちの表示名",
-    "booking.starts_at": "予約日時（例: 7月3日(木) 10:00）",
-    "booking.date": "予約日（例: 7月3日(木)）",
-    "booking.time": "予約時刻（例: 10:00）",
+VARIABLES: dict[str, object] = {
+    "clinic.name": _l("医院名"),
+    "clinic.phone": _l("電話番号"),
+    "clinic.address": _l("住所"),
+    "clinic.website_url": _l("ホームページ"),
+    "friend.display_name": _l("友だちの表示名"),
+    "booking.starts_at": _l("予約日時（例: 7月3日(木) 10:00）"),
+    "booking.date": _l("予約日（例: 7月3日(木)）"),
+    "booking.time": _l("予約時刻（例: 10:00）"),
 }
 PER_RECIPIENT_PREFIXES = ("friend.", "booking.")
 
@@ -59,7 +62,12 @@ def check_variables(messages: Any) -> list[Problem]:
         unknown = [name for name in PLACEHOLDER.findall(text) if name not in VARIABLES]
         if unknown:
             names = "、".join(f"{{{{{name}}}}}" for name in unknown)
-            problems.append(Problem(path, f"使えない変数 {names} があります（使える変数: {allowed}）"))
+            problems.append(
+                Problem(
+                    path,
+                    _("使えない変数 %(names)s があります（使える変数: %(allowed)s）", names=names, allowed=allowed),
+                )
+            )
     return problems
 
 

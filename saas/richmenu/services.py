@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from saas.booking.models import BookingMode
 from saas.booking.postbacks import booking_page_url
@@ -73,7 +74,7 @@ def _resolve(text: str, values: dict[str, str], label: str) -> str:
     def value(match: re.Match) -> str:
         found = values.get(match.group(1))
         if not found:
-            raise MenuProblem(f"「{label}」のリンク（{match.group(1)}）が未設定です")
+            raise MenuProblem(_("「%(label)s」のリンク（%(link)s）が未設定です", label=label, link=match.group(1)))
         return found
 
     return BINDING.sub(value, text)
@@ -86,7 +87,7 @@ def line_action(area: dict, values: dict[str, str]) -> dict:
     if kind == "uri":
         uri = _resolve(str(action.get("uri") or ""), values, label)
         if not uri.startswith(("https://", "http://", "tel:", "line://")):
-            raise MenuProblem(f"「{label}」のURLが正しくありません")
+            raise MenuProblem(_("「%(label)s」のURLが正しくありません", label=label))
         return {"type": "uri", "label": label, "uri": uri}
     if kind == "message":
         return {"type": "message", "label": label, "text": _resolve(str(action.get("text") or label), values, label)}
@@ -95,9 +96,9 @@ def line_action(area: dict, values: dict[str, str]) -> dict:
     if kind == "richmenuswitch":
         alias = str(action.get("richMenuAliasId") or "")
         if not ALIAS_RE.match(alias):
-            raise MenuProblem(f"「{label}」の切り替え先エイリアスが正しくありません")
+            raise MenuProblem(_("「%(label)s」の切り替え先エイリアスが正しくありません", label=label))
         return {"type": "richmenuswitch", "label": label, "richMenuAliasId": alias, "data": f"richmenu:{alias}"}
-    raise MenuProblem(f"「{label}」のアクションを選んでください")
+    raise MenuProblem(_("「%(label)s」のアクションを選んでください", label=label))
 
 
 def line_menu(menu: RichMenu, clinic) -> dict:
@@ -113,10 +114,10 @@ def line_menu(menu: RichMenu, clinic) -> dict:
             or bounds["x"] + bounds["width"] > width
             or bounds["y"] + bounds["height"] > height
         ):
-            raise MenuProblem(f"「{area.get('label')}」の範囲がメニューの外にはみ出しています")
+            raise MenuProblem(_("「%(label)s」の範囲がメニューの外にはみ出しています", label=area.get("label")))
         areas.append({"bounds": bounds, "action": line_action(area, values)})
     if not areas or len(areas) > 20:
-        raise MenuProblem("タップ領域は1〜20個にしてください")
+        raise MenuProblem(_("タップ領域は1〜20個にしてください"))
     return {
         "size": {"width": width, "height": height},
         "selected": menu.is_default,
