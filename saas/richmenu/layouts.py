@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from saas.common import N_
 from saas.richmenu.models import SIZES
 
 # feature key → (label, default action). Bindings are resolved per clinic at deploy time.
@@ -17,11 +18,11 @@ DEFAULT_ORDER = ["booking", "hours", "access", "faq", "online", "recruit"]
 
 # preset key → (label, size, columns, rows)
 PRESETS: dict[str, tuple[str, str, int, int]] = {
-    "full6": ("大・6分割", "full", 3, 2),
-    "full4": ("大・4分割", "full", 2, 2),
-    "full3": ("大・3分割（縦）", "full", 3, 1),
-    "half3": ("小・3分割", "half", 3, 1),
-    "half2": ("小・2分割", "half", 2, 1),
+    "full6": (N_("大・6分割"), "full", 3, 2),
+    "full4": (N_("大・4分割"), "full", 2, 2),
+    "full3": (N_("大・3分割（縦）"), "full", 3, 1),
+    "half3": (N_("小・3分割"), "half", 3, 1),
+    "half2": (N_("小・2分割"), "half", 2, 1),
 }
 
 
