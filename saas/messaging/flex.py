@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from flask_babel import gettext as _
+
 from saas.messaging import limits as L
 
 
@@ -35,7 +37,7 @@ def check_flex_container(checker, path: str, container: Any) -> None:
 
 def _bubble(checker, path: str, bubble: dict) -> None:
     if not any(bubble.get(block) for block in ("header", "hero", "body", "footer")):
-        checker.fail(path, "header・hero・body・footer のどれかを指定してください")
+        checker.fail(path, _("header・hero・body・footer のどれかを指定してください"))
     for block in ("header", "body", "footer"):
         if block in bubble:
             where = f"{path}.{block}"
@@ -56,13 +58,13 @@ def _component(checker, path: str, component: Any) -> None:
         checker.kind(path, component, ("horizontal", "vertical", "baseline"), label="layout")
         children = component.get("contents")
         if not isinstance(children, list):
-            checker.fail(f"{path}.contents", "配列（[...]）で指定してください")
+            checker.fail(f"{path}.contents", _("配列（[...]）で指定してください"))
             children = []
         for index, child in enumerate(children):
             _component(checker, f"{path}.contents[{index}]", child)
     elif kind == "text":
         if not component.get("text") and not component.get("contents"):
-            checker.fail(f"{path}.text", "入力してください")
+            checker.fail(f"{path}.text", _("入力してください"))
     elif kind in ("image", "icon"):
         checker.url(path, component, "url")
     elif kind == "button":
@@ -74,4 +76,11 @@ def _component(checker, path: str, component: Any) -> None:
 def _size(checker, path: str, container: dict, max_bytes: int) -> None:
     size = json_size(container)
     if size > max_bytes:
-        checker.fail(path, f"Flexメッセージのデータが大きすぎます（{max_bytes:,}バイト以内、現在{size:,}バイト）")
+        checker.fail(
+            path,
+            _(
+                "Flexメッセージのデータが大きすぎます（%(max)sバイト以内、現在%(size)sバイト）",
+                max=f"{max_bytes:,}",
+                size=f"{size:,}",
+            ),
+        )

@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from flask_babel import gettext as _
+
 from saas.messaging import limits as L
 from saas.messaging.flex import check_flex_container
 
@@ -70,7 +72,7 @@ class _Checker:
     # -- primitives ---------------------------------------------------------------------
     def object(self, path: str, value: Any) -> bool:
         if not isinstance(value, dict):
-            self.fail(path, "オブジェクト（{...}）で指定してください")
+            self.fail(path, _("オブジェクト（{...}）で指定してください"))
             return False
         return True
 
@@ -79,50 +81,58 @@ class _Checker:
         where = f"{path}.{key}"
         if value is None or value == "":
             if required:
-                self.fail(where, "入力してください")
+                self.fail(where, _("入力してください"))
             return
         if not isinstance(value, str):
-            self.fail(where, "文字列で指定してください")
+            self.fail(where, _("文字列で指定してください"))
             return
         if max_len is not None and len(value) > max_len:
-            self.fail(where, f"{max_len:,}文字以内にしてください（現在{len(value):,}文字）")
+            self.fail(
+                where, _("%(max)s文字以内にしてください（現在%(n)s文字）", max=f"{max_len:,}", n=f"{len(value):,}")
+            )
 
     def url(self, path: str, obj: dict, key: str, max_len: int = L.URL_MAX, *, required: bool = True) -> None:
         before = len(self.problems)
         self.string(path, obj, key, max_len, required=required)
         value = obj.get(key)
         if len(self.problems) == before and isinstance(value, str) and value and not _is_https(value):
-            self.fail(f"{path}.{key}", "https:// で始まるURLにしてください")
+            self.fail(f"{path}.{key}", _("https:// で始まるURLにしてください"))
 
     def items(self, path: str, obj: dict, key: str, max_items: int, *, required: bool = True) -> list:
         value = obj.get(key)
         where = f"{path}.{key}"
         if value is None or value == []:
             if required:
-                self.fail(where, "1件以上指定してください")
+                self.fail(where, _("1件以上指定してください"))
             return []
         if not isinstance(value, list):
-            self.fail(where, "配列（[...]）で指定してください")
+            self.fail(where, _("配列（[...]）で指定してください"))
             return []
         if len(value) > max_items:
-            self.fail(where, f"{max_items}件以内にしてください（現在{len(value)}件）")
+            self.fail(where, _("%(max)s件以内にしてください（現在%(n)s件）", max=max_items, n=len(value)))
         return value
 
     def kind(self, path: str, obj: dict, allowed: tuple[str, ...], label: str = "type") -> str | None:
         value = obj.get(label)
         if value in allowed:
             return value
-        shown = "未指定" if value is None else f"「{value}」"
-        self.fail(f"{path}.{label}", f"種類{shown}は使えません（使えるもの: {', '.join(allowed)}）")
+        shown = _("未指定") if value is None else f"「{value}」"
+        self.fail(
+            f"{path}.{label}",
+            _("種類%(kind)sは使えません（使えるもの: %(allowed)s）", kind=shown, allowed=", ".join(allowed)),
+        )
         return None
 
     # -- messages -----------------------------------------------------------------------
     def messages(self, messages: Any) -> None:
         if not isinstance(messages, list) or not messages:
-            self.fail("messages", "メッセージを1件以上指定してください")
+            self.fail("messages", _("メッセージを1件以上指定してください"))
             return
         if len(messages) > L.MAX_MESSAGES:
-            self.fail("messages", f"1回の配信は{L.MAX_MESSAGES}件以内にしてください（現在{len(messages)}件）")
+            self.fail(
+                "messages",
+                _("1回の配信は%(max)s件以内にしてください（現在%(n)s件）", max=L.MAX_MESSAGES, n=len(messages)),
+            )
         for index, message in enumerate(messages):
             self.message(f"messages[{index}]", message)
 
@@ -150,7 +160,7 @@ class _Checker:
             self.string(path, message, key)
             value = message.get(key)
             if isinstance(value, str) and value and not re.match(L.STICKER_ID_PATTERN, value):
-                self.fail(f"{path}.{key}", "数字で指定してください")
+                self.fail(f"{path}.{key}", _("数字で指定してください"))
 
     def _template(self, path: str, message: dict) -> None:
         self.string(path, message, "altText", L.ALT_TEXT_MAX["template"])
@@ -167,8 +177,8 @@ class _Checker:
         self.string(path, template, "text")
         text = template.get("text")
         if isinstance(text, str) and len(text) > limit:
-            why = "。画像またはタイトルがあるときの上限です" if decorated else ""
-            self.fail(f"{path}.text", f"{limit}文字以内にしてください（現在{len(text)}文字）{why}")
+            why = _("。画像またはタイトルがあるときの上限です") if decorated else ""
+            self.fail(f"{path}.text", _("%(max)s文字以内にしてください（現在%(n)s文字）", max=limit, n=len(text)) + why)
         for index, action in enumerate(self.items(path, template, "actions", L.BUTTONS_ACTIONS_MAX)):
             self.action(f"{path}.actions[{index}]", action, L.BUTTON_ACTION_TYPES)
         if "defaultAction" in template:
@@ -192,7 +202,7 @@ class _Checker:
         self.string(path, action, "uri", L.URI_ACTION_MAX)
         value = action.get("uri")
         if isinstance(value, str) and value and not re.match(r"^(https?|line|tel):", value):
-            self.fail(f"{path}.uri", "http://・https://・line://・tel: のいずれかで始めてください")
+            self.fail(f"{path}.uri", _("http://・https://・line://・tel: のいずれかで始めてください"))
 
     def quick_reply(self, path: str, quick_reply: Any) -> None:
         if not self.object(path, quick_reply):
@@ -202,7 +212,7 @@ class _Checker:
             if self.object(where, item):
                 self.url(where, item, "imageUrl", required=False)
                 if item.get("type", "action") != "action":
-                    self.fail(f"{where}.type", "「action」を指定してください")
+                    self.fail(f"{where}.type", _("「action」を指定してください"))
                 self.action(f"{where}.action", item.get("action"), L.QUICK_REPLY_ACTION_TYPES)
 
     def _flex(self, path: str, message: dict) -> None:
