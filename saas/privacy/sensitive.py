@@ -12,6 +12,7 @@ import unicodedata
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from saas.extensions import db
 from saas.privacy.models import PrivacySettings
@@ -103,15 +104,17 @@ def parse_patterns(text: str) -> tuple[list[dict], list[str]]:
         label, sep, pattern = line.partition(":")
         label, pattern = label.strip(), pattern.strip()
         if not sep or not label or not pattern:
-            errors.append(f"{number}行目: 「名前: 正規表現」の形で入力してください。")
+            errors.append(_("%(line)s行目: 「名前: 正規表現」の形で入力してください。", line=number))
             continue
         if len(pattern) > MAX_PATTERN_LENGTH:
-            errors.append(f"{number}行目: 正規表現は{MAX_PATTERN_LENGTH}文字以内にしてください。")
+            errors.append(
+                _("%(line)s行目: 正規表現は%(max)s文字以内にしてください。", line=number, max=MAX_PATTERN_LENGTH)
+            )
             continue
         try:
             re.compile(pattern)
         except re.error as exc:
-            errors.append(f"{number}行目: 正規表現が正しくありません（{exc}）。")
+            errors.append(_("%(line)s行目: 正規表現が正しくありません（%(error)s）。", line=number, error=exc))
             continue
         patterns.append({"label": label, "pattern": pattern})
     return patterns, errors

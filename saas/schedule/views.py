@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import pgettext
 from flask_login import login_required
 
 from saas.extensions import db
@@ -53,7 +54,13 @@ def _blocks_from_form(form) -> tuple[list[WeeklyBlock], list[str]]:
                 continue
             label = form.get(f"d{day}_{row}_label", "").strip()
             if not (CLOCK.match(start) and CLOCK.match(end)) or start >= end:
-                errors.append(_("%(day)s曜 %(label)s の時刻が正しくありません", day=WEEKDAY_LABELS[day], label=label))
+                errors.append(
+                    _(
+                        "%(day)s曜 %(label)s の時刻が正しくありません",
+                        day=pgettext("weekday", WEEKDAY_LABELS[day]),
+                        label=label,
+                    )
+                )
                 continue
             blocks.append(WeeklyBlock(weekday=day, label=label, start=start, end=end))
     return blocks, errors
