@@ -85,8 +85,10 @@ def test_two_concurrent_sends_that_together_exceed_the_quota_leave_the_clinic_wi
             ids.append(delivery.id)
         db.session.commit()
 
+    clinic_id = clinic.id  # read here: the test's session must not be touched from the threads
+
     def start(delivery_id: int) -> None:
-        with app.app_context(), tenant_scope(clinic.id):
+        with app.app_context(), tenant_scope(clinic_id):
             services.start(delivery_id)
 
     threads = [threading.Thread(target=start, args=(i,)) for i in ids]
