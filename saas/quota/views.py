@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, render_template
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
@@ -22,7 +23,7 @@ def overview():
     return render_template(
         "quota/overview.html",
         usage=usage(clinic.id),
-        chart={"labels": [f"{d.day}日" for d, _ in days], "counts": [count for _, count in days]},
+        chart={"labels": [_("%(day)s日", day=d.day) for d, _count in days], "counts": [count for _day, count in days]},
     )
 
 
