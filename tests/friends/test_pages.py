@@ -189,3 +189,22 @@ def test_friends_conversations_tags_and_events_are_isolated_between_clinics(clin
         (FriendTag, links),
     ):
         assert_rows_isolated(model, *pair)
+
+
+def test_a_sender_can_start_a_single_push_from_the_friend_page(client):
+    clinic = gen_clinic()
+    friend = _friend(clinic, "山田 花子", status="following")
+    login(client, gen_user("sender", clinic=clinic))
+    detail = client.get(f"/c/{clinic.slug}/friends/{friend.id}").get_data(as_text=True)
+    link = f"/c/{clinic.slug}/deliveries/new?friend={friend.id}"
+    assert link in detail
+    page = client.get(link).get_data(as_text=True)
+    assert "山田 花子" in page
+
+
+def test_a_viewer_is_not_offered_a_push(client):
+    clinic = gen_clinic()
+    friend = _friend(clinic, "佐藤 健太", status="following")
+    login(client, gen_user("viewer", clinic=clinic))
+    detail = client.get(f"/c/{clinic.slug}/friends/{friend.id}").get_data(as_text=True)
+    assert "/deliveries/new" not in detail
