@@ -12,6 +12,7 @@ from saas.booking import services
 from saas.booking.models import Booking, BookingSettings, BookingStatus, Slot
 from saas.extensions import db
 from saas.schedule.models import Closure
+from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import platform_scope, tenant_scope
 from tests.booking.support import booking_clinic, tomorrow_at
 from tests.factories import gen_user
@@ -31,13 +32,14 @@ def test_two_patients_racing_for_the_last_place_get_one_booking_and_one_full_ans
     at = tomorrow_at(clinic)
     with tenant_scope(clinic.id):
         services.book(clinic, line_user_id="U" + "1" * 32, patient_name="先客", starts_at=at)
-    barrier, outcomes = threading.Barrier(2), []
+    clinic_id, barrier, outcomes = clinic.id, threading.Barrier(2, timeout=20), []
 
     def race(user_id: str) -> None:
-        with app.app_context(), tenant_scope(clinic.id):
+        with app.app_context(), tenant_scope(clinic_id):
+            own_clinic = db.session.get(Clinic, clinic_id)  # each thread its own session, as two requests
             barrier.wait()
             try:
-                services.book(clinic, line_user_id=user_id, patient_name=user_id[:6], starts_at=at)
+                services.book(own_clinic, line_user_id=user_id, patient_name=user_id[:6], starts_at=at)
                 outcomes.append("booked")
             except services.SlotFull as exc:
                 outcomes.append(exc.message)
