@@ -16,4 +16,4 @@ INLINE_SCRIPT = re.compile(r"<script(?![^>]*\b(src|nonce)=)[^>]*>", re.IGNORECAS
 def test_template_has_no_inline_script_the_csp_would_block(template):
     source = template.read_text(encoding="utf-8")
     assert not INLINE_HANDLER.search(source), "inline event handlers are blocked by the CSP: use portal.js"
-    assert not INLINE_SCRIPT.search(source), "inline <script> needs nonce=\"{{ csp_nonce() }}\" or a static file"
+    assert not INLINE_SCRIPT.search(source), 'inline <script> needs nonce="{{ csp_nonce() }}" or a static file'
