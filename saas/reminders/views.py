@@ -5,14 +5,17 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from saas.extensions import db
 from saas.friends.models import Tag
+from saas.portal import menu
 from saas.reminders.models import ReminderRule, RuleKind
 from saas.tenancy.access import require
 
 bp = Blueprint("reminders", __name__, url_prefix="/c/<clinic>/reminders")
+menu.register("reminders.rules", _l("リマインド"), "⏰", "booking.manage", order=36)
 
 
 @bp.route("/", methods=["GET", "POST"])
