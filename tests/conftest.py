@@ -16,6 +16,7 @@ from flask.testing import FlaskClient
 from saas import create_app
 from saas.extensions import db
 from saas.jobs import use_worker_app
+from saas.queues import stop_embedded_servers
 from saas.tenancy.scoping import platform_scope
 
 pytest_plugins = ["tests.sandbox_fixtures", "tests.browser_fixtures"]
@@ -61,6 +62,7 @@ def app():
     with app.app_context():
         db.session.remove()
         db.drop_all()
+    stop_embedded_servers()
 
 
 def _empty_all_tables() -> None:

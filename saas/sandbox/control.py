@@ -51,6 +51,13 @@ class SandboxControl:
         body.update({k: v for k, v in optional.items() if v is not None})
         return self._call("POST", "/channels", body)
 
+    def add_login_channel(self, channel_id: str, secret: str, *, bot_channel_id: str | None = None) -> dict:
+        """Register a LINE Login channel (for booking pages), linked to a Messaging API channel."""
+        body = {"channelId": channel_id, "channelSecret": secret}
+        if bot_channel_id:
+            body["botChannelId"] = bot_channel_id
+        return self._call("POST", "/login-channels", body)
+
     def channels(self) -> list[dict]:
         """Every channel."""
         return self._call("GET", "/channels")
