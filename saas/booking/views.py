@@ -63,10 +63,7 @@ def day():
 
 
 def _booking(booking_id: int) -> Booking:
-    booking = db.session.get(Booking, booking_id)
-    if booking is None:
-        abort(404)
-    return booking
+    return db.get_or_404(Booking, booking_id)  # another clinic's row is invisible: 404
 
 
 def _back(booking: Booking):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -55,10 +55,7 @@ def _labels():
 
 
 def _get(delivery_id: int) -> Delivery:
-    delivery = db.session.get(Delivery, delivery_id)
-    if delivery is None:
-        abort(404)
-    return delivery
+    return db.get_or_404(Delivery, delivery_id)  # another clinic's row is invisible: 404
 
 
 def _draft_messages(draft_id: str | None) -> tuple[Delivery | None, list[dict]]:

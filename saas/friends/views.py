@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
@@ -56,10 +56,7 @@ def index():
 
 
 def _friend_or_404(friend_id: int) -> Friend:
-    friend = db.session.get(Friend, friend_id)
-    if friend is None:  # another clinic's friend is invisible from this scope
-        abort(404)
-    return friend
+    return db.get_or_404(Friend, friend_id)  # another clinic's row is invisible: 404
 
 
 @bp.get("/<int:friend_id>")

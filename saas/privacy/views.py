@@ -23,10 +23,7 @@ ERASE_CONFIRMATION = "削除"
 
 
 def _friend_or_404(friend_id: int) -> Friend:
-    friend = db.session.get(Friend, friend_id)
-    if friend is None:
-        abort(404)
-    return friend
+    return db.get_or_404(Friend, friend_id)  # another clinic's row is invisible: 404
 
 
 @bp.get("/friends/<int:friend_id>")

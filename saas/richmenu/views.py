@@ -24,10 +24,7 @@ VALUE_KEYS = {"uri": "uri", "message": "text", "postback": "data", "richmenuswit
 
 
 def _menu(menu_id: int) -> RichMenu:
-    menu = db.session.get(RichMenu, menu_id)
-    if menu is None:
-        abort(404)
-    return menu
+    return db.get_or_404(RichMenu, menu_id)  # another clinic's row is invisible: 404
 
 
 @bp.route("/", methods=["GET", "POST"])
