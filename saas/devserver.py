@@ -110,6 +110,7 @@ def _connect_demo_channels(app, sandbox_url: str, public_url: str) -> None:
             clinic.line_channel_secret,
             clinic.line_access_token,
             bot_user_id=clinic.line_bot_user_id,
+            display_name=clinic.name,
             webhook_url=f"{public_url}/webhooks/line/{clinic.webhook_key}",
         )
         for index, name in enumerate(DEMO_PATIENTS):
