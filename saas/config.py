@@ -55,4 +55,7 @@ def from_environment() -> dict:
         "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", ""),
         "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
         "WTF_CSRF_TIME_LIMIT": None,
+        # How many reverse proxies (TLS terminators, load balancers) stand in front of the app;
+        # their X-Forwarded-For/-Proto are trusted only when this says so (a client could forge them).
+        "TRUSTED_PROXIES": int(os.environ.get("TRUSTED_PROXIES", "0")),
     }
