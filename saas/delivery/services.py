@@ -7,6 +7,7 @@ before the reservation succeeded, so a refused send sends nothing.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from datetime import UTC, datetime
 
@@ -95,11 +96,33 @@ def submit(delivery: Delivery) -> None:
         when = delivery.scheduled_at.replace(tzinfo=UTC)
         from saas.delivery.jobs import start_delivery
 
-        queue.enqueue_at(when, start_delivery, delivery.id, delivery.clinic_id)
+        queue.enqueue_at(when, start_delivery, delivery.id, delivery.clinic_id, job_id=start_job_id(delivery.id))
         return
     delivery.status = DeliveryStatus.SCHEDULED
     db.session.commit()
     start(delivery.id)
+
+
+def start_job_id(delivery_id: int) -> str:
+    """The RQ job id of a delivery's scheduled start, so cancelling can find and remove it."""
+    return f"delivery-start-{delivery_id}"
+
+
+def _unschedule_start(delivery: Delivery) -> None:
+    """Take the delivery's scheduled start job out of RQ (it would only find the delivery cancelled)."""
+    from rq.exceptions import InvalidJobOperation, NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    queue = get_queue(delivery.queue_name)
+    job_id = start_job_id(delivery.id)
+    queue.scheduled_job_registry.remove(job_id)
+    try:
+        job = Job.fetch(job_id, connection=queue.connection)
+    except NoSuchJobError:
+        return
+    if job.get_status() in (JobStatus.SCHEDULED, JobStatus.QUEUED, JobStatus.DEFERRED):
+        with contextlib.suppress(InvalidJobOperation):  # cancelled meanwhile by another request
+            job.cancel()
 
 
 def _claim(delivery_id: int, source: str, target: str) -> bool:
@@ -264,6 +287,7 @@ def cancel(delivery: Delivery, actor=None) -> bool:
         "delivery.cancel", clinic_id=delivery.clinic_id, target_type="delivery", target_id=delivery.id, actor=actor
     )
     db.session.commit()
+    _unschedule_start(delivery)
     skip_pending_chunks(delivery.id, "cancelled")
     finish_if_complete(delivery.id)
     return True

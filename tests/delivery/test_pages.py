@@ -7,13 +7,16 @@ import re
 import pytest
 import sqlalchemy as sa
 from rq import SimpleWorker
+from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
 from saas.audit.models import AuditEvent
 from saas.delivery.jobs import start_delivery
 from saas.delivery.models import Delivery
+from saas.delivery.services import start_job_id
 from saas.extensions import db
 from saas.friends.models import FriendTag, Tag
-from saas.queues import all_queues, get_queue, get_redis
+from saas.queues import QUEUE_NAMES, all_queues, get_queue, get_redis
 from saas.tenancy.scoping import platform_scope, tenant_scope
 from tests.delivery.support import add_friends, connected_clinic, drain
 from tests.factories import gen_user
@@ -116,12 +119,19 @@ def test_a_scheduled_delivery_can_be_cancelled_before_it_fires(sender, sandbox, 
     page = sender.get(response.headers["Location"]).get_data(as_text=True)
     assert "予約済み" in page and "2099/01/01 09:00" in page
     delivery_id = only_delivery(clinic).id
+    assert scheduled_job_ids() == [start_job_id(delivery_id)]
     post(sender, clinic, f"/{delivery_id}/cancel")
     assert only_delivery(clinic).status == "cancelled"
+    assert scheduled_job_ids() == []  # nothing left waiting in RQ for 2099
+    assert Job.fetch(start_job_id(delivery_id), connection=get_redis()).get_status() == JobStatus.CANCELED
     get_queue("bulk").enqueue(start_delivery, delivery_id, clinic.id)  # as RQ's scheduler would, in 2099
     SimpleWorker(all_queues(), connection=get_redis()).work(burst=True)
     assert only_delivery(clinic).status == "cancelled"
     assert not sandbox.requests("1720000001")
+
+
+def scheduled_job_ids() -> list[str]:
+    return [job_id for name in QUEUE_NAMES for job_id in ScheduledJobRegistry(queue=get_queue(name)).get_job_ids()]
 
 
 def test_the_composer_hands_its_messages_to_the_delivery_page(sender, sandbox, clinic):
