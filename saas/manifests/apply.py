@@ -21,7 +21,8 @@ from saas.library import services as library
 from saas.library.models import ClinicLibraryOverride
 from saas.manifests import export
 from saas.manifests.models import ChannelSecretSource
-from saas.manifests.schema import ClinicSpec, Manifest
+from saas.manifests.schema import ClinicSpec, Manifest, OrganizationLinksSpec
+from saas.richmenu.services import set_organization_links
 from saas.schedule import services as schedule
 from saas.schedule.models import WEEKDAYS, Closure, WeeklyBlock
 from saas.tenancy.models import Agency, Clinic, Organization
@@ -112,9 +113,17 @@ class Applier:
 
     def apply_organization(self, agency: Agency | None) -> Organization:
         spec = self.manifest.organization
-        return self._upsert(
+        organization = self._upsert(
             Organization, spec.slug, "法人", name=spec.name, kind=spec.kind, agency_id=agency.id if agency else None
         )
+        self.apply_organization_links(organization, spec.links)
+        return organization
+
+    def apply_organization_links(self, organization: Organization, spec: OrganizationLinksSpec) -> None:
+        if export.organization_links_spec(organization) == spec:
+            return
+        set_organization_links(organization.id, **spec.model_dump())
+        self.change(f"法人 {organization.slug}.links: {spec.model_dump()!r}")
 
 
 class ClinicApplier:

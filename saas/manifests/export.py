@@ -19,6 +19,7 @@ from saas.manifests.schema import (
     HandoffSpec,
     LibrarySpec,
     Manifest,
+    OrganizationLinksSpec,
     OrganizationSpec,
     OverrideSpec,
     ProfileSpec,
@@ -26,6 +27,7 @@ from saas.manifests.schema import (
     ScheduleSpec,
     WeeklySpec,
 )
+from saas.richmenu.services import get_organization_links
 from saas.schedule import services as schedule
 from saas.schedule.models import WEEKDAYS, Closure
 
@@ -136,12 +138,25 @@ def clinic_spec(clinic) -> ClinicSpec:
     )
 
 
+def organization_links_spec(organization) -> OrganizationLinksSpec:
+    """The organization's group-wide rich menu links."""
+    links = get_organization_links(organization.id)
+    return OrganizationLinksSpec(
+        recruitment_url=links.recruitment_url or "", online_consultation_url=links.online_consultation_url or ""
+    )
+
+
 def manifest_for(clinic) -> Manifest:
     organization = clinic.organization
     agency = organization.agency
     return Manifest(
         agency=AgencySpec(slug=agency.slug, name=agency.name) if agency else None,
-        organization=OrganizationSpec(slug=organization.slug, name=organization.name, kind=organization.kind),
+        organization=OrganizationSpec(
+            slug=organization.slug,
+            name=organization.name,
+            kind=organization.kind,
+            links=organization_links_spec(organization),
+        ),
         clinics=[clinic_spec(clinic)],
     )
 

@@ -43,10 +43,18 @@ class AgencySpec(Strict):
     name: str
 
 
+class OrganizationLinksSpec(Strict):
+    """Group-wide rich menu links; a clinic's own value (set in the portal) overrides them."""
+
+    recruitment_url: str = Field("", pattern=r"^(https://.*)?$")
+    online_consultation_url: str = Field("", pattern=r"^(https://.*)?$")
+
+
 class OrganizationSpec(Strict):
     slug: Slug
     name: str
     kind: Literal["medical_corporation", "independent"] = "independent"
+    links: OrganizationLinksSpec = OrganizationLinksSpec()
 
 
 class ProfileSpec(Strict):

@@ -50,3 +50,17 @@ class MenuLinks(TenantOwned, Timestamped, db.Model):
     recruitment_url: Mapped[str] = mapped_column(sa.String(500), default="")
     online_consultation_url: Mapped[str] = mapped_column(sa.String(500), default="")
     access_url: Mapped[str] = mapped_column(sa.String(500), default="")
+
+
+class OrganizationLinks(Timestamped, db.Model):
+    """Group-wide 採用情報 / オンライン診療 URLs every branch's menu uses unless the clinic sets its own.
+
+    Keyed by organization, so not TenantOwned: organization admins edit it outside any clinic.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("organization.id", ondelete="CASCADE"), unique=True, index=True
+    )
+    recruitment_url: Mapped[str] = mapped_column(sa.String(500), default="")
+    online_consultation_url: Mapped[str] = mapped_column(sa.String(500), default="")

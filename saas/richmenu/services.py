@@ -20,7 +20,7 @@ from saas.friends.models import Friend, FriendStatus, FriendTag
 from saas.line import richmenu as line_richmenu
 from saas.line.errors import LineError
 from saas.richmenu import render
-from saas.richmenu.models import MenuLinks, RichMenu
+from saas.richmenu.models import MenuLinks, OrganizationLinks, RichMenu
 
 BINDING = re.compile(r"\{\{\s*([a-z_]+\.[a-z_]+)\s*\}\}")
 ACTION_TYPES = {"uri", "postback", "message", "richmenuswitch"}
@@ -47,6 +47,23 @@ def get_links(clinic_id: int) -> MenuLinks:
     return found
 
 
+def get_organization_links(organization_id: int) -> OrganizationLinks:
+    """The organization's group-wide links (a blank row, not yet saved, when it has none)."""
+    found = db.session.scalars(
+        sa.select(OrganizationLinks).where(OrganizationLinks.organization_id == organization_id)
+    ).first()
+    return found or OrganizationLinks(organization_id=organization_id, recruitment_url="", online_consultation_url="")
+
+
+def set_organization_links(organization_id: int, **urls: str) -> OrganizationLinks:
+    """Create or update the organization's links (recruitment_url, online_consultation_url)."""
+    links = get_organization_links(organization_id)
+    for name, value in urls.items():
+        setattr(links, name, value)
+    db.session.add(links)
+    return links
+
+
 def _booking_url(clinic) -> str:
     settings = booking_settings(clinic.id)
     if settings.mode == BookingMode.EXTERNAL:
@@ -58,15 +75,16 @@ def _booking_url(clinic) -> str:
 
 def binding_values(clinic) -> dict[str, str]:
     """What ``{{clinic.*}}`` and ``{{organization.*}}`` bindings mean for this clinic."""
-    links = get_links(clinic.id)
+    links, group = get_links(clinic.id), get_organization_links(clinic.organization_id)
     maps = f"https://www.google.com/maps/search/?api=1&query={quote(clinic.address)}" if clinic.address else ""
     return {
         "clinic.booking_url": _booking_url(clinic),
         "clinic.access_url": links.access_url or maps,
         "clinic.website_url": clinic.website_url,
         "clinic.phone_url": f"tel:{clinic.phone}" if clinic.phone else "",
-        "organization.recruitment_url": links.recruitment_url,
-        "organization.online_consultation_url": links.online_consultation_url,
+        # The clinic's own value wins over the organization's group-wide one.
+        "organization.recruitment_url": links.recruitment_url or group.recruitment_url,
+        "organization.online_consultation_url": links.online_consultation_url or group.online_consultation_url,
     }
 
 

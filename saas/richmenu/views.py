@@ -48,7 +48,13 @@ def index():
         return redirect(url_for(".index"))
     db.session.commit()
     menus = db.session.scalars(sa.select(RichMenu).order_by(RichMenu.id)).all()
-    return render_template("richmenu/index.html", menus=menus, presets=layouts.PRESETS, links=links)
+    return render_template(
+        "richmenu/index.html",
+        menus=menus,
+        presets=layouts.PRESETS,
+        links=links,
+        org_links=services.get_organization_links(clinic.organization_id),
+    )
 
 
 def _can_edit() -> bool:
