@@ -228,7 +228,7 @@ def change(clinic, booking: Booking, new_start: datetime) -> Booking:
     booking.slot_id, booking.starts_at, booking.ends_at = slot_id, view.starts_at, view.ends_at
     booking.reminder_at = reminder_time(clinic, view.starts_at)
     booking.reminder_state = _initial_reminder_state(clinic)
-    booking.closure_notified_at = None
+    booking.closure_notified_at, booking.closure_notice_retry_key = None, new_retry_key()
     booking.confirmation_sent_at, booking.confirmation_retry_key = None, new_retry_key()
     booking.reminder_retry_key = new_retry_key()
     db.session.commit()

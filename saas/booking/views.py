@@ -11,13 +11,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from saas.audit.services import record
-from saas.booking import notify, patient, postbacks, services
-from saas.booking.models import Booking, BookingMode, BookingStatus, new_retry_key
-from saas.common import utcnow
+from saas.booking import notices, notify, patient, postbacks, services
+from saas.booking.models import Booking, BookingMode, BookingStatus
 from saas.extensions import db
-from saas.line.errors import LineError
 from saas.portal.menu import register
-from saas.quota.counter import QuotaExceeded
 from saas.schedule.services import clinic_now
 from saas.tenancy.access import current_clinic, require
 
@@ -46,6 +43,7 @@ def day():
     days = 7 if week else 1
     start = datetime.combine(first, datetime.min.time())
     bookings = services.bookings_between(start, start + timedelta(days=days))
+    conflicts = services.closure_conflicts(clinic)
     by_day: dict = {first + timedelta(days=n): [] for n in range(days)}
     for booking in bookings:
         by_day.setdefault(booking.starts_at.date(), []).append(booking)
@@ -55,7 +53,8 @@ def day():
         week=week,
         by_day=by_day,
         step=timedelta(days=days),
-        conflicts=services.closure_conflicts(clinic),
+        conflicts=conflicts,
+        notice_states=notices.states(clinic.id, bookings, conflicts),
         settings=services.get_settings(clinic.id),
         statuses=BookingStatus,
         when=notify.when,
@@ -98,40 +97,24 @@ def set_status(booking_id: int):
 @login_required
 @require("booking.manage")
 def cancel(booking_id: int):
-    """Cancel on the patient's behalf (a phone call) and tell them in LINE."""
+    """Cancel on the patient's behalf (a phone call); a worker tells them in LINE."""
     clinic, booking = current_clinic(), _booking(booking_id)
     if services.cancel(booking, by="staff"):
         record("booking.cancel", clinic_id=clinic.id, target_type="booking", target_id=booking.id, commit=True)
-        _tell(clinic, booking, notify.cancelled(clinic, booking), new_retry_key())
-        flash(_("予約をキャンセルしました。"), "success")
+        notices.enqueue(notices.CANCELLATION, booking)
+        flash(_("予約をキャンセルしました。患者さんへのLINEのお知らせは送信予約済みです。"), "success")
     return _back(booking)
-
-
-def _tell(clinic, booking: Booking, messages: list[dict], retry_key: str) -> bool:
-    try:
-        notify.push_once(clinic, booking.line_user_id, messages, retry_key, "booking")
-    except QuotaExceeded as exc:
-        flash(str(exc), "danger")
-        return False
-    except LineError as exc:
-        flash(_("LINEへの送信に失敗しました: %(error)s", error=exc.message), "danger")
-        return False
-    return True
 
 
 @staff.post("/<int:booking_id>/notify-closure")
 @login_required
 @require("booking.manage")
 def notify_closure(booking_id: int):
-    """Push the closure notice to the patient of a booking that falls on a new closure."""
+    """Queue the closure notice to the patient of a booking that falls on a new closure."""
     clinic, booking = current_clinic(), _booking(booking_id)
-    if booking.closure_notified_at is None and _tell(
-        clinic, booking, notify.closure_notice(clinic, booking), booking.closure_notice_retry_key
-    ):
-        booking.closure_notified_at = utcnow()
-        db.session.commit()
+    if booking.is_active and booking.closure_notified_at is None and notices.enqueue(notices.CLOSURE, booking):
         record("booking.closure_notice", clinic_id=clinic.id, target_type="booking", target_id=booking.id, commit=True)
-        flash(_("患者さんに休診のお知らせを送りました。"), "success")
+        flash(_("休診のお知らせを送信予約しました。"), "success")
     return redirect(url_for(".day"))
 
 

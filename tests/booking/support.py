@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import itertools
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 import requests
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
 
 from saas.booking import services
 from saas.booking.models import BookingMode
 from saas.extensions import db
+from saas.queues import QUEUE_NAMES, get_queue, get_redis
 from saas.schedule.models import ScheduleSettings, WeeklyBlock
 from saas.schedule.services import clinic_now
 from saas.tenancy.scoping import tenant_scope
@@ -47,3 +51,19 @@ def tomorrow_at(clinic, hour: int = 10, minute: int = 0) -> datetime:
     """Tomorrow (clinic time) at the given clock time."""
     day: date = clinic_now(clinic).date() + timedelta(days=1)
     return datetime.combine(day, time(hour, minute))
+
+
+def retries_due_now() -> int:
+    """Bring every scheduled RQ retry forward to now and move it onto its queue, as RQ's
+    scheduler does once the retry interval has passed; the number of jobs moved."""
+    moved = 0
+    for name in QUEUE_NAMES:
+        registry = ScheduledJobRegistry(queue=get_queue(name))
+        for job_id in registry.get_job_ids():
+            registry.schedule(Job.fetch(job_id, connection=get_redis()), datetime.now(UTC))
+            moved += 1
+    scheduler = RQScheduler(list(QUEUE_NAMES), connection=get_redis())
+    scheduler.acquire_locks()
+    scheduler.enqueue_scheduled_jobs()
+    scheduler.release_locks()
+    return moved

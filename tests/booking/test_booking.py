@@ -133,9 +133,13 @@ def test_a_closure_added_after_a_booking_warns_staff_who_can_notify_the_patient(
         f"/c/{clinic.slug}/booking/{booking_id}/notify-closure", data={"csrf_token": csrf_token(client)}
     )
     assert answer.status_code == 302
+    page = client.get(f"/c/{clinic.slug}/booking/").get_data(as_text=True)
+    assert 'data-testid="notice-queued"' in page and "LINEで休診を知らせる" not in page  # queued, not pushed yet
+    run_jobs()
     notice = sandbox.inbox(channel, patient)[-2]
     assert notice["via"] == "push" and "休診となりました" in notice["message"]["text"]
-    assert 'data-testid="closure-conflicts"' not in client.get(f"/c/{clinic.slug}/booking/").get_data(as_text=True)
+    page = client.get(f"/c/{clinic.slug}/booking/?day={at.date().isoformat()}").get_data(as_text=True)
+    assert 'data-testid="closure-conflicts"' not in page and 'data-testid="closure-notice-sent"' in page
 
 
 def test_staff_mark_a_no_show_and_see_the_week(client, sandbox, live_server):
