@@ -149,3 +149,18 @@ def test_applied_rules_answer_patients(runner):
         payment = reply_to(clinic, "カードで支払いできますか", dry_run=True)
     assert "専用駐車場が3台分" in reply.messages[0]["text"]
     assert "交通系IC" in payment.messages[0]["text"]  # the clinic's override of the standard FAQ
+
+
+def test_organization_links_apply_and_export_back_unchanged(runner, tmp_path):
+    assert apply(runner, TENANTS / "sakura-kai.yaml").exit_code == 0
+    exported = tmp_path / "sakura.yaml"
+    assert runner.invoke(args=["tenants", "export", "sakura-shinjuku", "-o", str(exported)]).exit_code == 0
+    text = exported.read_text(encoding="utf-8")
+    assert "recruitment_url: https://sakura-kai.example.jp/recruit/" in text
+    assert "変更はありません / no changes" in apply(runner, exported).output
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(text.replace("/online/", "/telemed/"), encoding="utf-8")
+    assert "法人 sakura-kai.links" in apply(runner, edited).output
+    again = tmp_path / "again.yaml"
+    assert runner.invoke(args=["tenants", "export", "sakura-shinjuku", "-o", str(again)]).exit_code == 0
+    assert again.read_text(encoding="utf-8") == edited.read_text(encoding="utf-8")
