@@ -1,6 +1,8 @@
-"""Clinic capabilities: LINE webhooks, friends, schedules, auto-reply, libraries, manifests,
-messaging and quota, deliveries, inbox, privacy, audit log, staff invitations and SSO,
-rich menus, booking and reminders.
+"""clinic capabilities
+
+Tables of LINE webhooks, friends, schedules, auto-reply, libraries, manifests, messaging and
+quota, deliveries, inbox, privacy, audit log, staff invitations and SSO, rich menus, booking
+and reminders.
 
 Revision ID: 1e023f4a74fb
 Revises: 7473a00fcea8
