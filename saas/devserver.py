@@ -150,10 +150,13 @@ def _deploy_demo_menus(clinics) -> None:
 
     for clinic in clinics:
         with tenant_scope(clinic.id):
-            links = richmenu.get_links(clinic.id)
-            base = f"https://{clinic.organization.slug}.example.jp"
-            links.recruitment_url = links.recruitment_url or f"{base}/recruit"
-            links.online_consultation_url = links.online_consultation_url or f"{base}/online"
+            group = richmenu.get_organization_links(clinic.organization_id)
+            base = f"https://{clinic.organization.slug}.example.jp"  # for groups whose manifest has none
+            richmenu.set_organization_links(
+                clinic.organization_id,
+                recruitment_url=group.recruitment_url or f"{base}/recruit",
+                online_consultation_url=group.online_consultation_url or f"{base}/online",
+            )
             menu = db.session.scalars(sa.select(RichMenu).where(RichMenu.is_default.is_(True))).first()
             if menu is None:
                 size, areas = preset_areas("full6")
