@@ -23,6 +23,20 @@ class MenuItem:
 
 _ITEMS: dict[str, MenuItem] = {}
 
+# The sidebar is grouped by the order a capability registers with: (first order, heading).
+SECTIONS = (
+    (0, None),
+    (10, _l("患者さん対応")),
+    (20, _l("配信")),
+    (30, _l("運用")),
+    (60, _l("設定・管理")),
+)
+
+
+def section_of(order: int):
+    """The sidebar heading an item of this order sits under."""
+    return [heading for start, heading in SECTIONS if order >= start][-1]
+
 
 def register(
     endpoint: str, label, icon: str, permission: str = "clinic.view", order: int = 50, badge: Callable | None = None
@@ -42,6 +56,7 @@ def clinic_menu(clinic) -> list[dict]:
                     "icon": item.icon,
                     "url": url_for(item.endpoint, clinic=clinic.slug),
                     "badge": item.badge(clinic) if item.badge else 0,
+                    "section": section_of(item.order),
                 }
             )
     return entries
