@@ -4,8 +4,12 @@ X-Forwarded-* headers; without it those headers are ignored (a client could forg
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from saas import create_app
+from saas.audit.models import AuditEvent
+from saas.extensions import db
+from saas.tenancy.scoping import platform_scope
 from tests.conftest import IsolatedClient
 from tests.factories import gen_user
 from tests.helpers import csrf_token
@@ -42,6 +46,9 @@ def test_behind_one_proxy_the_throttle_counts_the_forwarded_client_address(app_b
     _exhaust_address(proxied, client, "203.0.113.7")
     assert _fail_login(client, "another@example.jp", "203.0.113.7") == 429  # that client is paused
     assert _fail_login(client, user.email, "198.51.100.9") == 401  # another client behind the proxy is not
+    with platform_scope("test: audit addresses"):
+        addresses = set(db.session.scalars(sa.select(AuditEvent.ip).where(AuditEvent.action == "login.failure")))
+    assert addresses == {"203.0.113.7", "198.51.100.9"}  # the audit log names the clients, not the proxy
 
 
 def test_without_trusted_proxies_forwarded_addresses_are_ignored(app_behind):
