@@ -6,10 +6,10 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from flask_login import current_user, login_required
 
 from saas.auth.roles import ROLE_LABELS
-from saas.portal import dashboard
+from saas.portal import dashboard, stats
 from saas.portal.menu import clinic_menu
 from saas.tenancy import services
-from saas.tenancy.access import current_clinic, require
+from saas.tenancy.access import can, current_clinic, require
 
 bp = Blueprint("portal", __name__)
 
@@ -44,6 +44,9 @@ def clinic_dashboard():
         "portal/dashboard.html",
         summary=dashboard.summaries([clinic])[clinic.id],
         roles=sorted(services.roles_at(current_user, clinic)),
+        friend_chart=stats.friend_chart(),
+        message_chart=stats.message_chart(),
+        deliveries=stats.latest_deliveries() if can("messages.send") else [],
     )
 
 
