@@ -99,31 +99,33 @@ def invite():
 @login_required
 @require("members.manage")
 def change_role(membership_id: int):
-    try:
-        services.change_role(
-            current_clinic(), membership_id, request.form.get("role", ""), current_user, _actor_roles()
-        )
-    except LookupError:
-        abort(404)
-    except services.MembershipChangeRefused as refused:
-        flash(_(str(refused)), "error")
-        return redirect(url_for("members.index")), 303
-    flash(_("権限を変更しました。"), "success")
-    return redirect(url_for("members.index")), 303
+    role = request.form.get("role", "")
+    return _membership_change(
+        lambda: services.change_role(current_clinic(), membership_id, role, current_user, _actor_roles()),
+        _("権限を変更しました。"),
+    )
 
 
 @bp.post("/c/<clinic>/members/<int:membership_id>/remove")
 @login_required
 @require("members.manage")
 def remove(membership_id: int):
+    return _membership_change(
+        lambda: services.remove_membership(current_clinic(), membership_id, current_user, _actor_roles()),
+        _("このクリニックへのアクセス権を削除しました。"),
+    )
+
+
+def _membership_change(change, done_message: str):
+    """Run a membership change: unknown ids are a 404, refused changes are explained."""
     try:
-        services.remove_membership(current_clinic(), membership_id, current_user, _actor_roles())
+        change()
     except LookupError:
         abort(404)
     except services.MembershipChangeRefused as refused:
         flash(_(str(refused)), "error")
-        return redirect(url_for("members.index")), 303
-    flash(_("このクリニックへのアクセス権を削除しました。"), "success")
+    else:
+        flash(done_message, "success")
     return redirect(url_for("members.index")), 303
 
 
