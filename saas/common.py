@@ -1,18 +1,36 @@
-"""Small pieces every capability uses: timestamps and slugs."""
+"""Small pieces every capability uses: timestamps, time zones and slugs."""
 
 from __future__ import annotations
 
 import re
 import secrets
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
+
+JAPAN = ZoneInfo("Asia/Tokyo")
 
 
 def utcnow() -> datetime:
     """Naive UTC now: stored as-is in both SQLite and Postgres columns."""
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def zone_of(clinic=None) -> ZoneInfo:
+    """The clinic's time zone (Japan unless it says otherwise)."""
+    return ZoneInfo(clinic.timezone) if clinic is not None and clinic.timezone else JAPAN
+
+
+def to_local(moment: datetime, zone: ZoneInfo = JAPAN) -> datetime:
+    """A stored (naive UTC) time as naive wall-clock time in the zone."""
+    return moment.replace(tzinfo=UTC).astimezone(zone).replace(tzinfo=None)
+
+
+def to_utc(local: datetime, zone: ZoneInfo = JAPAN) -> datetime:
+    """A naive wall-clock time in the zone as the naive UTC time we store."""
+    return local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
 
 
 def N_(text: str) -> str:

@@ -15,11 +15,10 @@ import sqlalchemy as sa
 from flask import current_app, g, has_request_context, request
 
 from saas.audit.models import AuditEvent, retention_purge
-from saas.common import utcnow
+from saas.common import to_utc, utcnow
 from saas.extensions import db
 
 DEFAULT_RETENTION_DAYS = 1825  # 5 years; set in the 運用管理規程 and via AUDIT_RETENTION_DAYS
-JST = timedelta(hours=9)
 
 
 def _request_actor():
@@ -87,7 +86,7 @@ class AuditFilters:
 
 
 def _jst_day_start_in_utc(day: date) -> datetime:
-    return datetime.combine(day, time.min) - JST
+    return to_utc(datetime.combine(day, time.min))
 
 
 def _filtered(statement: sa.Select, filters: AuditFilters) -> sa.Select:
@@ -137,8 +136,3 @@ def purge_expired(now: datetime | None = None) -> int:
     record("audit.purge", details={"cutoff": cutoff.isoformat(), "deleted": purged})
     db.session.commit()
     return purged
-
-
-def to_jst(moment: datetime) -> datetime:
-    """Stored naive UTC shown as Japan time."""
-    return moment + JST

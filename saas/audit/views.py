@@ -12,6 +12,7 @@ from flask_login import login_required
 
 from saas.audit import services
 from saas.audit.services import AuditFilters
+from saas.common import to_local
 from saas.extensions import db
 from saas.portal import menu
 from saas.tenancy.access import current_clinic, require
@@ -56,7 +57,6 @@ def index():
         pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
         filters=filters,
         actions=services.actions_seen([clinic.id]),
-        to_jst=services.to_jst,
         query={k: v for k, v in request.args.items() if k != "page"},
     )
 
@@ -81,7 +81,7 @@ def _csv_rows(events) -> str:
     for e in events:
         writer.writerow(
             [
-                services.to_jst(e.created_at).strftime("%Y-%m-%d %H:%M:%S"),
+                to_local(e.created_at).strftime("%Y-%m-%d %H:%M:%S"),
                 e.action,
                 e.actor_email,
                 e.actor_user_id or "",

@@ -8,14 +8,13 @@ requests race for it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from saas.booking.models import Booking, BookingSettings, BookingStatus, ReminderState, Slot, new_retry_key
-from saas.common import utcnow
+from saas.common import to_utc, utcnow, zone_of
 from saas.extensions import db
 from saas.friends.models import Friend
 from saas.schedule import services as schedule
@@ -154,8 +153,7 @@ def reminder_time(clinic, starts_at: datetime) -> datetime:
     """The day before at the clinic's reminder hour, as naive UTC."""
     settings = get_settings(clinic.id)
     local = datetime.combine(starts_at.date() - timedelta(days=1), time(settings.reminder_hour))
-    zone = ZoneInfo(clinic.timezone or "Asia/Tokyo")
-    return local.replace(tzinfo=zone).astimezone(UTC).replace(tzinfo=None)
+    return to_utc(local, zone_of(clinic))
 
 
 def _active_booking_at(line_user_id: str, starts_at: datetime) -> Booking | None:

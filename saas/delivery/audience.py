@@ -19,11 +19,9 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from saas.common import utcnow
+from saas.common import to_utc, utcnow
 from saas.extensions import db
 from saas.friends.models import Friend, FriendStatus, FriendTag
-
-JST_OFFSET = timedelta(hours=9)
 
 
 class Candidate(NamedTuple):
@@ -48,7 +46,7 @@ class AudienceCounts:
 
 def _jst_day_start(text: str) -> datetime | None:
     try:
-        return datetime.combine(date.fromisoformat(text), time.min) - JST_OFFSET
+        return to_utc(datetime.combine(date.fromisoformat(text), time.min))
     except (TypeError, ValueError):
         return None
 

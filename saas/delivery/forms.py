@@ -8,9 +8,8 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 
+from saas.common import to_utc
 from saas.delivery.models import DeliveryKind
-
-JST_OFFSET = timedelta(hours=9)
 
 
 @dataclass
@@ -74,7 +73,7 @@ def read_schedule(text: str | None, now: datetime) -> tuple[datetime | None, str
         local = datetime.fromisoformat(text)
     except ValueError:
         return None, _("配信日時の形式が正しくありません")
-    when = local - JST_OFFSET
+    when = to_utc(local)
     if when < now - timedelta(minutes=1):
         return None, _("配信日時が過去になっています")
     return when, None

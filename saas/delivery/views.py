@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
 import sqlalchemy as sa
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
@@ -41,12 +39,6 @@ STATUS_LABELS = {
     "stopped": (N_("停止"), "status-danger"),
     "refused": (N_("送信不可"), "status-danger"),
 }
-
-
-@bp.app_template_filter("delivery_time")
-def delivery_time(moment: datetime | None) -> str:
-    """A stored (naive UTC) time as Japan time, e.g. 2025/07/03 10:00."""
-    return (moment + timedelta(hours=9)).strftime("%Y/%m/%d %H:%M") if moment else ""
 
 
 @bp.app_context_processor

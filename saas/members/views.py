@@ -11,7 +11,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
 
-from saas.audit.services import JST, record
+from saas.audit.services import record
 from saas.auth.roles import ROLE_LABELS, SCOPE_LABELS
 from saas.members import services
 from saas.portal import menu
@@ -63,7 +63,6 @@ def _render_index(form: InviteForm, new_link: str | None = None, status: int = 2
             new_link=new_link,
             role_choices=[(r.value, ROLE_LABELS[r]) for r in services.assignable_roles(_actor_roles())],
             scope_labels=SCOPE_LABELS,
-            jst_offset=JST,
         ),
         status,
     )

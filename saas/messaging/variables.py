@@ -12,15 +12,15 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
-from zoneinfo import ZoneInfo
 
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from saas.common import JAPAN
 from saas.messaging.objects import MessageValidationError, Problem, ensure_valid
 
 PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
-JST = ZoneInfo("Asia/Tokyo")
+JST = JAPAN
 WEEKDAYS = "月火水木金土日"
 
 # name -> what staff see in the composer's list of variables

@@ -6,19 +6,18 @@ Every query runs through the ORM under the caller's tenant scope; days are group
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from saas.common import utcnow
+from saas.common import JAPAN, utcnow
 from saas.delivery.models import Delivery, DeliveryStatus
 from saas.extensions import db
 from saas.friends.models import Direction, Friend, FriendStatus, Message
 from saas.portal import dashboard
 from saas.tenancy.scoping import tenant_scope
 
-CLINIC_ZONE = ZoneInfo("Asia/Tokyo")
+CLINIC_ZONE = JAPAN
 CHART_DAYS = 30
 
 

@@ -6,6 +6,7 @@ from flask import Blueprint, redirect, render_template, request, session, url_fo
 from flask_login import current_user, login_required
 
 from saas.auth.roles import ROLE_LABELS
+from saas.common import to_local
 from saas.portal import dashboard, stats
 from saas.portal.menu import clinic_menu
 from saas.tenancy import services
@@ -23,6 +24,12 @@ def navigation():
         "role_labels": ROLE_LABELS,
         "clinic_menu": clinic_menu,
     }
+
+
+@bp.app_template_filter("japan_time")
+def japan_time(moment, fmt: str = "%Y/%m/%d %H:%M") -> str:
+    """A stored (naive UTC) time shown as Japan time."""
+    return to_local(moment).strftime(fmt) if moment else ""
 
 
 @bp.get("/")

@@ -13,12 +13,11 @@ from __future__ import annotations
 import logging
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from saas.common import utcnow
+from saas.common import JAPAN, utcnow
 from saas.extensions import db
 from saas.queues import get_redis
 from saas.quota.models import MessageUsage, MessageUsageDay, QuotaReservation
@@ -26,7 +25,7 @@ from saas.quota.plans import plan_for_clinic
 from saas.tenancy.scoping import TenantScopeError, current_scope
 
 log = logging.getLogger(__name__)
-JST = ZoneInfo("Asia/Tokyo")
+JST = JAPAN  # months and days of the quota are Japan time
 KEY_TTL_SECONDS = 40 * 24 * 3600
 
 # KEYS[1] month counter; ARGV: count, limit (-1 = none), trim (1/0), seed from the database, ttl.

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from saas.booking import notify
 from saas.booking.models import Booking, BookingStatus, ReminderState
-from saas.common import utcnow
+from saas.common import to_local, utcnow, zone_of
 from saas.extensions import db
 from saas.jobs import job
 from saas.line.errors import LineError
@@ -121,9 +121,7 @@ def send_booking_reminder(clinic_id: int, booking_id: int, now: datetime | None 
 
 
 def _clinic_time(clinic, now_utc: datetime) -> datetime:
-    from zoneinfo import ZoneInfo
-
-    return now_utc.replace(tzinfo=UTC).astimezone(ZoneInfo(clinic.timezone or "Asia/Tokyo")).replace(tzinfo=None)
+    return to_local(now_utc, zone_of(clinic))
 
 
 def schedule_booking_reminder(booking: Booking) -> None:

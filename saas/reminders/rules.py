@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import calendar
 import logging
-from datetime import UTC, date, datetime, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from saas.booking import notify
 from saas.booking.models import Booking, BookingStatus
-from saas.common import utcnow
+from saas.common import to_local, utcnow, zone_of
 from saas.extensions import db
 from saas.friends.models import Friend, FriendTag
 from saas.jobs import job
@@ -51,7 +50,7 @@ def _friends_with_tag(tag_id: int) -> set[int]:
 
 def due_reminders(clinic, now_utc: datetime) -> list[int]:
     """Create the reminders rules owe today (once per rule, friend and due date); pending ids."""
-    local = now_utc.replace(tzinfo=UTC).astimezone(ZoneInfo(clinic.timezone or "Asia/Tokyo")).replace(tzinfo=None)
+    local = to_local(now_utc, zone_of(clinic))
     rule_rows = list(db.session.scalars(sa.select(ReminderRule).where(ReminderRule.active.is_(True))))
     if rule_rows:
         visits = last_visits(local)

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 import jpholiday
 import sqlalchemy as sa
 
+from saas.common import zone_of
 from saas.extensions import db
 from saas.schedule.models import WEEKDAY_LABELS, Closure, ScheduleSettings, UrgentNoticeRequest, WeeklyBlock
 
@@ -69,7 +69,7 @@ def format_day(day: date) -> str:
 
 def clinic_now(clinic) -> datetime:
     """The clinic's local wall-clock time (naive)."""
-    return datetime.now(ZoneInfo(clinic.timezone or "Asia/Tokyo")).replace(tzinfo=None)
+    return datetime.now(zone_of(clinic)).replace(tzinfo=None)
 
 
 def get_settings(clinic_id: int) -> ScheduleSettings:
