@@ -38,6 +38,18 @@ def N_(text: str) -> str:
     return text
 
 
+def clinic_row(model, clinic_id: int, **defaults):
+    """The clinic's row of a one-row-per-clinic table (settings), created with defaults on first use."""
+    from saas.extensions import db
+
+    found = db.session.scalars(sa.select(model).where(model.clinic_id == clinic_id)).first()
+    if found is None:
+        found = model(clinic_id=clinic_id, **defaults)
+        db.session.add(found)
+        db.session.flush()
+    return found
+
+
 def random_key(nbytes: int = 24) -> str:
     return secrets.token_urlsafe(nbytes)
 

@@ -11,7 +11,7 @@ from saas.autoreply.answers import TemplateValues, computed_text
 from saas.autoreply.matcher import Entry, find_match
 from saas.autoreply.models import AutoReplySettings, ConversationState
 from saas.autoreply.normalize import normalize
-from saas.common import utcnow
+from saas.common import clinic_row, utcnow
 from saas.extensions import db
 from saas.library.render import render_messages
 from saas.schedule import services as schedule
@@ -32,19 +32,16 @@ class Reply:
 
 def get_settings(clinic_id: int) -> AutoReplySettings:
     """The clinic's auto-reply settings, created with defaults on first use."""
-    settings = db.session.scalars(sa.select(AutoReplySettings).where(AutoReplySettings.clinic_id == clinic_id)).first()
-    if settings is None:
-        settings = AutoReplySettings(
-            clinic_id=clinic_id,
-            greeting_messages=[],
-            fallback_messages=[],
-            handoff_phrases=list(DEFAULT_HANDOFF_PHRASES),
-            handoff_reply=DEFAULT_HANDOFF_REPLY,
-            greeting_shows_closures=True,
-            handoff_resume_hours=0,
-        )
-        db.session.add(settings)
-    return settings
+    return clinic_row(
+        AutoReplySettings,
+        clinic_id,
+        greeting_messages=[],
+        fallback_messages=[],
+        handoff_phrases=list(DEFAULT_HANDOFF_PHRASES),
+        handoff_reply=DEFAULT_HANDOFF_REPLY,
+        greeting_shows_closures=True,
+        handoff_resume_hours=0,
+    )
 
 
 def get_state(clinic_id: int, line_user_id: str) -> ConversationState | None:

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from saas.booking.models import Booking, BookingSettings, BookingStatus, ReminderState, Slot, new_retry_key
-from saas.common import to_utc, utcnow, zone_of
+from saas.common import clinic_row, to_utc, utcnow, zone_of
 from saas.extensions import db
 from saas.friends.models import Friend
 from saas.schedule import services as schedule
@@ -53,12 +53,7 @@ class SlotView:
 
 def get_settings(clinic_id: int) -> BookingSettings:
     """The clinic's booking settings, created with defaults on first use."""
-    found = db.session.scalars(sa.select(BookingSettings).where(BookingSettings.clinic_id == clinic_id)).first()
-    if found is None:
-        found = BookingSettings(clinic_id=clinic_id)
-        db.session.add(found)
-        db.session.flush()
-    return found
+    return clinic_row(BookingSettings, clinic_id)
 
 
 def _clock(day: date, text: str) -> datetime:

@@ -14,7 +14,7 @@ from flask_babel import gettext as _
 from saas.booking.models import BookingMode
 from saas.booking.postbacks import booking_page_url
 from saas.booking.services import get_settings as booking_settings
-from saas.common import utcnow
+from saas.common import clinic_row, utcnow
 from saas.extensions import db
 from saas.friends.models import Friend, FriendStatus, FriendTag
 from saas.line import richmenu as line_richmenu
@@ -39,12 +39,7 @@ class Deployed:
 
 
 def get_links(clinic_id: int) -> MenuLinks:
-    found = db.session.scalars(sa.select(MenuLinks).where(MenuLinks.clinic_id == clinic_id)).first()
-    if found is None:
-        found = MenuLinks(clinic_id=clinic_id)
-        db.session.add(found)
-        db.session.flush()
-    return found
+    return clinic_row(MenuLinks, clinic_id)
 
 
 def get_organization_links(organization_id: int) -> OrganizationLinks:

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 import jpholiday
 import sqlalchemy as sa
 
-from saas.common import zone_of
+from saas.common import clinic_row, zone_of
 from saas.extensions import db
 from saas.schedule.models import WEEKDAY_LABELS, Closure, ScheduleSettings, UrgentNoticeRequest, WeeklyBlock
 
@@ -74,11 +74,7 @@ def clinic_now(clinic) -> datetime:
 
 def get_settings(clinic_id: int) -> ScheduleSettings:
     """The clinic's schedule settings, created with defaults on first use."""
-    settings = db.session.scalars(sa.select(ScheduleSettings).where(ScheduleSettings.clinic_id == clinic_id)).first()
-    if settings is None:
-        settings = ScheduleSettings(clinic_id=clinic_id, closed_on_public_holidays=True)
-        db.session.add(settings)
-    return settings
+    return clinic_row(ScheduleSettings, clinic_id, closed_on_public_holidays=True)
 
 
 def weekly_blocks(clinic_id: int) -> dict[int, list[Block]]:
