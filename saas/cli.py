@@ -38,8 +38,7 @@ def demo() -> None:
         with platform_scope("tenant manifests"):
             apply_file(path)
     with platform_scope("demo loader"):
-        tenants = demo_data.load_tenants()
-        users = demo_data.load_staff(tenants)
+        users = demo_data.load_staff()
         db.session.commit()
     click.echo("デモデータを読み込みました / Demo data loaded.")
     click.echo(f"  パスワード (all users): {demo_data.DEMO_PASSWORD}")
