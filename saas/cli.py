@@ -6,6 +6,8 @@ import click
 from flask import Flask, current_app
 
 from saas.extensions import db
+from saas.jobs import WORKER_MODES
+from saas.queues import WORKER_QUEUES
 
 
 @click.command("create-admin")
@@ -49,16 +51,31 @@ def demo() -> None:
 
 
 @click.command("worker")
+@click.option(
+    "--queues",
+    "queue_list",
+    default=",".join(WORKER_QUEUES),
+    show_default=True,
+    help="Comma-separated queues, served in this order.",
+)
+@click.option(
+    "--mode",
+    type=click.Choice(WORKER_MODES),
+    default="fork",
+    show_default=True,
+    help="fork: each job in a child process; simple: jobs in this process (no fork, for short jobs).",
+)
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-def worker(burst: bool) -> None:
-    """Run an RQ worker on urgent, default and bulk (in that order), with RQ's scheduler."""
-    from rq import Worker
+def worker(queue_list: str, mode: str, burst: bool) -> None:
+    """Run an RQ worker (with RQ's scheduler) that survives Redis restarts by reconnecting."""
+    from saas.jobs import run_worker
+    from saas.queues import parse_queue_names
 
-    from saas.jobs import use_worker_app
-    from saas.queues import all_queues, get_redis
-
-    use_worker_app(current_app._get_current_object())
-    Worker(all_queues(), connection=get_redis()).work(with_scheduler=True, burst=burst)
+    try:
+        names = parse_queue_names(queue_list)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--queues") from error
+    run_worker(current_app._get_current_object(), names, mode=mode, burst=burst)
 
 
 def init_app(app: Flask) -> None:

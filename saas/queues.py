@@ -13,10 +13,17 @@ from pathlib import Path
 
 import redis
 from flask import Flask, current_app
-from rq import Queue
+from rq import Queue, Retry
 
-URGENT, DEFAULT, BULK = "urgent", "default", "bulk"
-QUEUE_NAMES = (URGENT, DEFAULT, BULK)  # listening order: urgent work always first
+URGENT, WEBHOOKS, DEFAULT, BULK = "urgent", "webhooks", "default", "bulk"
+QUEUE_NAMES = (URGENT, WEBHOOKS, DEFAULT, BULK)  # listening order: urgent work always first
+# What ``flask worker`` serves unless told otherwise; ``webhooks`` has a worker of its own (Procfile).
+WORKER_QUEUES = (URGENT, DEFAULT, BULK)
+
+# Every job heals itself: RQ retries it with back-off after an exception (a database blip, a
+# Redis hiccup mid-job, a worker killed under it), and a short timeout bounds a stuck call.
+JOB_TIMEOUT_SECONDS = 120
+JOB_RETRY_INTERVALS = (2, 5, 15, 30, 60, 120)
 
 _embedded_servers: dict[str, object] = {}
 _lock = threading.Lock()
@@ -66,13 +73,32 @@ def get_redis() -> redis.Redis:
     return connection
 
 
+class SelfHealingQueue(Queue):
+    """An RQ queue whose jobs carry a retry with back-off and a short timeout unless given others."""
+
+    def create_job(self, func, args=None, kwargs=None, timeout=None, *rest, **options):
+        if not rest:  # positional callers (none of ours) keep RQ's own defaults
+            options.setdefault("retry", None)
+            if options["retry"] is None:
+                options["retry"] = default_retry()
+        return super().create_job(func, args, kwargs, timeout or JOB_TIMEOUT_SECONDS, *rest, **options)
+
+
+def default_retry() -> Retry:
+    """RQ's own retry: the configured back-off (``JOB_RETRY_INTERVALS``), once per interval."""
+    intervals = list(current_app.config.get("JOB_RETRY_INTERVALS") or JOB_RETRY_INTERVALS)
+    return Retry(max=len(intervals), interval=intervals)
+
+
 def get_queue(name: str = DEFAULT) -> Queue:
+    """The RQ queue ``name`` (one of QUEUE_NAMES) on the app's Redis."""
     if name not in QUEUE_NAMES:
         raise ValueError(f"unknown queue {name!r}; queues are {QUEUE_NAMES}")
-    return Queue(name, connection=get_redis())
+    return SelfHealingQueue(name, connection=get_redis())
 
 
 def all_queues() -> list[Queue]:
+    """Every queue, urgent first (in-process test workers serve them all)."""
     return [get_queue(name) for name in QUEUE_NAMES]
 
 
@@ -83,3 +109,14 @@ def redis_status() -> dict:
         return {"ok": True, "embedded": not current_app.config["REDIS_URL"]}
     except (redis.RedisError, OSError) as exc:
         return {"ok": False, "error": type(exc).__name__}
+
+
+def parse_queue_names(text: str) -> tuple[str, ...]:
+    """``"urgent,default"`` → ``("urgent", "default")``; unknown or repeated names are refused."""
+    names = tuple(name.strip() for name in text.split(",") if name.strip())
+    unknown = [name for name in names if name not in QUEUE_NAMES]
+    if unknown or not names:
+        raise ValueError(f"unknown queue {', '.join(unknown) or '(none)'}; queues are {', '.join(QUEUE_NAMES)}")
+    if len(set(names)) != len(names):
+        raise ValueError("a queue is named twice")
+    return names

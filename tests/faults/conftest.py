@@ -1,0 +1,49 @@
+"""Fault-suite fixtures: a private Redis server, and worker processes configured like the tests' app."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.faults.processes import RedisServer, WorkerProcess
+
+
+@pytest.fixture
+def private_redis(app, tmp_path):
+    """The app's Redis swapped for a redis-server of this test's own (which it may restart)."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    saved = app.config["REDIS_URL"], app.extensions.pop("tsunagu_redis", None)
+    app.config["REDIS_URL"] = server.url
+    yield server
+    app.extensions.pop("tsunagu_redis", None)
+    app.config["REDIS_URL"], connection = saved
+    if connection is not None:
+        app.extensions["tsunagu_redis"] = connection
+    server.stop()
+
+
+@pytest.fixture
+def worker_env(app, private_redis, tmp_path) -> dict:
+    """Environment for `flask worker` processes: the tests' database, Redis, LINE host and secret."""
+    return {
+        "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://"),
+        "REDIS_URL": private_redis.url,
+        "SECRET_KEY": app.config["SECRET_KEY"],
+        "LINE_API_BASE": app.config.get("LINE_API_BASE", ""),
+        "TSUNAGU_INSTANCE_DIR": str(tmp_path / "instance"),
+    }
+
+
+@pytest.fixture
+def workers(worker_env):
+    """Start worker processes with ``workers(queues=..., mode=...)``; all are stopped after the test."""
+    started: list[WorkerProcess] = []
+
+    def start(**options) -> WorkerProcess:
+        process = WorkerProcess(worker_env, **options)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
