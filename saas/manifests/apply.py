@@ -1,5 +1,10 @@
 """Applying a manifest: compare each section with the database and change only what differs.
 
+A field the file does not mention is left as it is (an agency re-applying a partial YAML must
+not disconnect a clinic). Sections (profile, channel, schedule, autoreply, library, links) are
+merged field by field; a list, and the weekly timetable, is one value replaced as a whole.
+A clinic or organization the file creates gets every field, unmentioned ones at their defaults.
+
 Each file is applied in one transaction. The caller commits (or, for a dry run, rolls
 back); an error anywhere rolls the whole file back and names the field path.
 """
@@ -12,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from saas.autoreply import services as autoreply
 from saas.autoreply.models import AutoReplyRule
@@ -26,6 +31,14 @@ from saas.richmenu.services import set_organization_links
 from saas.schedule import services as schedule
 from saas.schedule.models import WEEKDAYS, Closure, WeeklyBlock
 from saas.tenancy.models import Agency, Clinic, Organization
+
+# Manifest field → column of the clinic's auto-reply settings.
+AUTOREPLY_COLUMNS = {
+    "greeting": "greeting_messages",
+    "greeting_shows_closures": "greeting_shows_closures",
+    "fallback": "fallback_messages",
+}
+HANDOFF_COLUMNS = {"phrases": "handoff_phrases", "reply": "handoff_reply", "resume_after_hours": "handoff_resume_hours"}
 
 
 class ManifestError(Exception):
@@ -71,6 +84,13 @@ def load(path: Path) -> Manifest:
         raise ManifestError(str(path), *problems[0], others=problems[1:]) from exc
 
 
+def mentioned(spec: BaseModel | None, *, creating: bool = False) -> set[str]:
+    """The fields of a manifest section to apply: those the file mentions, or all for a new row."""
+    if spec is None:
+        return set()
+    return set(type(spec).model_fields) if creating else set(spec.model_fields_set)
+
+
 def _reason(error: dict) -> str:
     reason = error["msg"].removeprefix("Value error, ")
     if error["type"] == "extra_forbidden":
@@ -93,10 +113,11 @@ class Applier:
         for index, spec in enumerate(self.manifest.clinics):
             ClinicApplier(self, spec, f"clinics[{index}]").run(organization)
 
-    def _upsert(self, model, slug: str, label: str, **values):
+    def _upsert(self, model, slug: str, label: str, values: dict, defaults: dict | None = None):
+        """Find the row by slug and set ``values``; a new row also gets ``defaults``."""
         row = db.session.scalars(sa.select(model).where(model.slug == slug)).first()
         if row is None:
-            row = model(slug=slug, **values)
+            row = model(slug=slug, **{**(defaults or {}), **values})
             db.session.add(row)
             db.session.flush()
             self.change(f"{label} {slug} を作成")
@@ -107,23 +128,32 @@ class Applier:
                 setattr(row, name, value)
         return row
 
-    def apply_agency(self) -> Agency | None:
+    def apply_agency(self) -> dict:
+        """The organization's ``agency_id`` to set: none when the file does not mention an agency."""
+        if "agency" not in self.manifest.model_fields_set:
+            return {}
         spec = self.manifest.agency
-        return self._upsert(Agency, spec.slug, "代理店", name=spec.name) if spec else None
+        agency = self._upsert(Agency, spec.slug, "代理店", {"name": spec.name}) if spec else None
+        return {"agency_id": agency.id if agency else None}
 
-    def apply_organization(self, agency: Agency | None) -> Organization:
+    def apply_organization(self, agency: dict) -> Organization:
         spec = self.manifest.organization
-        organization = self._upsert(
-            Organization, spec.slug, "法人", name=spec.name, kind=spec.kind, agency_id=agency.id if agency else None
-        )
-        self.apply_organization_links(organization, spec.links)
+        values = {"name": spec.name, **agency}
+        if "kind" in spec.model_fields_set:
+            values["kind"] = spec.kind
+        exists = db.session.scalars(sa.select(Organization.id).where(Organization.slug == spec.slug)).first()
+        organization = self._upsert(Organization, spec.slug, "法人", values, {"kind": spec.kind})
+        if "links" in spec.model_fields_set or exists is None:
+            self.apply_organization_links(organization, spec.links, creating=exists is None)
         return organization
 
-    def apply_organization_links(self, organization: Organization, spec: OrganizationLinksSpec) -> None:
-        if export.organization_links_spec(organization) == spec:
+    def apply_organization_links(self, organization: Organization, spec: OrganizationLinksSpec, creating: bool) -> None:
+        current = export.organization_links_spec(organization).model_dump()
+        wanted = {name: getattr(spec, name) for name in mentioned(spec, creating=creating)}
+        if all(current[name] == value for name, value in wanted.items()):
             return
-        set_organization_links(organization.id, **spec.model_dump())
-        self.change(f"法人 {organization.slug}.links: {spec.model_dump()!r}")
+        set_organization_links(organization.id, **wanted)
+        self.change(f"法人 {organization.slug}.links: {wanted!r}")
 
 
 class ClinicApplier:
@@ -131,6 +161,7 @@ class ClinicApplier:
 
     def __init__(self, parent: Applier, spec: ClinicSpec, path: str):
         self.parent, self.spec, self.path = parent, spec, path
+        self.creating = False
 
     def change(self, text: str) -> None:
         self.parent.change(f"{self.spec.slug}: {text}")
@@ -138,27 +169,38 @@ class ClinicApplier:
     def fail(self, subpath: str, reason: str):
         raise ManifestError(self.parent.outcome.file, f"{self.path}.{subpath}", reason)
 
-    def run(self, organization: Organization) -> None:
-        fields = {"name": self.spec.name, "organization_id": organization.id, **self.spec.profile.model_dump()}
-        self.clinic = self.parent._upsert(Clinic, self.spec.slug, "クリニック", **fields)
-        self.current = export.clinic_spec(self.clinic)
-        self.apply_channel()
-        self.apply_schedule()
-        self.apply_autoreply()
-        self.apply_library()
+    def given(self, spec: BaseModel | None) -> set[str]:
+        """The fields of ``spec`` to apply to this clinic."""
+        return mentioned(spec, creating=self.creating)
 
-    def apply_channel(self) -> None:
-        spec = self.spec.channel
-        if spec == self.current.channel and spec is None:
-            return
-        spec = spec or type(self.current.channel)()
-        if (self.clinic.line_channel_id or "") != spec.channel_id:
+    def run(self, organization: Organization) -> None:
+        self.creating = not db.session.scalars(sa.select(Clinic.id).where(Clinic.slug == self.spec.slug)).first()
+        profile = self.spec.profile if "profile" in self.given(self.spec) else None
+        values = {"name": self.spec.name, "organization_id": organization.id}
+        values.update({name: getattr(profile, name) for name in self.given(profile)})
+        self.clinic = self.parent._upsert(Clinic, self.spec.slug, "クリニック", values)
+        self.current = export.clinic_spec(self.clinic)
+        sections = self.given(self.spec)
+        if "channel" in sections and self.spec.channel is not None:
+            self.apply_channel(self.spec.channel)
+        if "schedule" in sections:
+            self.apply_schedule()
+        if "autoreply" in sections:
+            self.apply_autoreply()
+        if "library" in sections:
+            self.apply_library()
+
+    def apply_channel(self, spec) -> None:
+        fields = self.given(spec)
+        if "channel_id" in fields and (self.clinic.line_channel_id or "") != spec.channel_id:
             self.change(f"channel_id → {spec.channel_id!r}")
             self.clinic.line_channel_id = spec.channel_id or None
         source = db.session.scalars(
             sa.select(ChannelSecretSource).where(ChannelSecretSource.clinic_id == self.clinic.id)
-        ).first() or ChannelSecretSource(clinic_id=self.clinic.id)
+        ).first() or ChannelSecretSource(clinic_id=self.clinic.id, channel_secret_env="", access_token_env="")
         for name, column in (("channel_secret_env", "line_channel_secret"), ("access_token_env", "line_access_token")):
+            if name not in fields:
+                continue
             env_name = getattr(spec, name) or ""
             if (getattr(source, name) or "") != env_name:
                 self.change(f"channel.{name} → {env_name or '(なし)'}")
@@ -180,12 +222,14 @@ class ClinicApplier:
 
     def apply_schedule(self) -> None:
         spec, current = self.spec.schedule, self.current.schedule
-        if spec.closed_on_public_holidays != current.closed_on_public_holidays:
-            schedule.get_settings(self.clinic.id).closed_on_public_holidays = spec.closed_on_public_holidays
-            self.change(f"schedule.closed_on_public_holidays → {spec.closed_on_public_holidays}")
-        if spec.weekly != current.weekly:
+        fields = self.given(spec)
+        holidays = spec.closed_on_public_holidays
+        if "closed_on_public_holidays" in fields and holidays != current.closed_on_public_holidays:
+            schedule.get_settings(self.clinic.id).closed_on_public_holidays = holidays
+            self.change(f"schedule.closed_on_public_holidays → {holidays}")
+        if "weekly" in fields and spec.weekly != current.weekly:
             self._replace_weekly()
-        if spec.closures != current.closures:
+        if "closures" in fields and spec.closures != current.closures:
             self._sync_closures()
 
     def _replace_weekly(self) -> None:
@@ -218,20 +262,21 @@ class ClinicApplier:
 
     def apply_autoreply(self) -> None:
         spec, current = self.spec.autoreply, self.current.autoreply
-        settings = autoreply.get_settings(self.clinic.id)
-        values = {
-            "greeting_messages": export.messages_from_spec(spec.greeting),
-            "greeting_shows_closures": spec.greeting_shows_closures,
-            "fallback_messages": export.messages_from_spec(spec.fallback),
-            "handoff_phrases": list(spec.handoff.phrases),
-            "handoff_reply": spec.handoff.reply,
-            "handoff_resume_hours": spec.handoff.resume_after_hours,
-        }
-        for name, value in values.items():
-            if getattr(settings, name) != value:
-                setattr(settings, name, value)
-                self.change(f"autoreply.{name} を更新")
-        if spec.rules != current.rules:
+        fields, settings = self.given(spec), autoreply.get_settings(self.clinic.id)
+        wanted = {column: getattr(spec, name) for name, column in AUTOREPLY_COLUMNS.items() if name in fields}
+        for column in ("greeting_messages", "fallback_messages"):
+            if column in wanted:
+                wanted[column] = export.messages_from_spec(wanted[column])
+        if "handoff" in fields:
+            handoff = self.given(spec.handoff)
+            wanted |= {
+                column: getattr(spec.handoff, name) for name, column in HANDOFF_COLUMNS.items() if name in handoff
+            }
+        for column, value in wanted.items():
+            if getattr(settings, column) != value:
+                setattr(settings, column, value)
+                self.change(f"autoreply.{column} を更新")
+        if "rules" in fields and spec.rules != current.rules:
             self._sync_rules()
 
     def _sync_rules(self) -> None:
@@ -259,18 +304,24 @@ class ClinicApplier:
 
     def apply_library(self) -> None:
         spec, current = self.spec.library, self.current.library
-        if spec == current:
+        fields = self.given(spec)
+        if all(getattr(spec, name) == getattr(current, name) for name in fields):
             return
         library.ensure_standard_library()
         sets = {s.key: s for s in library.visible_sets(self.clinic)}
-        for index, key in enumerate(spec.subscriptions):
+        if "subscriptions" in fields:
+            self._sync_subscriptions(sets)
+        if "overrides" in fields and spec.overrides != current.overrides:
+            self._sync_overrides(sets)
+
+    def _sync_subscriptions(self, sets: dict) -> None:
+        wanted, current = self.spec.library.subscriptions, self.current.library.subscriptions
+        for index, key in enumerate(wanted):
             if key not in sets:
                 self.fail(f"library.subscriptions[{index}]", f"このクリニックが使えるライブラリに {key!r} はありません")
-        for key in set(spec.subscriptions) ^ set(current.subscriptions):
-            library.set_subscription(self.clinic, sets[key].id, key in spec.subscriptions)
-            self.change(f"library.subscriptions: {key} を{'追加' if key in spec.subscriptions else '解除'}")
-        if spec.overrides != current.overrides:
-            self._sync_overrides(sets)
+        for key in set(wanted) ^ set(current):
+            library.set_subscription(self.clinic, sets[key].id, key in wanted)
+            self.change(f"library.subscriptions: {key} を{'追加' if key in wanted else '解除'}")
 
     def _sync_overrides(self, sets: dict) -> None:
         db.session.execute(sa.delete(ClinicLibraryOverride).where(ClinicLibraryOverride.clinic_id == self.clinic.id))

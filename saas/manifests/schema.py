@@ -1,7 +1,8 @@
 """The manifest format, as a typed model. Unknown fields are errors, so typos never pass silently.
 
-A manifest describes one organization (and its agency, if any) and some of its clinics,
-completely: profile, channel, schedule, auto-reply and library use. See tenants/*.yaml.
+A manifest describes one organization (and its agency, if any) and some of its clinics:
+profile, channel, schedule, auto-reply and library use. A field left out is left as it is
+when the file is applied (see saas/manifests/apply.py). See tenants/*.yaml.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class WeeklySpec(Strict):
 
     @model_validator(mode="after")
     def _in_time_order(self):
-        for name in type(self).model_fields:
+        for name in self.model_fields_set:  # assigning marks a field as mentioned: only touch those that are
             setattr(self, name, sorted(getattr(self, name), key=lambda block: block.start))
         return self
 
@@ -188,8 +189,11 @@ class LibrarySpec(Strict):
 
     @model_validator(mode="after")
     def _canonical_order(self):
-        self.subscriptions = sorted(dict.fromkeys(self.subscriptions))
-        self.overrides = sorted(self.overrides, key=lambda o: (o.set, o.item))
+        # Assigning marks a field as mentioned (see manifests.apply): sort only what the file gives.
+        if "subscriptions" in self.model_fields_set:
+            self.subscriptions = sorted(dict.fromkeys(self.subscriptions))
+        if "overrides" in self.model_fields_set:
+            self.overrides = sorted(self.overrides, key=lambda o: (o.set, o.item))
         return self
 
 

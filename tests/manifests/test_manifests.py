@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from saas.autoreply.models import AutoReplyRule
 from saas.extensions import db
+from saas.manifests import export
 from saas.manifests.models import ChannelSecretSource
 from saas.schedule.models import WeeklyBlock
 from saas.tenancy.models import Clinic, Organization
@@ -164,3 +165,79 @@ def test_organization_links_apply_and_export_back_unchanged(runner, tmp_path):
     again = tmp_path / "again.yaml"
     assert runner.invoke(args=["tenants", "export", "sakura-shinjuku", "-o", str(again)]).exit_code == 0
     assert again.read_text(encoding="utf-8") == edited.read_text(encoding="utf-8")
+
+
+PARTIAL = """
+version: 1
+organization: {slug: hikari-kenshin, name: ひかり健診センター}
+clinics:
+  - slug: hikari-kenshin
+    name: ひかり健診センター
+    profile: {phone: 06-0000-0000}
+    channel: {access_token_env: HIKARI_TOKEN_V2}
+    autoreply:
+      handoff: {reply: 担当者からお返事します。}
+"""
+
+
+def _hikari() -> Clinic:
+    return db.session.scalars(sa.select(Clinic).where(Clinic.slug == "hikari-kenshin")).one()
+
+
+def test_fields_a_manifest_does_not_mention_are_left_as_they_are(runner, tmp_path):
+    """Re-applying a YAML must not disconnect a clinic: the demo's restart crashed on a blanked channel id."""
+    from saas.autoreply.models import AutoReplySettings
+
+    assert apply(runner, TENANTS / "hikari-kenshin.yaml").exit_code == 0
+    with platform_scope("test"):
+        clinic = _hikari()
+        clinic.line_channel_id, clinic.line_channel_secret, clinic.line_access_token = "2001", "secret", "token"
+        db.session.commit()
+        before = export.clinic_spec(clinic)
+    assert "変更はありません / no changes" in apply(runner, TENANTS / "hikari-kenshin.yaml").output
+    partial = tmp_path / "partial.yaml"
+    partial.write_text(PARTIAL, encoding="utf-8")
+    result = apply(runner, partial)
+    assert result.exit_code == 0, result.output
+    with platform_scope("test"):
+        clinic, after = _hikari(), export.clinic_spec(_hikari())
+        settings = db.session.scalars(sa.select(AutoReplySettings)).one()
+        source = db.session.scalars(sa.select(ChannelSecretSource)).one()
+        assert (clinic.line_channel_id, clinic.line_channel_secret, clinic.line_access_token) == (
+            "2001",
+            "secret",
+            "token",
+        )
+        assert clinic.phone == "06-0000-0000" and clinic.address == before.profile.address
+        assert settings.handoff_reply == "担当者からお返事します。"
+        assert settings.handoff_phrases == before.autoreply.handoff.phrases
+        assert source.channel_secret_env == "HIKARI_KENSHIN_LINE_CHANNEL_SECRET"
+        assert source.access_token_env == "HIKARI_TOKEN_V2"
+    assert (after.schedule, after.autoreply.rules, after.autoreply.greeting) == (
+        before.schedule,
+        before.autoreply.rules,
+        before.autoreply.greeting,
+    )
+    assert after.library == before.library
+
+
+def test_a_field_the_manifest_mentions_is_applied_even_to_its_default(runner, tmp_path):
+    assert apply(runner, TENANTS / "hikari-kenshin.yaml").exit_code == 0
+    cleared = tmp_path / "cleared.yaml"
+    cleared.write_text(PARTIAL.replace("{phone: 06-0000-0000}", '{parking: ""}'), encoding="utf-8")
+    assert apply(runner, cleared).exit_code == 0
+    with platform_scope("test"):
+        assert _hikari().parking == "" and _hikari().phone == "06-6543-2100"
+
+
+def test_an_agency_left_out_of_a_manifest_stays_the_organizations_agency(runner, tmp_path):
+    assert apply(runner, TENANTS / "aoba-hifuka.yaml").exit_code == 0
+    text = (TENANTS / "aoba-hifuka.yaml").read_text(encoding="utf-8")
+    without_agency = tmp_path / "aoba.yaml"
+    without_agency.write_text(
+        text.replace("agency:\n  slug: mirai-support\n  name: みらいメディカルサポート株式会社\n", "")
+    )
+    assert apply(runner, without_agency).exit_code == 0
+    with platform_scope("test"):
+        organization = db.session.scalars(sa.select(Organization).where(Organization.slug == "aoba-derm")).one()
+        assert organization.agency is not None and organization.agency.slug == "mirai-support"
