@@ -1,6 +1,10 @@
-"""Demo staff for ``flask demo``: one user per role over the demo tenants in ``tenants/``."""
+"""The demo: staff for ``flask demo`` (one user per role over the demo tenants in ``tenants/``),
+and its LINE sandbox side for ``flask dev`` (channels, LINE Login, rich menus, patients who follow)."""
 
 from __future__ import annotations
+
+import hashlib
+import secrets
 
 import sqlalchemy as sa
 
@@ -50,3 +54,109 @@ def load_staff(password: str = DEMO_PASSWORD) -> list[User]:
         users.append(user)
     db.session.flush()
     return users
+
+
+# The demo in the LINE sandbox (``flask dev``) -------------------------------------------------
+
+DEMO_PATIENTS = ["山田 花子", "佐藤 健太", "鈴木 美咲", "高橋 大輔", "田中 さくら"]
+
+
+def demo_user_id(clinic_slug: str, index: int) -> str:
+    """The LINE user id of a clinic's demo patient: the same on every start."""
+    return "U" + hashlib.sha256(f"{clinic_slug}:{index}".encode()).hexdigest()[:32]
+
+
+def _all_clinics() -> list[Clinic]:
+    return db.session.scalars(sa.select(Clinic).order_by(Clinic.id)).all()
+
+
+def connect_demo_channels(sandbox_url: str, public_url: str) -> list[tuple[str, str]]:
+    """Give every demo clinic a sandbox channel, LINE Login and five virtual patients.
+
+    The sandbox keeps its state in memory, so channels and patients are registered again on
+    every start, with the ids and credentials kept in the database. Returns ``(channel id,
+    clinic slug)`` pairs for :func:`follow_demo_patients`.
+    """
+    from saas.sandbox.control import SandboxControl
+
+    control = SandboxControl(sandbox_url)
+    clinics = _all_clinics()
+    for clinic in clinics:
+        if not clinic.line_connected:
+            clinic.line_channel_id = str(2000000000 + clinic.id)
+            clinic.line_channel_secret = secrets.token_hex(16)
+            clinic.line_access_token = secrets.token_urlsafe(32)
+            clinic.line_bot_user_id = "U" + hashlib.sha256(clinic.slug.encode()).hexdigest()[:32]
+    db.session.commit()
+    for clinic in clinics:
+        control.add_channel(
+            clinic.line_channel_id,
+            clinic.line_channel_secret,
+            clinic.line_access_token,
+            bot_user_id=clinic.line_bot_user_id,
+            display_name=clinic.name,
+            webhook_url=f"{public_url}/webhooks/line/{clinic.webhook_key}",
+        )
+        for index, name in enumerate(DEMO_PATIENTS):
+            control.add_patient(clinic.line_channel_id, name, user_id=demo_user_id(clinic.slug, index))
+        _enable_demo_booking(control, clinic)
+    return [(clinic.line_channel_id, clinic.slug) for clinic in clinics]
+
+
+def _enable_demo_booking(control, clinic: Clinic) -> None:
+    """Native booking with a sandbox LINE Login channel, so the booking page works offline."""
+    from saas.booking import services as booking
+    from saas.booking.models import BookingMode
+    from saas.tenancy.scoping import tenant_scope
+
+    with tenant_scope(clinic.id):
+        settings = booking.get_settings(clinic.id)
+        if not settings.login_channel_id:
+            settings.mode = BookingMode.NATIVE
+            settings.login_channel_id = str(1600000000 + clinic.id)
+            settings.login_channel_secret = secrets.token_hex(16)
+        db.session.commit()
+        control.add_login_channel(
+            settings.login_channel_id, settings.login_channel_secret, bot_channel_id=clinic.line_channel_id
+        )
+
+
+def deploy_demo_menus() -> None:
+    """Every demo clinic gets the six-area rich menu (予約, 診療時間, アクセス, FAQ, オンライン診療,
+    採用情報) as its default, deployed to the sandbox on each start."""
+    from saas.richmenu import services as richmenu
+    from saas.richmenu.layouts import preset_areas
+    from saas.richmenu.models import RichMenu
+    from saas.tenancy.scoping import tenant_scope
+
+    for clinic in _all_clinics():
+        with tenant_scope(clinic.id):
+            group = richmenu.get_organization_links(clinic.organization_id)
+            base = f"https://{clinic.organization.slug}.example.jp"  # for groups whose manifest has none
+            richmenu.set_organization_links(
+                clinic.organization_id,
+                recruitment_url=group.recruitment_url or f"{base}/recruit",
+                online_consultation_url=group.online_consultation_url or f"{base}/online",
+            )
+            menu = db.session.scalars(sa.select(RichMenu).where(RichMenu.is_default.is_(True))).first()
+            if menu is None:
+                size, areas = preset_areas("full6")
+                menu = RichMenu(name="基本メニュー", size=size, areas=areas, is_default=True)
+                db.session.add(menu)
+            db.session.commit()
+            richmenu.deploy(clinic, menu)
+
+
+def follow_demo_patients(sandbox_url: str, channels: list[tuple[str, str]]) -> list[str]:
+    """Let every virtual patient add their clinic as a friend; call once the portal is healthy.
+
+    Returns a line for each follow webhook the portal did not accept (none when all went well)."""
+    from saas.sandbox.control import SandboxControl
+
+    control, problems = SandboxControl(sandbox_url), []
+    for channel_id, slug in channels:
+        for index in range(len(DEMO_PATIENTS)):
+            answer = control.follow(channel_id, demo_user_id(slug, index))
+            if answer.get("status") != 200:
+                problems.append(f"{slug} patient {index}: webhook answered {answer.get('status')}")
+    return problems

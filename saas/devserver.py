@@ -1,23 +1,38 @@
 """``flask dev``: the whole product on one machine with no services installed.
 
-Starts (or attaches to) the embedded Redis, migrates the database, loads the demo tenants,
-runs the LINE sandbox on its own port, a worker process with RQ's scheduler, and the portal.
-Development and demo only: a deployment runs the Procfile's processes instead.
+Starts (or attaches to) the embedded Redis, runs the LINE sandbox on its own port, migrates the
+database, loads the demo tenants and serves the portal. Every other process of the ``Procfile``
+(workers, ``rq cron``) runs as a child, so a process added there runs in the demo too. Ctrl+C or
+SIGTERM stops the children and the embedded Redis. Development and demo only: a deployment runs
+the Procfile's processes instead.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
-import secrets
-import subprocess
-import sys
+import re
+import signal
 import threading
+import time
 
 import click
-import sqlalchemy as sa
-from flask import current_app
-from werkzeug.serving import make_server, run_simple
+import requests
+from flask import Flask, current_app
+from werkzeug.serving import make_server
+
+from saas.procfile import Children, procfile_entries
+
+HEALTH_TIMEOUT = 120  # seconds the demo patients wait for the portal's /healthz
+# Procfile entries this process covers itself instead of starting them.
+IN_PROCESS = {"release": "migrations, run before anything starts", "web": "the portal, served by flask dev"}
+
+
+def sandbox_settings(sandbox_url: str, public_url: str) -> dict[str, str]:
+    """Configuration pointing every LINE host the app knows (``LINE_*_BASE``) at the sandbox."""
+    from saas.config import from_environment
+
+    hosts = {name: sandbox_url for name in from_environment() if re.fullmatch(r"LINE_\w+_BASE", name)}
+    return {**hosts, "PUBLIC_BASE_URL": public_url}
 
 
 def _serve_in_thread(wsgi_app, port: int):
@@ -26,151 +41,107 @@ def _serve_in_thread(wsgi_app, port: int):
     return server
 
 
-def _start_sandbox(port: int) -> str:
-    from saas.sandbox import create_sandbox_app
-
-    _serve_in_thread(create_sandbox_app(), port)
-    return f"http://127.0.0.1:{port}"
-
-
-def _start_worker(env: dict) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "flask", "--app", "saas", "worker"], env=env)
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM stops flask dev the way Ctrl+C does
 
 
 @click.command("dev")
-@click.option("--port", default=5000, show_default=True, help="Portal port.")
-@click.option("--sandbox-port", default=5001, show_default=True, help="LINE sandbox port.")
+@click.option("--port", envvar="PORT", default=5000, show_default=True, help="Portal port (0: any free port).")
+@click.option(
+    "--sandbox-port", envvar="SANDBOX_PORT", default=5001, show_default=True, help="LINE sandbox port (0: any)."
+)
 def dev(port: int, sandbox_port: int) -> None:
-    """Run portal + worker + LINE sandbox with the demo tenants (development only)."""
+    """Run the portal, the Procfile's workers and cron, and the LINE sandbox with the demo tenants."""
+    from saas.queues import stop_embedded_servers
+
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    children = Children()
+    try:
+        _run(current_app._get_current_object(), port, sandbox_port, children)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        click.echo("\n停止しています / Stopping: " + (", ".join(children.names) or "-") + ", embedded Redis")
+        children.stop()
+        stop_embedded_servers()
+        click.echo("停止しました / Stopped.")
+
+
+def _run(app: Flask, port: int, sandbox_port: int, children: Children) -> None:
     from flask_migrate import upgrade
 
-    from saas.queues import redis_url_for, stop_embedded_servers
+    from saas.demo import connect_demo_channels, deploy_demo_menus, follow_demo_patients
 
-    app = current_app._get_current_object()
-    sandbox_url = _start_sandbox(sandbox_port)
-    public_url = f"http://127.0.0.1:{port}"
-    app.config.update(LINE_API_BASE=sandbox_url, LINE_DATA_API_BASE=sandbox_url, PUBLIC_BASE_URL=public_url)
-    env = {
-        **os.environ,
-        "REDIS_URL": redis_url_for(app),
-        "LINE_API_BASE": sandbox_url,
-        "LINE_DATA_API_BASE": sandbox_url,
-        "PUBLIC_BASE_URL": public_url,
-    }
+    sandbox = _serve_in_thread(_sandbox_app(), sandbox_port)
+    sandbox_url = f"http://127.0.0.1:{sandbox.server_port}"
+    portal = make_server("127.0.0.1", port, app, threaded=True)
+    public_url = f"http://127.0.0.1:{portal.server_port}"
+    settings = sandbox_settings(sandbox_url, public_url)
+    app.config.update(settings)
     upgrade()
     click.get_current_context().invoke(app.cli.get_command(click.get_current_context(), "demo"))
-    _connect_demo_channels(app, sandbox_url, public_url)
-    _deploy_demo_menus(_all_clinics())
-    worker = _start_worker(env)
-    click.echo(f"\nポータル / Portal:        {public_url}")
-    click.echo(f"LINEサンドボックス / Sandbox phone: {sandbox_url}/_sandbox/phone")
-    try:
-        run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
-    finally:
-        worker.terminate()
-        worker.wait(timeout=10)
-        stop_embedded_servers()
+    channels = connect_demo_channels(sandbox_url, public_url)
+    deploy_demo_menus()
+    for name, command in procfile_entries():
+        if name not in IN_PROCESS:
+            children.start(name, command, _child_env(app, settings))
+    ready = threading.Thread(
+        target=_announce_when_ready, args=(public_url, sandbox_url, lambda: follow_demo_patients(sandbox_url, channels))
+    )
+    ready.daemon = True
+    ready.start()
+    portal.serve_forever()
 
 
-def _all_clinics():
-    from saas.extensions import db
-    from saas.tenancy.models import Clinic
+def _sandbox_app():
+    from saas.sandbox import create_sandbox_app
 
-    return db.session.scalars(sa.select(Clinic).order_by(Clinic.id)).all()
-
-
-DEMO_PATIENTS = ["山田 花子", "佐藤 健太", "鈴木 美咲", "高橋 大輔", "田中 さくら"]
+    return create_sandbox_app()
 
 
-def _demo_user_id(clinic_slug: str, index: int) -> str:
-    return "U" + hashlib.sha256(f"{clinic_slug}:{index}".encode()).hexdigest()[:32]
+def _child_env(app: Flask, settings: dict[str, str]) -> dict[str, str]:
+    from saas.queues import redis_url_for
+
+    return {**os.environ, **settings, "REDIS_URL": redis_url_for(app), "FLASK_APP": "saas", "PYTHONUNBUFFERED": "1"}
 
 
-def _connect_demo_channels(app, sandbox_url: str, public_url: str) -> None:
-    """Give every demo clinic a sandbox channel and virtual patients who follow it.
+def wait_for_health(url: str, timeout: float = HEALTH_TIMEOUT) -> bool:
+    """Poll ``url``/healthz until it answers 200 (or ``timeout`` seconds pass)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.get(f"{url}/healthz", timeout=5).status_code == 200:
+                return True
+        except requests.RequestException:
+            pass
+        time.sleep(0.2)
+    return False
 
-    The sandbox keeps its state in memory, so channels and patients are registered again
-    on every start, with the same ids, credentials and webhook URLs as before.
-    """
-    from saas.extensions import db
-    from saas.sandbox.control import SandboxControl
 
-    control = SandboxControl(sandbox_url)
-    clinics = _all_clinics()
-    for clinic in clinics:
-        if not clinic.line_connected:
-            clinic.line_channel_id = str(2000000000 + clinic.id)
-            clinic.line_channel_secret = secrets.token_hex(16)
-            clinic.line_access_token = secrets.token_urlsafe(32)
-            clinic.line_bot_user_id = "U" + hashlib.sha256(clinic.slug.encode()).hexdigest()[:32]
-    db.session.commit()
-    for clinic in clinics:
-        control.add_channel(
-            clinic.line_channel_id,
-            clinic.line_channel_secret,
-            clinic.line_access_token,
-            bot_user_id=clinic.line_bot_user_id,
-            display_name=clinic.name,
-            webhook_url=f"{public_url}/webhooks/line/{clinic.webhook_key}",
+def _announce_when_ready(public_url: str, sandbox_url: str, follow) -> None:
+    if not wait_for_health(public_url):
+        click.echo(
+            f"ポータルが {HEALTH_TIMEOUT} 秒以内に応答しません / portal not healthy: {public_url}/healthz", err=True
         )
-        for index, name in enumerate(DEMO_PATIENTS):
-            control.add_patient(clinic.line_channel_id, name, user_id=_demo_user_id(clinic.slug, index))
-        _enable_demo_booking(control, clinic)
-    channels = [(clinic.line_channel_id, clinic.slug) for clinic in clinics]
-    threading.Thread(target=_follow_all, args=(control, channels), daemon=True).start()
+        return
+    for problem in follow():
+        click.echo(f"注意 / warning: demo follow not accepted: {problem}", err=True)
+    _print_welcome(public_url, sandbox_url)
 
 
-def _enable_demo_booking(control, clinic) -> None:
-    """Native booking with a sandbox LINE Login channel, so the booking page works offline."""
-    from saas.booking import services as booking
-    from saas.booking.models import BookingMode
-    from saas.extensions import db
-    from saas.tenancy.scoping import tenant_scope
+def _print_welcome(public_url: str, sandbox_url: str) -> None:
+    from saas.demo import DEMO_PASSWORD, STAFF
 
-    with tenant_scope(clinic.id):
-        settings = booking.get_settings(clinic.id)
-        if not settings.login_channel_id:
-            settings.mode = BookingMode.NATIVE
-            settings.login_channel_id = str(1600000000 + clinic.id)
-            settings.login_channel_secret = secrets.token_hex(16)
-        db.session.commit()
-        control.add_login_channel(
-            settings.login_channel_id, settings.login_channel_secret, bot_channel_id=clinic.line_channel_id
-        )
-
-
-def _deploy_demo_menus(clinics) -> None:
-    """Every demo clinic gets the six-area rich menu (予約, 診療時間, アクセス, FAQ, オンライン診療,
-    採用情報) as its default, deployed to the sandbox on each start."""
-    from saas.extensions import db
-    from saas.richmenu import services as richmenu
-    from saas.richmenu.layouts import preset_areas
-    from saas.richmenu.models import RichMenu
-    from saas.tenancy.scoping import tenant_scope
-
-    for clinic in clinics:
-        with tenant_scope(clinic.id):
-            group = richmenu.get_organization_links(clinic.organization_id)
-            base = f"https://{clinic.organization.slug}.example.jp"  # for groups whose manifest has none
-            richmenu.set_organization_links(
-                clinic.organization_id,
-                recruitment_url=group.recruitment_url or f"{base}/recruit",
-                online_consultation_url=group.online_consultation_url or f"{base}/online",
-            )
-            menu = db.session.scalars(sa.select(RichMenu).where(RichMenu.is_default.is_(True))).first()
-            if menu is None:
-                size, areas = preset_areas("full6")
-                menu = RichMenu(name="基本メニュー", size=size, areas=areas, is_default=True)
-                db.session.add(menu)
-            db.session.commit()
-            richmenu.deploy(clinic, menu)
-
-
-def _follow_all(control, channels: list[tuple[str, str]]) -> None:
-    """Once the portal answers webhooks, let every virtual patient add their clinic as a friend."""
-    import time
-
-    time.sleep(2)
-    for channel_id, slug in channels:
-        for index in range(len(DEMO_PATIENTS)):
-            control.follow(channel_id, _demo_user_id(slug, index))
+    lines = [
+        "",
+        "=" * 72,
+        f"  ポータル / Portal:                      {public_url}",
+        f"  電話シミュレーター / Sandbox phone:     {sandbox_url}/_sandbox/phone",
+        f"  デモのログイン / Demo logins (password: {DEMO_PASSWORD})",
+        *(f"    {email:<28} {role.value}" for email, _name, role, _scope, _slug in STAFF),
+        "  停止: Ctrl+C / Stop with Ctrl+C",
+        "=" * 72,
+        f"準備完了 / Ready: {public_url}",
+    ]
+    click.echo("\n".join(lines))
