@@ -45,6 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     """Build the app. Does no I/O: no migrations, no network, no Redis connection."""
     import importlib
 
+    from saas import database
     from saas.tenancy import scoping
 
     app = Flask(
@@ -59,6 +60,7 @@ def create_app(config: dict | None = None) -> Flask:
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)  # home of the embedded SQLite and Redis
     _trust_proxies(app)
 
+    database.install()
     db.init_app(app)
     migrate.init_app(app, db, directory=str(config_module.ROOT / "migrations"), render_as_batch=True)
     csrf.init_app(app)

@@ -18,6 +18,7 @@ from saas.extensions import db
 from saas.jobs import job
 from saas.line import client as line
 from saas.line.errors import LineError
+from saas.messaging.limits import TEXT_MAX, cut_to_utf16
 from saas.queues import get_queue
 from saas.quota.counter import reconcile_with_line
 from saas.schedule.models import UrgentNoticeRequest
@@ -103,7 +104,7 @@ def deliver_urgent_notice(request_id: int, clinic_id: int) -> int | None:
             return None
         notice = db.session.get(UrgentNoticeRequest, request_id)
         delivery = services.create_delivery(
-            messages=[{"type": "text", "text": notice.text[:5000]}],
+            messages=[{"type": "text", "text": cut_to_utf16(notice.text, TEXT_MAX)}],
             kind=DeliveryKind.URGENT,
             title="緊急のお知らせ: " + notice.text.splitlines()[0][:40] if notice.text else "緊急のお知らせ",
             urgent_notice_id=notice.id,

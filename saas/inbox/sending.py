@@ -23,12 +23,13 @@ from saas.friends.models import Direction, Friend
 from saas.inbox import services
 from saas.inbox.models import ChatSend, ConversationStatus, Via
 from saas.line.errors import LineError, LineRetryKeyAccepted
+from saas.messaging.limits import utf16_length
 from saas.quota import counter
 from saas.quota.usage import usage
 
 log = logging.getLogger(__name__)
 PUSH_ATTEMPTS = 3
-MAX_TEXT = 5000  # LINE's limit for one text message
+MAX_TEXT = 5000  # LINE's limit for one text message, in UTF-16 code units
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ def send_text(clinic, friend: Friend, text: str, sender, *, expected_via: str = 
     text = (text or "").strip()
     if not text:
         raise SendRefused(_("メッセージを入力してください。"))
-    if len(text) > MAX_TEXT:
+    if utf16_length(text) > MAX_TEXT:
         raise SendRefused(_("メッセージは%(n)s文字以内にしてください。", n=f"{MAX_TEXT:,}"))
     messages = [{"type": "text", "text": text}]
     token = _claim_reply_token(friend)

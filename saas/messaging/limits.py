@@ -29,3 +29,20 @@ TEMPLATE_TYPES = ("buttons",)
 BUTTON_ACTION_TYPES = ("message", "uri", "postback")
 QUICK_REPLY_ACTION_TYPES = ("message", "postback", "camera", "cameraRoll", "location")
 FLEX_COMPONENT_TYPES = ("box", "text", "image", "button", "separator", "filler", "icon", "span", "video")
+
+
+def utf16_length(text: str) -> int:
+    """Length as LINE counts it: UTF-16 code units (an emoji outside the BMP counts two)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def cut_to_utf16(text: str, max_units: int) -> str:
+    """The longest prefix of ``text`` within ``max_units`` UTF-16 code units (never half an emoji)."""
+    if len(text) * 2 <= max_units:
+        return text
+    units = 0
+    for index, char in enumerate(text):
+        units += 2 if ord(char) > 0xFFFF else 1
+        if units > max_units:
+            return text[:index]
+    return text

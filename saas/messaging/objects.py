@@ -86,10 +86,9 @@ class _Checker:
         if not isinstance(value, str):
             self.fail(where, _("文字列で指定してください"))
             return
-        if max_len is not None and len(value) > max_len:
-            self.fail(
-                where, _("%(max)s文字以内にしてください（現在%(n)s文字）", max=f"{max_len:,}", n=f"{len(value):,}")
-            )
+        length = L.utf16_length(value)
+        if max_len is not None and length > max_len:
+            self.fail(where, _("%(max)s文字以内にしてください（現在%(n)s文字）", max=f"{max_len:,}", n=f"{length:,}"))
 
     def url(self, path: str, obj: dict, key: str, max_len: int = L.URL_MAX, *, required: bool = True) -> None:
         before = len(self.problems)
@@ -176,9 +175,10 @@ class _Checker:
         limit = L.BUTTONS_TEXT_MAX_WITH_IMAGE_OR_TITLE if decorated else L.BUTTONS_TEXT_MAX
         self.string(path, template, "text")
         text = template.get("text")
-        if isinstance(text, str) and len(text) > limit:
+        if isinstance(text, str) and L.utf16_length(text) > limit:
             why = _("。画像またはタイトルがあるときの上限です") if decorated else ""
-            self.fail(f"{path}.text", _("%(max)s文字以内にしてください（現在%(n)s文字）", max=limit, n=len(text)) + why)
+            length = L.utf16_length(text)
+            self.fail(f"{path}.text", _("%(max)s文字以内にしてください（現在%(n)s文字）", max=limit, n=length) + why)
         for index, action in enumerate(self.items(path, template, "actions", L.BUTTONS_ACTIONS_MAX)):
             self.action(f"{path}.actions[{index}]", action, L.BUTTON_ACTION_TYPES)
         if "defaultAction" in template:

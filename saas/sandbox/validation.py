@@ -27,6 +27,11 @@ ACTION_TYPES = {
 }
 
 
+def utf16_length(text: str) -> int:
+    """Length as LINE counts it: UTF-16 code units (an emoji outside the BMP counts two)."""
+    return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
 class Problems:
     """Collected validation problems for one request body."""
 
@@ -53,7 +58,7 @@ class Problems:
             self.add(f"{prop}.{key}", "must be a string")
         elif required and not value:
             self.add(f"{prop}.{key}", "May not be empty")
-        elif len(value) > max_len:
+        elif utf16_length(value) > max_len:
             self.add(f"{prop}.{key}", f"Length must be between 0 and {max_len}")
 
     def https_url(self, obj: dict, key: str, prop: str, *, required: bool = True) -> None:

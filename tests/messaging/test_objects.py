@@ -138,3 +138,19 @@ def test_ensure_valid_raises_with_every_problem():
     with pytest.raises(MessageValidationError) as error:
         ensure_valid([b.text(""), b.image("ftp://x")])
     assert [p.message_index for p in error.value.problems] == [0, 1, 1]
+
+
+def test_text_length_is_counted_as_line_counts_it_in_utf16_code_units():
+    emoji = "😷"  # outside the BMP: two UTF-16 code units, as LINE counts it
+    assert problems([b.text(emoji * 2500)]) == []
+    assert problems([b.text(emoji * 2600)]) == ["messages[0].text: 5,000文字以内にしてください（現在5,200文字）"]
+    assert problems([b.text("a" + emoji * 2500)]) == ["messages[0].text: 5,000文字以内にしてください（現在5,001文字）"]
+
+
+def test_a_cut_never_splits_an_emoji():
+    from saas.messaging.limits import cut_to_utf16, utf16_length
+
+    text = "休" + "😷" * 3000  # 5,000 units would end inside an emoji
+    cut = cut_to_utf16(text, 5000)
+    assert utf16_length(cut) == 4999 and cut == "休" + "😷" * 2499
+    assert cut_to_utf16("短い", 5000) == "短い"

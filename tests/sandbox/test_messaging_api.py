@@ -124,6 +124,16 @@ def test_a_failed_request_can_be_retried_with_the_same_key(sandbox, channel, mes
     assert len(sandbox.inbox(channel["id"], friend)) == 1
 
 
+def test_text_length_counts_utf16_code_units_as_line_does(sandbox, channel, messaging, friend):
+    messaging.push_message(PushMessageRequest(to=friend, messages=[TextMessage(text="😷" * 2500)]))
+    with pytest.raises(ApiException) as excinfo:
+        messaging.push_message(PushMessageRequest(to=friend, messages=[TextMessage(text="😷" * 2600)]))
+    assert _error(excinfo)[1]["details"] == [
+        {"message": "Length must be between 0 and 5000", "property": "messages[0].text"}
+    ]
+    assert len(sandbox.inbox(channel["id"], friend)) == 1
+
+
 def test_validation_errors_are_shaped_like_lines(sandbox, channel, messaging, friend):
     with pytest.raises(ApiException) as excinfo:
         messaging.push_message(PushMessageRequest(to=friend, messages=[TextMessage(text="あ" * 5001)]))
