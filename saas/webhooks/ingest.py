@@ -13,12 +13,14 @@ import hmac
 import logging
 from datetime import UTC, datetime, timedelta
 
+import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from saas.common import utcnow
 from saas.extensions import db
 from saas.queues import DEFAULT, get_queue
+from saas.webhooks import schema
 from saas.webhooks.models import WebhookEvent
 
 log = logging.getLogger(__name__)
@@ -41,30 +43,21 @@ def _timestamp(ms) -> datetime:
 
 
 def row_for(clinic_id: int, event) -> dict | None:
-    """The table row for one event, or None (logged) when the event is malformed."""
-    if not isinstance(event, dict):
-        log.warning("webhook event skipped: not an object (clinic %s)", clinic_id)
+    """The table row for one event, or None (logged) when it is not a valid LINE event."""
+    event = schema.clean_event(clinic_id, event)
+    if event is None:
         return None
-    event_id, kind, ms = event.get("webhookEventId"), event.get("type"), event.get("timestamp")
-    if not (isinstance(event_id, str) and 0 < len(event_id) <= 64 and isinstance(kind, str) and kind):
-        log.warning("webhook event skipped: no webhookEventId/type (clinic %s)", clinic_id)
-        return None
-    if not isinstance(ms, int | float) or isinstance(ms, bool) or not 0 < ms < 1e14:
-        log.warning("webhook event %s skipped: bad timestamp (clinic %s)", event_id, clinic_id)
-        return None
-    source = event.get("source") if isinstance(event.get("source"), dict) else {}
-    reply_token = event.get("replyToken") if isinstance(event.get("replyToken"), str) else None
-    occurred = _timestamp(ms)
-    context = event.get("deliveryContext") if isinstance(event.get("deliveryContext"), dict) else {}
+    reply_token = event.get("replyToken")
+    occurred = _timestamp(event["timestamp"])
     return {
         "clinic_id": clinic_id,
-        "webhook_event_id": event_id,
-        "event_type": kind[:32],
-        "line_user_id": source.get("userId") if isinstance(source.get("userId"), str) else None,
+        "webhook_event_id": event["webhookEventId"],
+        "event_type": event["type"],
+        "line_user_id": (event.get("source") or {}).get("userId"),
         "occurred_at": occurred,
-        "is_redelivery": bool(context.get("isRedelivery")),
-        "mode": str(event.get("mode") or "active")[:16],
-        "reply_token": reply_token[:255] if reply_token else None,
+        "is_redelivery": bool(event["deliveryContext"]["isRedelivery"]),
+        "mode": event["mode"],
+        "reply_token": reply_token,
         "reply_token_expires_at": occurred + REPLY_TOKEN_TTL if reply_token else None,
         "payload": event,
         "state": "pending",
@@ -74,39 +67,50 @@ def row_for(clinic_id: int, event) -> dict | None:
 
 
 def store_events(clinic_id: int, rows: list[dict]) -> list[int]:
-    """Insert the rows in one statement; returns the ids of rows that were new."""
+    """Insert the rows (duplicates dropped); returns the ids of rows that were new.
+
+    One statement per 200 rows. Should the database still refuse a batch, each row is tried
+    alone so one row it cannot take (logged) does not lose the others.
+    """
     rows = list({row["webhook_event_id"]: row for row in rows}.values())
     if not rows:
         return []
-    insert = _INSERTS.get(db.engine.dialect.name)
-    if insert is None:  # other databases: one row at a time, duplicates caught by the constraint
-        return _store_one_by_one(rows)
-    ids = []
-    for start in range(0, len(rows), _ROWS_PER_INSERT):
-        statement = (
-            insert(WebhookEvent)
-            .values(rows[start : start + _ROWS_PER_INSERT])
-            .on_conflict_do_nothing(index_elements=["clinic_id", "webhook_event_id"])
-            .returning(WebhookEvent.id)
-        )
-        ids.extend(db.session.execute(statement).scalars())
-    db.session.commit()
+    insert = _INSERTS[db.engine.dialect.name]  # the two databases we run on
+    try:
+        ids = [
+            i
+            for start in range(0, len(rows), _ROWS_PER_INSERT)
+            for i in _insert(insert, rows[start : start + _ROWS_PER_INSERT])
+        ]
+        db.session.commit()
+    except sa.exc.SQLAlchemyError:
+        db.session.rollback()
+        log.exception("webhook batch of clinic %s refused by the database; storing its events one by one", clinic_id)
+        ids = _store_each_alone(insert, rows)
     return ids
 
 
-def _store_one_by_one(rows: list[dict]) -> list[int]:
-    from sqlalchemy.exc import IntegrityError
+def _insert(insert, rows: list[dict]) -> list[int]:
+    statement = (
+        insert(WebhookEvent)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["clinic_id", "webhook_event_id"])
+        .returning(WebhookEvent.id)
+    )
+    return list(db.session.execute(statement).scalars())
 
+
+def _store_each_alone(insert, rows: list[dict]) -> list[int]:
     ids = []
     for row in rows:
         try:
-            with db.session.begin_nested():
-                event = WebhookEvent(**row)
-                db.session.add(event)
-            ids.append(event.id)
-        except IntegrityError:
-            continue
-    db.session.commit()
+            ids.extend(_insert(insert, [row]))
+            db.session.commit()
+        except sa.exc.SQLAlchemyError:
+            db.session.rollback()
+            log.exception(
+                "webhook event %s of clinic %s could not be stored", row["webhook_event_id"], row["clinic_id"]
+            )
     return ids
 
 

@@ -42,7 +42,7 @@ def _read_body() -> bytes:
 def _parse(body: bytes) -> list:
     try:
         payload = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, not UTF-8, or nested beyond the parser's limit
         abort(400)
     events = payload.get("events") if isinstance(payload, dict) else None
     if not isinstance(events, list):
