@@ -1,4 +1,4 @@
-"""Top-level commands: create-admin, demo, worker, dev."""
+"""Top-level commands: create-admin, demo, worker, cron, dev."""
 
 from __future__ import annotations
 
@@ -78,8 +78,16 @@ def worker(queue_list: str, mode: str, burst: bool) -> None:
     run_worker(current_app._get_current_object(), names, mode=mode, burst=burst)
 
 
+@click.command("cron")
+def cron() -> None:
+    """Run RQ's cron for the periodic jobs in saas/cron.py (the sweeper among them); survives Redis restarts."""
+    from saas.jobs import run_cron
+
+    run_cron(current_app._get_current_object())
+
+
 def init_app(app: Flask) -> None:
-    for command in (create_admin, demo, worker):
+    for command in (create_admin, demo, worker, cron):
         app.cli.add_command(command)
     if app.config["SANDBOX_ENABLED"]:
         from saas.devserver import dev

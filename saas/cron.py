@@ -1,24 +1,26 @@
-"""Periodic jobs as data, for RQ's cron (``rq cron saas.cron``, see Procfile).
+"""Periodic jobs as data, for RQ's cron (``flask cron``, see Procfile).
 
 Each entry names a job function, its queue and when it runs. The jobs are safe to run twice.
+``heal_deliveries`` is the send pipeline's sweeper: every ``DELIVERY_SWEEP_SECONDS`` (15) it
+resumes what a killed worker, a Redis restart or a database blip left behind, so a send goes on
+within a minute (the sweep interval plus ``DELIVERY_STALE_SECONDS``, 30 s, of missing heartbeat).
 """
 
 from __future__ import annotations
 
+import os
+
 from rq import cron
 
 from saas.audit.jobs import purge_audit_events
-from saas.delivery.jobs import (
-    pick_up_urgent_notices,
-    reconcile_quotas,
-    resume_stalled_chunks,
-    start_due_deliveries,
-)
+from saas.delivery.jobs import heal_deliveries, pick_up_urgent_notices, reconcile_quotas, start_due_deliveries
 from saas.reminders.jobs import scan_due as scan_due_reminders
 
+SWEEP_SECONDS = int(os.environ.get("DELIVERY_SWEEP_SECONDS", "15"))  # the cron process's own setting
+
 cron.register(pick_up_urgent_notices, "urgent", interval=30)
+cron.register(heal_deliveries, "default", interval=SWEEP_SECONDS)
 cron.register(start_due_deliveries, "default", interval=60)
-cron.register(resume_stalled_chunks, "default", interval=300)
 cron.register(reconcile_quotas, "default", cron="17 * * * *")
 cron.register(purge_audit_events, "default", cron="30 3 * * *")
 cron.register(scan_due_reminders, "default", interval=300)

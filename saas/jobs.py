@@ -131,3 +131,27 @@ def _sleep_unless_stopped(seconds: float) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, stop)
     time.sleep(seconds)
+
+
+def run_cron(app: Flask, module: str = "saas.cron") -> None:
+    """RQ's cron scheduler for the periodic jobs in ``module``, reconnecting when Redis restarts."""
+    import redis
+    from rq.cron import CronScheduler
+
+    from saas.queues import get_redis
+
+    wait = RECONNECT_FIRST_WAIT
+    while True:
+        started = time.monotonic()
+        try:
+            with app.app_context():
+                scheduler = CronScheduler(connection=get_redis())
+            scheduler.load_config_from_file(module)
+            scheduler.start()
+            return  # stopped on request (SIGTERM / Ctrl+C)
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
+            log.warning("cron lost Redis (%s)", error)
+        if time.monotonic() - started > _STEADY_SECONDS:
+            wait = RECONNECT_FIRST_WAIT
+        _sleep_unless_stopped(wait)
+        wait = min(wait * 2, RECONNECT_MAX_WAIT)

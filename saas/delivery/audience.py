@@ -124,11 +124,17 @@ def count_audience(kind: str, segment: dict | None = None, friend_id: int | None
     return AudienceCounts(*(int(v or 0) for v in row))
 
 
-def eligible_friends(kind: str, segment: dict | None = None, friend_id: int | None = None) -> list[Candidate]:
-    """The friends to send to, in id order; each friend once."""
-    conditions = [*_base(kind, segment or {}, friend_id), Friend.status == FriendStatus.FOLLOWING]
+def audience_filters(kind: str, segment: dict | None = None, friend_id: int | None = None) -> list:
+    """The audience's conditions on Friend besides following: the segment, the one friend, consent."""
+    conditions = _base(kind, segment or {}, friend_id)
     if _needs_consent(kind):
         conditions.append(Friend.consent_marketing.is_(True))
+    return conditions
+
+
+def eligible_friends(kind: str, segment: dict | None = None, friend_id: int | None = None) -> list[Candidate]:
+    """The friends to send to, in id order; each friend once."""
+    conditions = [*audience_filters(kind, segment, friend_id), Friend.status == FriendStatus.FOLLOWING]
     rows = db.session.execute(
         sa.select(Friend.id, Friend.line_user_id, Friend.display_name).where(*conditions).order_by(Friend.id)
     ).all()

@@ -7,12 +7,10 @@ state transitions in the database decide, never the number of times a job runs.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
 
 import sqlalchemy as sa
 
-from saas.common import utcnow
-from saas.delivery import sender, services
+from saas.delivery import healing, sender, services
 from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
 from saas.extensions import db
 from saas.jobs import job
@@ -26,7 +24,6 @@ from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import platform_scope, tenant_scope
 
 log = logging.getLogger(__name__)
-STALLED_AFTER = timedelta(minutes=10)
 
 
 @job
@@ -38,9 +35,24 @@ def send_chunk(chunk_id: int, clinic_id: int) -> str:
 
 @job
 def start_delivery(delivery_id: int, clinic_id: int) -> bool:
-    """Plan and enqueue a scheduled delivery; only the first run of it does anything."""
+    """Plan a delivery (or resume its planning); urgent ones are also sent here, in this one job."""
     with tenant_scope(clinic_id):
-        return services.start(delivery_id)
+        started = services.start(delivery_id)
+        if db.session.scalar(sa.select(Delivery.kind).where(Delivery.id == delivery_id)) == DeliveryKind.URGENT:
+            send_pending_chunks(delivery_id)
+        return started
+
+
+def send_pending_chunks(delivery_id: int) -> int:
+    """Send the delivery's pending chunks one after the other in this job (urgent: no second hop)."""
+    chunk_ids = db.session.scalars(
+        sa.select(DeliveryChunk.id)
+        .where(DeliveryChunk.delivery_id == delivery_id, DeliveryChunk.status == ChunkStatus.PENDING)
+        .order_by(DeliveryChunk.seq)
+    ).all()
+    for chunk_id in chunk_ids:
+        sender.run_chunk(chunk_id)
+    return len(chunk_ids)
 
 
 def _platform_rows(reason: str, statement) -> list:
@@ -51,48 +63,19 @@ def _platform_rows(reason: str, statement) -> list:
 @job
 def start_due_deliveries() -> int:
     """Safety net for RQ's scheduler: start scheduled deliveries whose time has come."""
-    due = _platform_rows(
-        "cron: due scheduled deliveries",
-        sa.select(Delivery.id, Delivery.clinic_id, Delivery.kind).where(
-            Delivery.status == DeliveryStatus.SCHEDULED, Delivery.scheduled_at <= utcnow()
-        ),
-    )
-    for delivery_id, clinic_id, kind in due:
-        queue = get_queue("urgent" if kind == DeliveryKind.URGENT else "bulk")
-        queue.enqueue(start_delivery, delivery_id, clinic_id)
-    return len(due)
+    return healing.restart_planning(due_only=True)
 
 
 @job
-def resume_stalled_chunks() -> int:
-    """Re-enqueue chunks whose job was lost or whose worker died mid-call (same retry key: no duplicate)."""
-    cutoff = utcnow() - STALLED_AFTER
-    stalled = _platform_rows(
-        "cron: stalled delivery chunks",
-        sa.select(DeliveryChunk.id, DeliveryChunk.clinic_id, DeliveryChunk.status)
-        .join(Delivery, Delivery.id == DeliveryChunk.delivery_id)
-        .where(
-            Delivery.status == DeliveryStatus.SENDING,
-            DeliveryChunk.status.in_((ChunkStatus.PENDING, ChunkStatus.SENDING)),
-            DeliveryChunk.updated_at < cutoff,
-        ),
-    )
-    for chunk_id, clinic_id, status in stalled:
-        with tenant_scope(clinic_id):
-            if status == ChunkStatus.SENDING:
-                db.session.execute(
-                    sa.update(DeliveryChunk)
-                    .where(DeliveryChunk.id == chunk_id, DeliveryChunk.status == ChunkStatus.SENDING)
-                    .values(status=ChunkStatus.PENDING, updated_at=utcnow())
-                )
-                db.session.commit()
-            get_queue("bulk").enqueue(send_chunk, chunk_id, clinic_id)
-    return len(stalled)
+def heal_deliveries() -> dict:
+    """The sweeper (every few seconds, saas/cron.py): resume what a crash, a Redis restart or a
+    database blip left behind. The database says what remains; Redis only carries pointers."""
+    return healing.heal()
 
 
 @job
 def deliver_urgent_notice(request_id: int, clinic_id: int) -> int | None:
-    """Turn a pending urgent-notice request (休診・代診) into an urgent delivery to every friend."""
+    """Turn a pending urgent-notice request (休診・代診) into an urgent delivery, planned and sent in this job."""
     with tenant_scope(clinic_id):
         claimed = db.session.execute(
             sa.update(UrgentNoticeRequest)
@@ -110,9 +93,12 @@ def deliver_urgent_notice(request_id: int, clinic_id: int) -> int | None:
             urgent_notice_id=notice.id,
         )
         notice.status = "sent"
+        delivery.status = DeliveryStatus.SCHEDULED
         db.session.commit()
-        services.submit(delivery)
-        return delivery.id
+        delivery_id = delivery.id
+        services.start(delivery_id)
+        send_pending_chunks(delivery_id)
+        return delivery_id
 
 
 @job

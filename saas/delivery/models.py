@@ -25,14 +25,24 @@ class DeliveryStatus(enum.StrEnum):
     SCHEDULED = "scheduled"
     PLANNING = "planning"
     SENDING = "sending"
-    DONE = "done"
+    DONE = "done"  # every recipient sent (or skipped for a reason shown)
+    PARTLY_FAILED = "partly_failed"  # 一部失敗: some recipients could not be sent
+    FAILED = "failed"  # 失敗: nobody could be sent
     CANCELLED = "cancelled"
     STOPPED = "stopped"  # LINE's monthly limit reached mid-send
     REFUSED = "refused"  # not enough quota left; nothing sent
 
 
 ACTIVE_STATUSES = (DeliveryStatus.SCHEDULED, DeliveryStatus.PLANNING, DeliveryStatus.SENDING)
-FINAL_STATUSES = (DeliveryStatus.DONE, DeliveryStatus.CANCELLED, DeliveryStatus.STOPPED, DeliveryStatus.REFUSED)
+FINAL_STATUSES = (
+    DeliveryStatus.DONE,
+    DeliveryStatus.PARTLY_FAILED,
+    DeliveryStatus.FAILED,
+    DeliveryStatus.CANCELLED,
+    DeliveryStatus.STOPPED,
+    DeliveryStatus.REFUSED,
+)
+RESENDABLE_STATUSES = (DeliveryStatus.PARTLY_FAILED, DeliveryStatus.FAILED)
 
 
 class ChunkStatus(enum.StrEnum):
@@ -59,7 +69,11 @@ class Delivery(TenantOwned, Timestamped, db.Model):
     created_by_id: Mapped[int | None] = mapped_column()
     created_by_email: Mapped[str] = mapped_column(sa.String(255), default="")
     reservation: Mapped[dict | None] = mapped_column(sa.JSON)
+    resend_of_id: Mapped[int | None] = mapped_column(  # 「失敗分を再送」: at most one resend per delivery
+        sa.ForeignKey("delivery.id", ondelete="SET NULL"), unique=True
+    )
     targeted: Mapped[int] = mapped_column(default=0)
+    planned: Mapped[int] = mapped_column(default=0)  # recipients planned so far (progress while 準備中)
     sent: Mapped[int] = mapped_column(default=0)
     failed: Mapped[int] = mapped_column(default=0)
     skipped: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # reason -> count
@@ -69,7 +83,21 @@ class Delivery(TenantOwned, Timestamped, db.Model):
 
     @property
     def queue_name(self) -> str:
+        """Where its chunks are sent from."""
         return "urgent" if self.kind == DeliveryKind.URGENT else "bulk"
+
+    @property
+    def planning_queue_name(self) -> str:
+        """Where it is planned: urgent notices are planned and sent in one job on ``urgent``."""
+        return "urgent" if self.kind == DeliveryKind.URGENT else "default"
+
+    @property
+    def is_resendable(self) -> bool:
+        return self.status in RESENDABLE_STATUSES and self.failed > 0
+
+    @property
+    def planning_percent(self) -> int:
+        return 0 if not self.targeted else min(100, round(100 * self.planned / self.targeted))
 
     @property
     def skipped_total(self) -> int:
@@ -111,7 +139,14 @@ class DeliveryChunk(TenantOwned, Timestamped, db.Model):
     skip_reason: Mapped[str] = mapped_column(sa.String(32), default="")
     last_error: Mapped[str] = mapped_column(sa.Text, default="")
     request_id: Mapped[str | None] = mapped_column(sa.String(64))
+    first_attempt_at: Mapped[datetime | None] = mapped_column()  # LINE keeps a retry key about 24 h from here
+    unanswered: Mapped[bool] = mapped_column(default=False)  # an attempt got no answer: LINE may have accepted it
     sent_at: Mapped[datetime | None] = mapped_column()
+
+    @property
+    def job_id(self) -> str:
+        """The RQ job id of the chunk's current attempt, so the sweeper can tell a lost job from a live one."""
+        return f"delivery-chunk-{self.id}-{self.attempts}"
 
 
 class DeliveryRecipient(TenantOwned, db.Model):

@@ -1,10 +1,15 @@
 """Sending one chunk: rate limit, the call to LINE with the chunk's retry key, and what each answer means.
 
 - 2xx, or 409 (this retry key was already accepted: a previous attempt got through) → sent.
-- 429 rate limit, 5xx, no answer → retried with exponential back-off and jitter, same key.
+- 429 rate limit, 5xx, no answer → retried with exponential back-off and jitter, same key,
+  for as long as LINE remembers the key: LINE documents that a retried request with an
+  accepted key answers 409, and keeps the key for 24 hours (line-platform.md §1.6), so a
+  chunk is retried for ``DELIVERY_RETRY_WINDOW_SECONDS`` (23 h, an hour's margin) from its
+  first attempt, then marked failed (「失敗分を再送」 can send it again later).
 - 429 "monthly limit" → the whole delivery stops; chunks not yet sent are skipped.
 - any other 4xx → the chunk fails with LINE's reason.
-Short waits happen in the job; longer ones re-enqueue it with ``enqueue_in``.
+Short waits happen in the job; longer ones re-enqueue it with ``enqueue_in``. The chunk row's
+``updated_at`` is its heartbeat: a chunk left SENDING without one is taken back by the sweeper.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from flask import current_app
 from saas.common import utcnow
 from saas.delivery import ratelimit
 from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryRecipient, DeliveryStatus
+from saas.delivery.planner import RETRY_WINDOW_SECONDS
 from saas.delivery.services import finish_if_complete, skip_pending_chunks
 from saas.extensions import db
 from saas.line import client as line
@@ -56,7 +62,7 @@ def run_chunk(chunk_id: int) -> str:
     if chunk is None or chunk.status != ChunkStatus.PENDING:
         return chunk.status if chunk else "missing"
     delivery = db.session.get(Delivery, chunk.delivery_id)
-    if delivery.status != DeliveryStatus.SENDING:
+    if delivery.status not in (DeliveryStatus.SENDING, DeliveryStatus.PLANNING):
         reason = "monthly_limit" if delivery.status == DeliveryStatus.STOPPED else "cancelled"
         skip_pending_chunks(delivery.id, reason)
         finish_if_complete(delivery.id)
@@ -79,10 +85,15 @@ def run_chunk(chunk_id: int) -> str:
 
 
 def _claim(chunk_id: int) -> bool:
+    now = utcnow()
     changed = db.session.execute(
         sa.update(DeliveryChunk)
         .where(DeliveryChunk.id == chunk_id, DeliveryChunk.status == ChunkStatus.PENDING)
-        .values(status=ChunkStatus.SENDING, updated_at=utcnow()),
+        .values(
+            status=ChunkStatus.SENDING,
+            updated_at=now,
+            first_attempt_at=sa.func.coalesce(DeliveryChunk.first_attempt_at, now),
+        ),
         execution_options={"synchronize_session": False},
     )
     db.session.commit()
@@ -91,7 +102,6 @@ def _claim(chunk_id: int) -> bool:
 
 def _send_with_retries(clinic: Clinic, chunk: DeliveryChunk) -> None:
     inline_max = _setting("DELIVERY_INLINE_WAIT_SECONDS", 1.0)
-    max_attempts = int(_setting("DELIVERY_MAX_ATTEMPTS", 10))
     while True:
         try:
             _send(clinic, chunk, inline_max)
@@ -101,15 +111,27 @@ def _send_with_retries(clinic: Clinic, chunk: DeliveryChunk) -> None:
                 raise
             chunk.attempts += 1
             chunk.last_error = _reason(error)
+            chunk.unanswered = chunk.unanswered or not error.status
             db.session.commit()
-            if chunk.attempts >= max_attempts:
-                raise LineRequestRejected(
-                    f"{max_attempts}回試しても送信できませんでした（{chunk.last_error}）"
-                ) from error
+            _give_up_when_out_of_time(chunk, error)
             delay = backoff(chunk.attempts)
             if delay > inline_max:
                 raise _Later(delay, chunk.last_error) from error
             time.sleep(delay)
+
+
+def _give_up_when_out_of_time(chunk: DeliveryChunk, error: LineError) -> None:
+    """Past the retry-key window (or ``DELIVERY_MAX_ATTEMPTS``, when set) the chunk fails."""
+    window = _setting("DELIVERY_RETRY_WINDOW_SECONDS", RETRY_WINDOW_SECONDS)
+    max_attempts = current_app.config.get("DELIVERY_MAX_ATTEMPTS")
+    started = chunk.first_attempt_at or utcnow()
+    if (utcnow() - started).total_seconds() >= window:
+        hours = window / 3600
+        raise LineRequestRejected(
+            f"{hours:g}時間再試行しても送信できませんでした（{chunk.attempts}回、{chunk.last_error}）"
+        ) from error
+    if max_attempts and chunk.attempts >= int(max_attempts):
+        raise LineRequestRejected(f"{max_attempts}回試しても送信できませんでした（{chunk.last_error}）") from error
 
 
 def _send(clinic: Clinic, chunk: DeliveryChunk, inline_max: float) -> None:
@@ -146,6 +168,7 @@ def _send_pushes(clinic: Clinic, chunk: DeliveryChunk, inline_max: float) -> Non
         except LineRequestRejected as rejected:
             recipient.status, recipient.error = ChunkStatus.FAILED, _reason(rejected)
         if index % PUSH_COMMIT_EVERY == 0:
+            chunk.updated_at = utcnow()  # heartbeat: this chunk's job is alive
             db.session.commit()
     db.session.commit()
     chunk.sent, chunk.failed = _recipient_counts(chunk.id)
@@ -181,9 +204,12 @@ def _put_back(chunk: DeliveryChunk, later: _Later) -> None:
     from saas.delivery.jobs import send_chunk
 
     chunk.status = ChunkStatus.PENDING
+    chunk.attempts += later.reason == "rate limit"  # a new job id for the new attempt (see DeliveryChunk.job_id)
     db.session.commit()
     queue = get_queue("urgent" if _is_urgent(chunk) else "bulk")
-    queue.enqueue_in(timedelta(seconds=later.delay), send_chunk, chunk.id, chunk.clinic_id)
+    queue.enqueue_in(
+        timedelta(seconds=later.delay), send_chunk, chunk.id, chunk.clinic_id, job_id=chunk.job_id, result_ttl=600
+    )
     log.info("chunk %s retried in %.1fs: %s", chunk.id, later.delay, later.reason)
 
 

@@ -1,37 +1,28 @@
-"""Creating, starting, cancelling and finishing deliveries.
+"""Creating, submitting, cancelling and finishing deliveries.
 
-start: recipients snapshot (each friend once) → quota reserved for the whole send → chunks of
-at most 500, each with its retry key → committed → one RQ job per chunk. Nothing is enqueued
-before the reservation succeeded, so a refused send sends nothing.
+submit records the delivery and enqueues its planning job (saas.delivery.planner: quota
+reserved with the plan, recipients and chunks of at most 500 in set-based batches, one RQ job
+per chunk). Nothing is sent before the reservation succeeded, so a refused send sends nothing.
+A delivery ends 完了 only when nobody failed; else 一部失敗 or 失敗, and the sender is alerted.
 """
 
 from __future__ import annotations
 
 import contextlib
-import uuid
+import logging
 from datetime import UTC, datetime
 
+import redis
 import sqlalchemy as sa
 
 from saas.audit import services as audit
 from saas.common import N_, utcnow
-from saas.delivery import audience
-from saas.delivery.models import (
-    ChunkStatus,
-    Delivery,
-    DeliveryChunk,
-    DeliveryKind,
-    DeliveryRecipient,
-    DeliveryStatus,
-)
+from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
 from saas.extensions import db
-from saas.messaging.objects import MessageValidationError
-from saas.messaging.variables import group_recipients_by_rendering
 from saas.queues import get_queue
-from saas.quota.counter import QuotaExceeded, Reservation, release, reserve
-from saas.tenancy.models import Clinic
+from saas.quota.counter import Reservation, release
 
-CHUNK_SIZE = 500
+log = logging.getLogger(__name__)
 SKIP_REASONS = {
     "blocked": N_("ブロック中"),
     "no_consent": N_("配信同意なし"),
@@ -87,20 +78,38 @@ def _title_of(messages: list[dict]) -> str:
     return "メッセージ"
 
 
-def submit(delivery: Delivery) -> None:
-    """Schedule the delivery for its time, or start it now (planning on its queue). Commits."""
-    if delivery.scheduled_at and delivery.scheduled_at > utcnow():
-        delivery.status = DeliveryStatus.SCHEDULED
-        db.session.commit()
-        queue = get_queue(delivery.queue_name)
-        when = delivery.scheduled_at.replace(tzinfo=UTC)
-        from saas.delivery.jobs import start_delivery
+class QueueUnavailable(Exception):
+    """Redis (the job queue) is unreachable: the delivery was not created."""
 
-        queue.enqueue_at(when, start_delivery, delivery.id, delivery.clinic_id, job_id=start_job_id(delivery.id))
-        return
+
+def submit(delivery: Delivery) -> None:
+    """Record the delivery and enqueue its planning (now, or at its time). Commits.
+
+    Planning never runs in the caller (a web request would time out on a large audience).
+    When the queue is unreachable the delivery is deleted again and :class:`QueueUnavailable`
+    raised, so nothing is left half-created.
+    """
     delivery.status = DeliveryStatus.SCHEDULED
     db.session.commit()
-    start(delivery.id)
+    try:
+        _enqueue_planning(delivery)
+    except (redis.RedisError, OSError) as error:
+        db.session.rollback()
+        db.session.execute(sa.delete(Delivery).where(Delivery.id == delivery.id, Delivery.planned == 0))
+        db.session.commit()
+        raise QueueUnavailable(str(error)) from error
+
+
+def _enqueue_planning(delivery: Delivery) -> None:
+    from saas.delivery.jobs import start_delivery
+
+    queue = get_queue(delivery.planning_queue_name)
+    args = (delivery.id, delivery.clinic_id)
+    if delivery.scheduled_at and delivery.scheduled_at > utcnow():
+        when = delivery.scheduled_at.replace(tzinfo=UTC)
+        queue.enqueue_at(when, start_delivery, *args, job_id=start_job_id(delivery.id))
+    else:
+        queue.enqueue(start_delivery, *args, job_id=plan_job_id(delivery.id))
 
 
 def start_job_id(delivery_id: int) -> str:
@@ -108,12 +117,17 @@ def start_job_id(delivery_id: int) -> str:
     return f"delivery-start-{delivery_id}"
 
 
+def plan_job_id(delivery_id: int) -> str:
+    """The RQ job id of a delivery's planning (the sweeper re-enqueues it under the same id)."""
+    return f"delivery-plan-{delivery_id}"
+
+
 def _unschedule_start(delivery: Delivery) -> None:
     """Take the delivery's scheduled start job out of RQ (it would only find the delivery cancelled)."""
     from rq.exceptions import InvalidJobOperation, NoSuchJobError
     from rq.job import Job, JobStatus
 
-    queue = get_queue(delivery.queue_name)
+    queue = get_queue(delivery.planning_queue_name)
     job_id = start_job_id(delivery.id)
     queue.scheduled_job_registry.remove(job_id)
     try:
@@ -125,156 +139,13 @@ def _unschedule_start(delivery: Delivery) -> None:
             job.cancel()
 
 
-def _claim(delivery_id: int, source: str, target: str) -> bool:
-    """Move the delivery from one status to the next; only one caller ever wins."""
-    changed = db.session.execute(
-        sa.update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status == source)
-        .values(status=target, updated_at=utcnow()),
-        execution_options={"synchronize_session": False},
-    )
-    db.session.commit()
-    return changed.rowcount == 1
-
-
 def start(delivery_id: int) -> bool:
-    """Plan and enqueue a scheduled delivery; a second call (duplicate job, restart) does nothing."""
-    if not _claim(delivery_id, DeliveryStatus.SCHEDULED, DeliveryStatus.PLANNING):
-        return False
-    delivery = db.session.get(Delivery, delivery_id)
-    delivery.started_at = utcnow()
-    counts = audience.count_audience(delivery.kind, delivery.segment, delivery.friend_id)
-    friends = audience.eligible_friends(delivery.kind, delivery.segment, delivery.friend_id)
-    skipped = counts.skipped
-    try:
-        reservation = reserve(
-            delivery.clinic_id, len(friends), allow_trim=delivery.allow_trim, purpose=f"delivery:{delivery.id}"
-        )
-    except QuotaExceeded as refused:
-        _refuse(delivery, refused, skipped)
-        return False
-    if reservation.trimmed:
-        skipped["over_quota"] = reservation.trimmed
-        friends = friends[: reservation.granted]
-    delivery.reservation = reservation.as_dict()
-    delivery.targeted, delivery.skipped = len(friends), skipped
-    try:
-        chunk_ids = _plan_chunks(delivery, friends)
-    except MessageValidationError as invalid:
-        _abandon(delivery, reservation, f"メッセージに問題があります: {invalid}")
-        return False
-    delivery.status = DeliveryStatus.SENDING
-    _audit_send(delivery)
-    db.session.commit()
-    _enqueue_chunks(delivery, chunk_ids)
-    if not chunk_ids:
-        finish_if_complete(delivery.id)
-    return True
+    """Plan a due delivery (in a job): see saas.delivery.planner. False when nothing was planned."""
+    from saas.delivery import planner
 
-
-def _abandon(delivery: Delivery, reservation: Reservation, reason: str) -> None:
-    db.session.rollback()
-    delivery = db.session.get(Delivery, delivery.id)
-    delivery.status, delivery.stop_reason, delivery.finished_at = DeliveryStatus.REFUSED, reason, utcnow()
-    db.session.commit()
-    release(reservation, reservation.granted)
-
-
-def _refuse(delivery: Delivery, refused: QuotaExceeded, skipped: dict) -> None:
-    delivery.status = DeliveryStatus.REFUSED
-    delivery.stop_reason = str(refused)
-    delivery.skipped = {**skipped, "over_quota": refused.needed}
-    delivery.finished_at = utcnow()
-    audit.record(
-        "delivery.refused",
-        clinic_id=delivery.clinic_id,
-        target_type="delivery",
-        target_id=delivery.id,
-        details={"needed": refused.needed, "remaining": refused.remaining, "limit": refused.limit},
-        actor_email=delivery.created_by_email,
-    )
-    db.session.commit()
-
-
-def _audit_send(delivery: Delivery) -> None:
-    audit.record(
-        "delivery.send",
-        clinic_id=delivery.clinic_id,
-        target_type="delivery",
-        target_id=delivery.id,
-        details={
-            "kind": delivery.kind,
-            "title": delivery.title,
-            "recipients": delivery.targeted,
-            "skipped": delivery.skipped,
-            "segment": delivery.segment,
-            "by": delivery.created_by_email,
-        },
-        actor_email=delivery.created_by_email,
-    )
-
-
-def _plan_chunks(delivery: Delivery, friends: list[audience.Candidate]) -> list[int]:
-    """Chunks of ≤500 (multicast for shared renderings, pushes for one-of-a-kind ones)."""
-    clinic = db.session.get(Clinic, delivery.clinic_id)
-    groups = group_recipients_by_rendering(delivery.messages, clinic, friends)
-    multicast = [g for g in groups if not g.needs_push]
-    pushes = [g for g in groups if g.needs_push]
-    chunks: list[tuple[DeliveryChunk, list[dict]]] = []
-    for group in multicast:
-        for start in range(0, len(group.friends), CHUNK_SIZE):
-            members = group.friends[start : start + CHUNK_SIZE]
-            chunk = _new_chunk(delivery, len(chunks), "multicast", group.messages, len(members))
-            chunks.append((chunk, [_recipient_row(f, None) for f in members]))
-    for start in range(0, len(pushes), CHUNK_SIZE):
-        members = pushes[start : start + CHUNK_SIZE]
-        chunk = _new_chunk(delivery, len(chunks), "push", [], len(members))
-        chunks.append((chunk, [_recipient_row(g.friends[0], g.messages) for g in members]))
-    db.session.add_all([chunk for chunk, _ in chunks])
-    db.session.flush()
-    rows = []
-    for chunk, members in chunks:
-        for row in members:
-            rows.append({**row, "chunk_id": chunk.id, "delivery_id": delivery.id, "clinic_id": delivery.clinic_id})
-    if rows:
-        db.session.execute(sa.insert(DeliveryRecipient), rows)
-    return [chunk.id for chunk, _ in chunks]
-
-
-def _new_chunk(delivery: Delivery, seq: int, mode: str, messages: list[dict], size: int) -> DeliveryChunk:
-    return DeliveryChunk(
-        clinic_id=delivery.clinic_id,
-        delivery_id=delivery.id,
-        seq=seq,
-        mode=mode,
-        messages=messages,
-        size=size,
-        retry_key=str(uuid.uuid4()),  # stored with the chunk, before its first call
-        status=ChunkStatus.PENDING,
-    )
-
-
-def _recipient_row(friend: audience.Candidate, messages: list[dict] | None) -> dict:
-    return {
-        "friend_id": friend.id,
-        "line_user_id": friend.line_user_id,
-        "messages": messages,
-        "retry_key": str(uuid.uuid4()) if messages is not None else None,
-        "status": ChunkStatus.PENDING,
-        "error": "",
-    }
-
-
-def _enqueue_chunks(delivery: Delivery, chunk_ids: list[int]) -> None:
-    from saas.delivery.jobs import send_chunk
-
-    queue = get_queue(delivery.queue_name)
-    jobs = [
-        queue.prepare_data(send_chunk, args=(chunk_id, delivery.clinic_id), timeout=600, result_ttl=600)
-        for chunk_id in chunk_ids
-    ]
-    for start in range(0, len(jobs), 1000):
-        queue.enqueue_many(jobs[start : start + 1000])
+    planner.plan(delivery_id)
+    status = db.session.scalar(sa.select(Delivery.status).where(Delivery.id == delivery_id))
+    return status not in (DeliveryStatus.REFUSED, DeliveryStatus.SCHEDULED, None)
 
 
 def cancel(delivery: Delivery, actor=None) -> bool:
@@ -316,7 +187,11 @@ def finish_if_complete(delivery_id: int) -> bool:
         return False
     claimed = db.session.execute(
         sa.update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.finished_at.is_(None))
+        .where(
+            Delivery.id == delivery_id,
+            Delivery.finished_at.is_(None),
+            Delivery.status.not_in((DeliveryStatus.PLANNING, DeliveryStatus.SCHEDULED)),
+        )
         .values(finished_at=utcnow()),
         execution_options={"synchronize_session": False},
     )
@@ -326,13 +201,35 @@ def finish_if_complete(delivery_id: int) -> bool:
     delivery = db.session.get(Delivery, delivery_id)
     db.session.refresh(delivery)
     refresh_counts(delivery)
-    if delivery.status in (DeliveryStatus.SENDING, DeliveryStatus.PLANNING, DeliveryStatus.SCHEDULED):
-        delivery.status = DeliveryStatus.DONE
+    if delivery.status == DeliveryStatus.SENDING:
+        delivery.status = outcome(delivery)
+    if delivery.failed:
+        _alert_sender(delivery)
     db.session.commit()
     if delivery.reservation:
         reservation = Reservation.from_dict(delivery.reservation)
         release(reservation, max(reservation.granted - delivery.sent, 0))
     return True
+
+
+def outcome(delivery: Delivery) -> str:
+    """完了 only when nobody failed: 一部失敗 when some did, 失敗 when everybody did."""
+    if not delivery.failed:
+        return DeliveryStatus.DONE
+    return DeliveryStatus.PARTLY_FAILED if delivery.sent else DeliveryStatus.FAILED
+
+
+def _alert_sender(delivery: Delivery) -> None:
+    """Tell the sender: an audit event and the alert on the delivery pages (until resent)."""
+    log.warning("delivery %s of clinic %s ended with %s failed", delivery.id, delivery.clinic_id, delivery.failed)
+    audit.record(
+        "delivery.failed",
+        clinic_id=delivery.clinic_id,
+        target_type="delivery",
+        target_id=delivery.id,
+        details={"sent": delivery.sent, "failed": delivery.failed, "status": delivery.status},
+        actor_email=delivery.created_by_email,
+    )
 
 
 def refresh_counts(delivery: Delivery) -> None:

@@ -10,9 +10,9 @@ from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from saas.common import N_, utcnow
-from saas.delivery import audience, services, urgent  # noqa: F401  (urgent: notice hook)
+from saas.delivery import audience, resend, services, urgent  # noqa: F401  (urgent: notice hook)
 from saas.delivery.forms import read_form, read_segment
-from saas.delivery.models import Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
+from saas.delivery.models import RESENDABLE_STATUSES, Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
 from saas.extensions import db
 from saas.friends.models import Friend, Tag
 from saas.messaging.objects import validate_messages
@@ -35,6 +35,8 @@ STATUS_LABELS = {
     "planning": (N_("準備中"), "status-warn"),
     "sending": (N_("配信中"), "status-warn"),
     "done": (N_("完了"), "status-ok"),
+    "partly_failed": (N_("一部失敗"), "status-danger"),
+    "failed": (N_("失敗"), "status-danger"),
     "cancelled": (N_("キャンセル"), ""),
     "stopped": (N_("停止"), "status-danger"),
     "refused": (N_("送信不可"), "status-danger"),
@@ -75,6 +77,7 @@ def _page(values, draft=None, messages=None, errors=(), status=200):
             friend=friend,
             counts=audience.count_audience("broadcast"),
             usage=usage(clinic.id),
+            failure_alerts=unresolved_failures(),
         ),
         status,
     )
@@ -139,10 +142,22 @@ def create():
         scheduled_at=parsed.scheduled_at,
         actor=current_user,
     )
+    try:
+        services.submit(delivery)
+    except services.QueueUnavailable:
+        return _queue_down(request.form, draft, messages)
     if draft:
         db.session.delete(draft)
-    services.submit(delivery)
+        db.session.commit()
     return redirect(url_for("delivery.detail", delivery_id=delivery.id))
+
+
+def _queue_down(values, draft, messages):
+    """Redis is unreachable: nothing was created; say so and keep what the sender typed."""
+    problem = _(
+        "配信の受付が一時的にできません（ジョブキューに接続できません）。配信は作成されていません。少し待ってからもう一度お試しください。"
+    )
+    return _page(values, draft, messages, [problem], status=503)
 
 
 @bp.get("/c/<clinic>/deliveries")
@@ -153,16 +168,22 @@ def history():
     query = sa.select(Delivery).where(Delivery.status != DeliveryStatus.DRAFT).order_by(Delivery.id.desc())
     deliveries = db.session.scalars(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
     for delivery in deliveries:
-        if delivery.is_active:
+        if delivery.status == DeliveryStatus.SENDING:
             services.refresh_counts(delivery)
-    db.session.rollback()  # live counts are for display only
-    return render_template(
-        "delivery/history.html", deliveries=deliveries[:PAGE_SIZE], page=page, has_next=len(deliveries) > PAGE_SIZE
+    alerts = unresolved_failures()
+    page_html = render_template(
+        "delivery/history.html",
+        deliveries=deliveries[:PAGE_SIZE],
+        page=page,
+        has_next=len(deliveries) > PAGE_SIZE,
+        failure_alerts=alerts,
     )
+    db.session.rollback()  # live counts are for display only
+    return page_html
 
 
 def _detail_context(delivery: Delivery) -> dict:
-    if delivery.is_active:
+    if delivery.status == DeliveryStatus.SENDING:
         services.refresh_counts(delivery)
     failures = db.session.execute(
         sa.select(DeliveryChunk.last_error, sa.func.sum(DeliveryChunk.failed))
@@ -170,7 +191,9 @@ def _detail_context(delivery: Delivery) -> dict:
         .group_by(DeliveryChunk.last_error)
     ).all()
     friend = db.session.get(Friend, delivery.friend_id) if delivery.friend_id else None
-    return {"delivery": delivery, "failures": failures, "friend": friend}
+    resent = db.session.scalar(sa.select(Delivery).where(Delivery.resend_of_id == delivery.id))
+    withheld = resend.withheld_count(delivery.id) if delivery.is_resendable else 0
+    return {"delivery": delivery, "failures": failures, "friend": friend, "resent": resent, "withheld": withheld}
 
 
 @bp.get("/c/<clinic>/deliveries/<int:delivery_id>")
@@ -193,6 +216,35 @@ def progress(delivery_id: int):
     page = render_template("delivery/_progress.html", **_detail_context(_get(delivery_id)))
     db.session.rollback()
     return page
+
+
+@bp.post("/c/<clinic>/deliveries/<int:delivery_id>/resend")
+@login_required
+@require("messages.send")
+def resend_failures(delivery_id: int):
+    """「失敗分を再送」: a new delivery to the recipients who failed (nobody twice)."""
+    original = _get(delivery_id)
+    try:
+        again = resend.resend_failures(original, actor=current_user)
+    except resend.NotResendable:
+        flash(_("この配信には再送できる失敗分がありません（再送済みの場合もあります）。"), "warning")
+        return redirect(url_for("delivery.detail", delivery_id=delivery_id))
+    except services.QueueUnavailable:
+        flash(_("配信の受付が一時的にできません（ジョブキューに接続できません）。再送は作成されていません。"), "danger")
+        return redirect(url_for("delivery.detail", delivery_id=delivery_id))
+    flash(_("失敗した %(count)s 人への再送を始めました。", count=f"{original.failed:,}"), "success")
+    return redirect(url_for("delivery.detail", delivery_id=again.id))
+
+
+def unresolved_failures() -> list[Delivery]:
+    """The clinic's deliveries that ended with failures and were not resent (the sender's alert)."""
+    resent = sa.select(Delivery.resend_of_id).where(Delivery.resend_of_id.is_not(None))
+    return db.session.scalars(
+        sa.select(Delivery)
+        .where(Delivery.status.in_(RESENDABLE_STATUSES), Delivery.id.not_in(resent))
+        .order_by(Delivery.id.desc())
+        .limit(5)
+    ).all()
 
 
 @bp.post("/c/<clinic>/deliveries/<int:delivery_id>/cancel")

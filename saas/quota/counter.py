@@ -10,10 +10,15 @@ Months and days are Japan time, as LINE counts them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import time
+import uuid
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime
 
+import redis
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
@@ -28,8 +33,9 @@ log = logging.getLogger(__name__)
 JST = JAPAN  # months and days of the quota are Japan time
 KEY_TTL_SECONDS = 40 * 24 * 3600
 
-# KEYS[1] month counter; ARGV: count, limit (-1 = none), trim (1/0), seed from the database, ttl.
-# Returns {1, granted, used_after} or {0, remaining, used} when refused. Redis 6.2-safe commands only.
+# KEYS[1] month counter, KEYS[2] the month's uncommitted grants; ARGV: count, limit (-1 = none),
+# trim (1/0), seed from the database, ttl, token, now. Returns {1, granted, used_after} or
+# {0, remaining, used} when refused. Redis 6.2-safe commands only.
 _RESERVE = """
 local used = tonumber(redis.call('GET', KEYS[1]))
 if not used then
@@ -45,9 +51,23 @@ if limit >= 0 then
     granted = remaining
   end
 end
-if granted > 0 then used = redis.call('INCRBY', KEYS[1], granted) end
+if granted > 0 then
+  used = redis.call('INCRBY', KEYS[1], granted)
+  redis.call('HSET', KEYS[2], ARGV[6], granted .. ':' .. ARGV[7])
+  redis.call('EXPIRE', KEYS[2], ARGV[5])
+end
 redis.call('EXPIRE', KEYS[1], ARGV[5])
 return {1, granted, used}
+"""
+# KEYS[1] month counter, KEYS[2] uncommitted grants; ARGV[1] token. Gives an orphaned grant back, once.
+_GIVE_BACK = """
+local grant = redis.call('HGET', KEYS[2], ARGV[1])
+if not grant then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+local amount = tonumber(string.match(grant, '^(%d+)'))
+local used = tonumber(redis.call('GET', KEYS[1]))
+if used then redis.call('SET', KEYS[1], math.max(used - amount, 0), 'KEEPTTL') end
+return amount
 """
 # KEYS[1] month counter; ARGV[1] amount to add (negative to give back). Never below zero.
 _ADJUST = """
@@ -79,6 +99,7 @@ class Reservation:
     granted: int
     remaining: int | None  # None: no limit of ours
     limit: int | None
+    token: str | None = None  # the grant's mark in Redis until its row is committed
 
     @property
     def trimmed(self) -> int:
@@ -113,6 +134,10 @@ def month_key(moment: datetime) -> str:
 
 def _redis_key(clinic_id: int, month: str) -> str:
     return f"tsunagu:quota:{clinic_id}:{month}"
+
+
+def _grants_key(clinic_id: int, month: str) -> str:
+    return f"tsunagu:quota-grants:{clinic_id}:{month}"
 
 
 def _require_scope(clinic_id: int) -> None:
@@ -155,31 +180,69 @@ def reserve(
     Raises :class:`QuotaExceeded` with the numbers when the plan has too few left, unless
     ``allow_trim`` (then ``granted`` may be less than ``count``, even 0). Commits.
     """
+    with reserving(clinic_id, count, allow_trim=allow_trim, purpose=purpose, now=now) as reservation:
+        return reservation
+
+
+@contextlib.contextmanager
+def reserving(
+    clinic_id: int, count: int, *, allow_trim: bool = False, purpose: str = "", now: datetime | None = None
+) -> Iterator[Reservation]:
+    """Reserve like :func:`reserve`, committing the caller's rows in the same transaction.
+
+    The grant is taken in Redis first (the gate) and marked there with a token until the
+    reservation row is committed; if the block raises, or the process dies before the commit,
+    the grant is given back (at once, or by :func:`give_back_orphaned_grants`).
+    """
     if count < 0:
         raise ValueError("count must be >= 0")
     _require_scope(clinic_id)
     moment = japan_now(now)
-    month, day = month_key(moment), moment.date()
+    month, day, token = month_key(moment), moment.date(), str(uuid.uuid4())
     limit = plan_for_clinic(clinic_id).limit
     seed = durable_used(clinic_id, month)  # used only when Redis lost the month's key
-    args = (count, -1 if limit is None else limit, int(allow_trim), seed, KEY_TTL_SECONDS)
-    ok, granted_or_remaining, used = get_redis().eval(_RESERVE, 1, _redis_key(clinic_id, month), *args)
+    keys = (_redis_key(clinic_id, month), _grants_key(clinic_id, month))
+    args = (count, -1 if limit is None else limit, int(allow_trim), seed, KEY_TTL_SECONDS, token, int(time.time()))
+    ok, granted_or_remaining, used = get_redis().eval(_RESERVE, 2, *keys, *args)
     if not ok:
         raise QuotaExceeded(count, int(granted_or_remaining), limit)
     granted = int(granted_or_remaining)
     try:
         row = QuotaReservation(
-            clinic_id=clinic_id, month=month, day=day, requested=count, granted=granted, purpose=purpose
+            clinic_id=clinic_id, month=month, day=day, requested=count, granted=granted, purpose=purpose, token=token
         )
         db.session.add(row)
         _add_durable(clinic_id, month, day, granted)
+        db.session.flush()
+        remaining = None if limit is None else max(limit - int(used), 0)
+        yield Reservation(row.id, clinic_id, month, day, count, granted, remaining, limit, token)
         db.session.commit()
-    except Exception:
+    except BaseException:
         db.session.rollback()
-        get_redis().eval(_ADJUST, 1, _redis_key(clinic_id, month), -granted)
+        with contextlib.suppress(redis.RedisError):
+            get_redis().eval(_GIVE_BACK, 2, *keys, token)
         raise
-    remaining = None if limit is None else max(limit - int(used), 0)
-    return Reservation(row.id, clinic_id, month, day, count, granted, remaining, limit)
+    with contextlib.suppress(redis.RedisError):  # a mark left behind is cleared by the sweeper
+        get_redis().hdel(keys[1], token)
+
+
+def give_back_orphaned_grants(older_than_seconds: float = 60.0) -> int:
+    """Give back Redis grants whose reservation row was never committed (a crash mid-reservation).
+
+    Runs from the sweeper under the platform scope; returns how many messages were given back.
+    """
+    connection, cutoff, given = get_redis(), time.time() - older_than_seconds, 0
+    for key in connection.scan_iter(match="tsunagu:quota-grants:*", count=500):
+        _, clinic_id, month = key.decode().rsplit(":", 2)
+        for token, grant in connection.hgetall(key).items():
+            if int(grant.decode().split(":")[1]) > cutoff:
+                continue
+            token = token.decode()
+            if db.session.scalar(sa.select(QuotaReservation.id).where(QuotaReservation.token == token)):
+                connection.hdel(key, token)  # committed; only the mark was left behind
+                continue
+            given += int(connection.eval(_GIVE_BACK, 2, _redis_key(int(clinic_id), month), key, token) or 0)
+    return given
 
 
 def release(reservation: Reservation, unused: int) -> None:

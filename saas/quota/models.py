@@ -74,3 +74,5 @@ class QuotaReservation(TenantOwned, Timestamped, db.Model):
     granted: Mapped[int] = mapped_column()
     released: Mapped[int] = mapped_column(default=0)
     purpose: Mapped[str] = mapped_column(sa.String(200), default="")
+    # Marks the grant in Redis until this row is committed; a grant whose row never came is given back.
+    token: Mapped[str | None] = mapped_column(sa.String(36), unique=True)

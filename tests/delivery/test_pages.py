@@ -100,6 +100,7 @@ def test_a_segment_send_by_tag_shows_its_outcome_and_is_audited(sender, sandbox,
 def test_a_send_beyond_the_plan_is_refused_with_the_numbers_and_nothing_sent(sender, sandbox, clinic):
     friends = add_friends(sandbox, clinic, 250)  # the free plan allows 200 a month
     response = post(sender, clinic, audience="all", text="お知らせ")
+    drain()
     page = sender.get(response.headers["Location"]).get_data(as_text=True)
     assert "送信不可" in page and "必要 250通" in page and "残り 200通" in page
     assert not sandbox.requests("1720000001") and not sandbox.inbox("1720000001", friends[0])

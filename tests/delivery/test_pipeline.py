@@ -123,7 +123,8 @@ def test_cancelling_skips_the_chunks_not_yet_sent(sandbox, sandbox_state):
 
     from saas.queues import get_queue, get_redis
 
-    SimpleWorker([get_queue("bulk")], connection=get_redis()).work(burst=True, max_jobs=1)
+    SimpleWorker([get_queue("default")], connection=get_redis()).work(burst=True, max_jobs=1)  # the plan
+    SimpleWorker([get_queue("bulk")], connection=get_redis()).work(burst=True, max_jobs=1)  # one chunk
     with tenant_scope(clinic.id):
         assert services.cancel(db.session.get(Delivery, delivery_id))
     drain()

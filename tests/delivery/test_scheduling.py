@@ -132,6 +132,7 @@ def test_delivery_rows_are_isolated_between_clinics(sandbox, as_platform):
         add_friends(sandbox, clinic, 3 + n)
         send(clinic, kind="broadcast")
         clinics.append(clinic.id)
+    drain()
     for model in (Delivery, DeliveryChunk, DeliveryRecipient):
         row_a, row_b = (db.session.scalars(sa.select(model).where(model.clinic_id == c)).first() for c in clinics)
         assert_rows_isolated(model, row_a, row_b)
@@ -146,7 +147,7 @@ def test_the_cron_configuration_loads_and_registers_the_periodic_jobs():
     assert {
         "pick_up_urgent_notices",
         "start_due_deliveries",
-        "resume_stalled_chunks",
+        "heal_deliveries",
         "reconcile_quotas",
         "purge_audit_events",
     } <= names

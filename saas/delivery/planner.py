@@ -1,0 +1,363 @@
+"""Planning a delivery, in a job (never in the web request).
+
+1. The quota for the whole send is reserved in the same transaction that stores the
+   reservation and the target on the delivery (``quota.counter.reserving``): a crash before
+   that commit leaves nothing reserved, after it a plan that resumes.
+2. Recipients and their chunks are written in batches of ``DELIVERY_PLAN_BATCH`` friends,
+   each batch one transaction with set-based SQL (``INSERT … SELECT`` with ``row_number()``
+   cutting the batch into chunks of 500); ``Delivery.planned`` counts progress for the page,
+   and the next batch starts after the highest friend id already planned, so a crashed plan
+   resumes where it stopped. A template with per-friend variables is grouped in Python
+   (the rendering differs per friend, so it cannot be one statement).
+3. Each batch's chunks are enqueued as soon as they are committed; the database stays the
+   source of truth for what remains (the sweeper re-enqueues what Redis lost).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+
+import redis
+import sqlalchemy as sa
+from flask import current_app
+
+from saas.audit import services as audit
+from saas.common import utcnow
+from saas.delivery import audience
+from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryRecipient, DeliveryStatus
+from saas.extensions import db
+from saas.friends.models import Friend, FriendStatus
+from saas.messaging.objects import MessageValidationError
+from saas.messaging.variables import (
+    PER_RECIPIENT_PREFIXES,
+    clinic_context,
+    ensure_valid,
+    group_recipients_by_rendering,
+    prepare_template,
+    render,
+    variables_in,
+)
+from saas.quota.counter import QuotaExceeded, reserving
+from saas.tenancy.models import Clinic
+
+log = logging.getLogger(__name__)
+CHUNK_SIZE = 500
+PLAN_BATCH = 10_000
+STALE_SECONDS = 30.0  # a planning or sending job that has not beaten for this long is taken over
+RETRY_WINDOW_SECONDS = 23 * 3600  # LINE keeps a retry key for 24 h (line-platform.md §1.6): an hour's margin
+
+
+def setting(name: str, default: float) -> float:
+    """A numeric delivery setting from the app config (tests and benchmarks shorten them)."""
+    value = current_app.config.get(name)
+    return float(default if value is None else value)
+
+
+def _claim(delivery_id: int) -> bool:
+    """SCHEDULED → PLANNING, or take over a plan whose job stopped beating (crashed worker)."""
+    stale = utcnow() - _seconds(setting("DELIVERY_STALE_SECONDS", STALE_SECONDS))
+    changed = db.session.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.id == delivery_id,
+            sa.or_(
+                Delivery.status == DeliveryStatus.SCHEDULED,
+                sa.and_(Delivery.status == DeliveryStatus.PLANNING, Delivery.updated_at < stale),
+            ),
+        )
+        .values(status=DeliveryStatus.PLANNING, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.commit()
+    return changed.rowcount == 1
+
+
+def _seconds(value: float):
+    from datetime import timedelta
+
+    return timedelta(seconds=value)
+
+
+def plan(delivery_id: int) -> list[int]:
+    """Plan (or resume planning) a delivery; returns the ids of the chunks it created. Commits."""
+    if not _claim(delivery_id):
+        return []
+    delivery = db.session.get(Delivery, delivery_id)
+    db.session.refresh(delivery)
+    if delivery.reservation is None and not _reserve(delivery):
+        return []
+    created: list[int] = []
+    while True:
+        batch = _plan_batch(delivery)
+        if not batch:
+            break
+        created += batch
+        enqueue_chunks(delivery, batch)
+    _planning_done(delivery_id)
+    return created
+
+
+def _audience_size(delivery: Delivery) -> tuple[int, dict]:
+    if delivery.resend_of_id:
+        from saas.delivery.resend import failed_count
+
+        return failed_count(delivery.resend_of_id), {}
+    counts = audience.count_audience(delivery.kind, delivery.segment, delivery.friend_id)
+    return counts.eligible, counts.skipped
+
+
+def _reserve(delivery: Delivery) -> bool:
+    """Reserve the quota and fix the target, in one commit; False when the send ends here."""
+    try:
+        prepare_template(delivery.messages)
+    except MessageValidationError as invalid:
+        return _end(delivery, DeliveryStatus.REFUSED, f"メッセージに問題があります: {invalid}")
+    wanted, skipped = _audience_size(delivery)
+    try:
+        with reserving(
+            delivery.clinic_id, wanted, allow_trim=delivery.allow_trim, purpose=f"delivery:{delivery.id}"
+        ) as reservation:
+            if reservation.trimmed:
+                skipped["over_quota"] = reservation.trimmed
+            delivery.reservation, delivery.skipped = reservation.as_dict(), skipped
+            delivery.targeted, delivery.planned = reservation.granted, 0
+            delivery.started_at = delivery.started_at or utcnow()
+            _audit_send(delivery)
+    except QuotaExceeded as refused:
+        _refuse(delivery, refused, skipped)
+        return False
+    if not delivery.targeted and reservation.trimmed:
+        return _end(
+            delivery,
+            DeliveryStatus.REFUSED,
+            f"今月の送信可能数が残っていないため、誰にも送信していません（通数上限で {reservation.trimmed:,} 人を除外）",
+        )
+    return True
+
+
+def _end(delivery: Delivery, status: str, reason: str) -> bool:
+    delivery.status, delivery.stop_reason, delivery.finished_at = status, reason, utcnow()
+    db.session.commit()
+    return False
+
+
+def _refuse(delivery: Delivery, refused: QuotaExceeded, skipped: dict) -> None:
+    delivery = db.session.get(Delivery, delivery.id)
+    delivery.skipped = {**skipped, "over_quota": refused.needed}
+    audit.record(
+        "delivery.refused",
+        clinic_id=delivery.clinic_id,
+        target_type="delivery",
+        target_id=delivery.id,
+        details={"needed": refused.needed, "remaining": refused.remaining, "limit": refused.limit},
+        actor_email=delivery.created_by_email,
+    )
+    _end(delivery, DeliveryStatus.REFUSED, str(refused))
+
+
+def _audit_send(delivery: Delivery) -> None:
+    audit.record(
+        "delivery.send",
+        clinic_id=delivery.clinic_id,
+        target_type="delivery",
+        target_id=delivery.id,
+        details={
+            "kind": delivery.kind,
+            "title": delivery.title,
+            "recipients": delivery.targeted,
+            "skipped": delivery.skipped,
+            "segment": delivery.segment,
+            "by": delivery.created_by_email,
+            "resend_of": delivery.resend_of_id,
+        },
+        actor_email=delivery.created_by_email,
+    )
+
+
+def _plan_batch(delivery: Delivery) -> list[int]:
+    """Plan the next batch of friends in one transaction; [] when the plan is complete or stopped."""
+    left = delivery.targeted - delivery.planned
+    if left <= 0:
+        return []
+    size = min(int(setting("DELIVERY_PLAN_BATCH", PLAN_BATCH)), left)
+    after = db.session.scalar(
+        sa.select(sa.func.max(DeliveryRecipient.friend_id)).where(DeliveryRecipient.delivery_id == delivery.id)
+    )
+    next_seq = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.max(DeliveryChunk.seq) + 1, 0)).where(
+            DeliveryChunk.delivery_id == delivery.id
+        )
+    )
+    if delivery.resend_of_id:
+        from saas.delivery.resend import plan_copy
+
+        chunk_ids, count = plan_copy(delivery, next_seq)
+    elif _is_personalised(delivery.messages) or delivery.kind == "push":
+        chunk_ids, count = _plan_personalised(delivery, after or 0, size, next_seq)
+    else:
+        chunk_ids, count = _plan_shared(delivery, after or 0, size, next_seq)
+    return chunk_ids if _count_batch(delivery, count) else []
+
+
+def _count_batch(delivery: Delivery, count: int) -> bool:
+    """Add the batch to the progress and commit it, unless the delivery was cancelled meanwhile."""
+    if not count:
+        db.session.rollback()
+        return False
+    changed = db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.id == delivery.id, Delivery.status == DeliveryStatus.PLANNING)
+        .values(planned=Delivery.planned + count, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    if changed.rowcount != 1:
+        db.session.rollback()
+        return False
+    db.session.commit()
+    db.session.refresh(delivery)
+    return True
+
+
+def _is_personalised(messages: list[dict]) -> bool:
+    return any(name.startswith(PER_RECIPIENT_PREFIXES) for name in variables_in(messages))
+
+
+def _eligible(delivery: Delivery, after: int):
+    conditions = [
+        Friend.clinic_id == delivery.clinic_id,
+        Friend.id > after,
+        Friend.status == FriendStatus.FOLLOWING,
+        *audience.audience_filters(delivery.kind, delivery.segment, delivery.friend_id),
+    ]
+    return sa.select(Friend.id, Friend.line_user_id, Friend.display_name).where(*conditions).order_by(Friend.id)
+
+
+def _plan_shared(delivery: Delivery, after: int, size: int, next_seq: int) -> tuple[list[int], int]:
+    """One rendering for everybody: chunks of 500 cut by row_number() in one INSERT … SELECT."""
+    clinic = db.session.get(Clinic, delivery.clinic_id)
+    messages = ensure_valid(render(delivery.messages, clinic_context(clinic)))
+    batch = _eligible(delivery, after).limit(size).subquery()
+    count = db.session.scalar(sa.select(sa.func.count()).select_from(batch))
+    if not count:
+        return [], 0
+    chunk_count = -(-count // CHUNK_SIZE)
+    chunks = [
+        new_chunk(delivery, next_seq + n, "multicast", messages, min(CHUNK_SIZE, count - n * CHUNK_SIZE))
+        for n in range(chunk_count)
+    ]
+    db.session.add_all(chunks)
+    db.session.flush()
+    numbered = sa.select(
+        batch.c.id,
+        batch.c.line_user_id,
+        ((sa.func.row_number().over(order_by=batch.c.id) - 1) // CHUNK_SIZE + next_seq).label("seq"),
+    ).subquery()
+    rows = sa.select(
+        sa.literal(delivery.clinic_id),
+        sa.literal(delivery.id),
+        DeliveryChunk.id,
+        numbered.c.id,
+        numbered.c.line_user_id,
+        sa.literal(ChunkStatus.PENDING.value),
+        sa.literal(""),
+    ).join(DeliveryChunk, sa.and_(DeliveryChunk.delivery_id == delivery.id, DeliveryChunk.seq == numbered.c.seq))
+    columns = ["clinic_id", "delivery_id", "chunk_id", "friend_id", "line_user_id", "status", "error"]
+    db.session.execute(sa.insert(DeliveryRecipient).from_select(columns, rows))
+    return [chunk.id for chunk in chunks], count
+
+
+def _plan_personalised(delivery: Delivery, after: int, size: int, next_seq: int) -> tuple[list[int], int]:
+    """Per-friend variables: friends grouped by their rendering (multicast per group, push for singles)."""
+    friends = [audience.Candidate(*row) for row in db.session.execute(_eligible(delivery, after).limit(size))]
+    if not friends:
+        return [], 0
+    clinic = db.session.get(Clinic, delivery.clinic_id)
+    groups = group_recipients_by_rendering(delivery.messages, clinic, friends)
+    planned: list[tuple[DeliveryChunk, list[dict]]] = []
+    for group in (g for g in groups if not g.needs_push):
+        for start in range(0, len(group.friends), CHUNK_SIZE):
+            members = group.friends[start : start + CHUNK_SIZE]
+            chunk = new_chunk(delivery, next_seq + len(planned), "multicast", group.messages, len(members))
+            planned.append((chunk, [recipient_row(f, None) for f in members]))
+    singles = [g for g in groups if g.needs_push]
+    for start in range(0, len(singles), CHUNK_SIZE):
+        members = singles[start : start + CHUNK_SIZE]
+        chunk = new_chunk(delivery, next_seq + len(planned), "push", [], len(members))
+        planned.append((chunk, [recipient_row(g.friends[0], g.messages) for g in members]))
+    insert_chunks(delivery, planned)
+    return [chunk.id for chunk, _ in planned], len(friends)
+
+
+def insert_chunks(delivery: Delivery, planned: list[tuple[DeliveryChunk, list[dict]]]) -> None:
+    """Chunks and their recipient rows, in the current transaction (multi-row inserts)."""
+    db.session.add_all([chunk for chunk, _ in planned])
+    db.session.flush()
+    rows = [
+        {**row, "chunk_id": chunk.id, "delivery_id": delivery.id, "clinic_id": delivery.clinic_id}
+        for chunk, members in planned
+        for row in members
+    ]
+    if rows:
+        db.session.execute(sa.insert(DeliveryRecipient), rows)
+
+
+def new_chunk(delivery: Delivery, seq: int, mode: str, messages: list[dict], size: int, **fields) -> DeliveryChunk:
+    """A pending chunk whose retry key is fixed before its first call."""
+    return DeliveryChunk(
+        clinic_id=delivery.clinic_id,
+        delivery_id=delivery.id,
+        seq=seq,
+        mode=mode,
+        messages=messages,
+        size=size,
+        retry_key=fields.pop("retry_key", None) or str(uuid.uuid4()),
+        status=ChunkStatus.PENDING,
+        **fields,
+    )
+
+
+def recipient_row(friend: audience.Candidate, messages: list[dict] | None, retry_key: str | None = None) -> dict:
+    """A recipient row; personalised pushes carry their own rendering and retry key."""
+    return {
+        "friend_id": friend.id,
+        "line_user_id": friend.line_user_id,
+        "messages": messages,
+        "retry_key": retry_key or (str(uuid.uuid4()) if messages is not None else None),
+        "status": ChunkStatus.PENDING,
+        "error": "",
+    }
+
+
+def _planning_done(delivery_id: int) -> None:
+    """PLANNING → SENDING with the target as planned (friends who left meanwhile are not counted)."""
+    db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status == DeliveryStatus.PLANNING)
+        .values(status=DeliveryStatus.SENDING, targeted=Delivery.planned, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
+    db.session.commit()
+    from saas.delivery.services import finish_if_complete
+
+    finish_if_complete(delivery_id)
+
+
+def enqueue_chunks(delivery: Delivery, chunk_ids: list[int]) -> None:
+    """One RQ job per chunk; when Redis is away the sweeper enqueues them later (the rows remain)."""
+    from saas.delivery.jobs import send_chunk
+    from saas.queues import get_queue
+
+    if delivery.kind == "urgent" or not chunk_ids:
+        return  # urgent chunks are sent by the planning job itself (one hop)
+    queue = get_queue(delivery.queue_name)
+    jobs = [
+        queue.prepare_data(
+            send_chunk, args=(chunk_id, delivery.clinic_id), job_id=f"delivery-chunk-{chunk_id}-0", result_ttl=600
+        )
+        for chunk_id in chunk_ids
+    ]
+    with contextlib.suppress(redis.RedisError, OSError):
+        for start in range(0, len(jobs), 1000):
+            queue.enqueue_many(jobs[start : start + 1000])

@@ -1,0 +1,127 @@
+"""「失敗分を再送」: a new delivery to exactly the recipients of a delivery who failed.
+
+Nobody gets it twice: only failed recipients are copied, a delivery is resent at most once
+(``Delivery.resend_of_id`` is unique), and each copied chunk keeps its retry key while LINE
+still remembers it (within the retry window of its first attempt), so an earlier attempt that
+LINE accepted after all answers 409 instead of sending again. Past the window a new key is
+used, except for chunks where an attempt went unanswered (LINE may have accepted it, and a
+new key could send it twice): those are left out and the page says how many.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from saas.common import utcnow
+from saas.delivery import services
+from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryRecipient
+from saas.delivery.planner import RETRY_WINDOW_SECONDS, insert_chunks, new_chunk, recipient_row, setting
+from saas.extensions import db
+
+
+class NotResendable(Exception):
+    """The delivery has no failures to resend, or was resent already."""
+
+
+def _window_seconds() -> float:
+    return setting("DELIVERY_RETRY_WINDOW_SECONDS", RETRY_WINDOW_SECONDS)
+
+
+def _resendable_chunks(delivery_id: int) -> list[DeliveryChunk]:
+    """Chunks with failed recipients that can be sent again without risking a duplicate."""
+    chunks = db.session.scalars(
+        sa.select(DeliveryChunk)
+        .where(DeliveryChunk.delivery_id == delivery_id, DeliveryChunk.failed > 0)
+        .order_by(DeliveryChunk.seq)
+    ).all()
+    return [chunk for chunk in chunks if _key_remembered(chunk) or not chunk.unanswered]
+
+
+def _key_remembered(chunk: DeliveryChunk) -> bool:
+    started = chunk.first_attempt_at or utcnow()
+    return (utcnow() - started).total_seconds() < _window_seconds()
+
+
+def failed_count(delivery_id: int) -> int:
+    """How many recipients a resend of ``delivery_id`` would reach."""
+    return sum(chunk.failed for chunk in _resendable_chunks(delivery_id))
+
+
+def withheld_count(delivery_id: int) -> int:
+    """Failed recipients left out of a resend because LINE may have accepted them after all."""
+    total = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(DeliveryChunk.failed), 0)).where(
+            DeliveryChunk.delivery_id == delivery_id
+        )
+    )
+    return int(total) - failed_count(delivery_id)
+
+
+def resend_failures(original: Delivery, actor=None) -> Delivery:
+    """Create and submit the resend of ``original``'s failed recipients. Commits.
+
+    Raises :class:`NotResendable` when there is nothing to resend or it was resent already,
+    and ``services.QueueUnavailable`` when the queue is down (then nothing is created).
+    """
+    if not original.is_resendable or not failed_count(original.id):
+        raise NotResendable
+    resend = services.create_delivery(
+        messages=original.messages,
+        kind=original.kind,
+        title=f"再送: {original.title}"[:200],
+        segment=original.segment,
+        friend_id=original.friend_id,
+        actor=actor,
+    )
+    resend.resend_of_id = original.id
+    try:
+        db.session.flush()
+    except IntegrityError as already:
+        db.session.rollback()
+        raise NotResendable from already
+    services.submit(resend)
+    return resend
+
+
+def plan_copy(resend: Delivery, next_seq: int) -> tuple[list[int], int]:
+    """The planner's batch for a resend: every resendable failed recipient, chunk by chunk, at once."""
+    if next_seq:  # copied in one batch already
+        return [], 0
+    planned: list[tuple[DeliveryChunk, list[dict]]] = []
+    for old in _resendable_chunks(resend.resend_of_id):
+        failed = db.session.execute(
+            sa.select(
+                DeliveryRecipient.friend_id,
+                DeliveryRecipient.line_user_id,
+                DeliveryRecipient.messages,
+                DeliveryRecipient.retry_key,
+            )
+            .where(DeliveryRecipient.chunk_id == old.id, DeliveryRecipient.status == ChunkStatus.FAILED)
+            .order_by(DeliveryRecipient.id)
+        ).all()
+        if not failed:
+            continue
+        keep = _key_remembered(old)
+        whole = old.mode == "multicast" and len(failed) == old.size  # same request again: same key is safe
+        chunk = new_chunk(
+            resend,
+            next_seq + len(planned),
+            old.mode,
+            old.messages,
+            len(failed),
+            retry_key=old.retry_key if keep and whole else None,
+            first_attempt_at=old.first_attempt_at if keep and whole else None,
+        )
+        rows = [
+            recipient_row(_Friend(f.friend_id, f.line_user_id), f.messages, f.retry_key if keep else None)
+            for f in failed
+        ]
+        planned.append((chunk, rows))
+    insert_chunks(resend, planned)
+    return [chunk.id for chunk, _ in planned], sum(len(rows) for _, rows in planned)
+
+
+class _Friend:
+    def __init__(self, friend_id: int, line_user_id: str) -> None:
+        self.id, self.line_user_id = friend_id, line_user_id
