@@ -67,6 +67,7 @@ def _authenticate_and_gate():
             {"message": "Authentication failed. Confirm that the access token in the authorization header is valid."}
         ), 401
     g.channel = found
+    g.retry_key = request.headers.get("X-Line-Retry-Key")  # logged for injected failures too
     with state().lock:
         if found.fail_next:
             status = found.fail_next.pop(0)
