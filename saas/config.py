@@ -28,9 +28,23 @@ def _database_url() -> str:
     return url
 
 
+# Send-pipeline timings (seconds) a deployment may tune; unset means the defaults in saas/delivery.
+DELIVERY_SETTINGS = (
+    "DELIVERY_STALE_SECONDS",
+    "DELIVERY_RETRY_WINDOW_SECONDS",
+    "DELIVERY_RETRY_BASE_SECONDS",
+    "DELIVERY_RETRY_CAP_SECONDS",
+    "DELIVERY_INLINE_WAIT_SECONDS",
+)
+
+
+def _delivery_settings() -> dict:
+    return {name: float(os.environ[name]) for name in DELIVERY_SETTINGS if os.environ.get(name)}
+
+
 def from_environment() -> dict:
     """Build the Flask config mapping from the process environment."""
-    return {
+    return _delivery_settings() | {
         "SECRET_KEY": os.environ.get("SECRET_KEY", "dev-only-secret-change-me"),
         "ENCRYPTION_KEY": os.environ.get("ENCRYPTION_KEY", ""),
         "SQLALCHEMY_DATABASE_URI": _database_url(),

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.faults.processes import RedisServer, WorkerProcess
+from tests.faults.processes import CronProcess, RedisServer, WorkerProcess
+
+# Short timings for the worker and cron processes (production: 30 s stale, 15 s sweep).
+FAST_HEALING = {
+    "DELIVERY_STALE_SECONDS": "3",
+    "DELIVERY_SWEEP_SECONDS": "1",
+    "DELIVERY_RETRY_BASE_SECONDS": "0.05",
+    "DELIVERY_RETRY_CAP_SECONDS": "1",
+}
 
 
 @pytest.fixture
@@ -23,9 +31,9 @@ def private_redis(app, tmp_path):
 
 
 @pytest.fixture
-def worker_env(app, private_redis, tmp_path) -> dict:
+def worker_env(app, private_redis, line_sandbox, tmp_path) -> dict:
     """Environment for `flask worker` processes: the tests' database, Redis, LINE host and secret."""
-    return {
+    return FAST_HEALING | {
         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://"),
         "REDIS_URL": private_redis.url,
         "SECRET_KEY": app.config["SECRET_KEY"],
@@ -39,8 +47,9 @@ def workers(worker_env):
     """Start worker processes with ``workers(queues=..., mode=...)``; all are stopped after the test."""
     started: list[WorkerProcess] = []
 
-    def start(**options) -> WorkerProcess:
-        process = WorkerProcess(worker_env, **options)
+    def start(cron: bool = False, env: dict | None = None, **options) -> WorkerProcess:
+        environment = worker_env | (env or {})
+        process = CronProcess(environment) if cron else WorkerProcess(environment, **options)
         started.append(process)
         return process
 

@@ -7,6 +7,7 @@ restart loses every queued job, as the worst production case would.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -105,3 +106,73 @@ class WorkerProcess:
                 self.process.wait(15)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class CronProcess(WorkerProcess):
+    """``flask --app saas cron``: the periodic jobs, among them the send pipeline's sweeper."""
+
+    def __init__(self, env: dict) -> None:
+        command = [sys.executable, "-m", "flask", "--app", "saas", "cron"]
+        self.process = subprocess.Popen(
+            command, env={**os.environ, **env}, cwd=ROOT, start_new_session=True, stdout=subprocess.DEVNULL
+        )
+
+
+class OutageProxy:
+    """A TCP proxy in front of Postgres that can drop every connection and refuse new ones for a while."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        import threading
+
+        self.target = (target_host, target_port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.down_until = 0.0
+        self.sockets: set[socket.socket] = set()
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if time.monotonic() < self.down_until:
+                client.close()
+                continue
+            try:
+                upstream = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.sockets.update((client, upstream))
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                with contextlib.suppress(OSError):
+                    end.close()
+
+    def blank(self, seconds: float) -> None:
+        """The database vanishes: open connections are cut, new ones refused for ``seconds``."""
+        self.down_until = time.monotonic() + seconds
+        with self.lock:
+            for end in self.sockets:
+                with contextlib.suppress(OSError):
+                    end.shutdown(socket.SHUT_RDWR)
+            self.sockets.clear()
+
+    def stop(self) -> None:
+        self.listener.close()
+        self.blank(0)
