@@ -1,42 +1,22 @@
-"""Draw a rich menu image from its layout (Pillow, a Japanese font when one is installed)."""
+"""Draw a rich menu image from its layout (Pillow, the project's Japanese font: saas.fonts)."""
 
 from __future__ import annotations
 
 import io
-import logging
 from functools import lru_cache
-from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFont
 
-log = logging.getLogger(__name__)
-FONT_CANDIDATES = (
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",
-    "/usr/share/fonts/opentype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Bold.ttc",
-    "/usr/share/fonts/noto-cjk/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/truetype/noto/NotoSansCJK-Regular.ttc",
-    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Regular.ttc",
-    "/System/Library/Fonts/ヒラギノ角ゴシック W6.ttc",
-)
+from saas.fonts import japanese_font_path
+
 PALETTE = ("#06c755", "#0b7a3b", "#2f9e66", "#4caf7d", "#138a4f", "#5cbf8a")
 MAX_BYTES = 1024 * 1024
 
 
-@lru_cache(maxsize=1)
-def japanese_font_path() -> str | None:
-    """The first Japanese font found on this machine (Debian: fonts-noto-cjk)."""
-    for candidate in FONT_CANDIDATES:
-        if Path(candidate).exists():
-            return candidate
-    log.warning("no Japanese font found (install fonts-noto-cjk); rich menu labels use Pillow's default font")
-    return None
-
-
 @lru_cache(maxsize=32)
-def _font(size: int):
-    path = japanese_font_path()
-    return ImageFont.truetype(path, size) if path else ImageFont.load_default(size=size)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    """Noto Sans JP Bold; a missing font raises (never Pillow's default, which draws □ for Japanese)."""
+    return ImageFont.truetype(str(japanese_font_path("bold")), size)
 
 
 def render_png(width: int, height: int, areas: list[dict]) -> bytes:

@@ -1,172 +1,192 @@
-"""Validate sandbox answers and webhook bodies against LINE's own OpenAPI descriptions
-(``line-openapi``: messaging-api.yml, webhook.yml, insight.yml), so the sandbox cannot drift.
+"""Validate sandbox answers and webhook bodies against LINE's contract, so the sandbox cannot drift.
 
-OpenAPI 3.0 schemas become JSON Schema: ``nullable`` turns into ``type | null`` and a
-``discriminator`` becomes per-type dispatch (``if type == k then $ref mapping[k]``) everywhere
-except in a subtype's own ``allOf`` reference to its base, which must stay the plain base.
+On every machine the contract is the official SDK's generated code (line-bot-sdk v3, generated
+from LINE's OpenAPI files): each operation's path, method and declared response types as its API
+classes state them, and its models for the bodies. When ``LINE_OPENAPI_DIR`` names a folder of
+LINE's OpenAPI files (``line-openapi``; CI points it at ``../shared/reference/line-openapi``), every
+check is also made against those files (:mod:`saas.sandbox.openapi`), which are stricter in places.
 """
 
 from __future__ import annotations
 
-import copy
-import os
+import ast
+import importlib
+import inspect
 import re
+from dataclasses import dataclass, field
 from functools import cache
-from pathlib import Path
+from types import ModuleType
 
-import yaml
-from jsonschema import Draft7Validator
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT7
-
-SPEC_DIR = Path(os.environ.get("LINE_OPENAPI_DIR", "/work/shared/reference/line-openapi"))
-SPECS = ("messaging-api.yml", "insight.yml", "webhook.yml")
-DISPATCH_SUFFIX = "__dispatch"
+from pydantic.v1 import ValidationError
 
 
 class ContractError(AssertionError):
-    """An answer or webhook body that LINE's OpenAPI description does not allow."""
+    """An answer or webhook body that LINE's contract does not allow."""
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One Messaging API / Insight operation as the SDK declares it."""
+
+    method: str
+    template: str
+    name: str  # the SDK's method name, e.g. get_rich_menu_list
+    responses: dict[str, str]  # status → model name ("object": any JSON object); {} for bodiless answers
+    request_model: str | None
+    module: ModuleType = field(compare=False, repr=False)
+
+    def model(self, name: str):
+        """The SDK model class ``name`` of this operation's API (e.g. linebot.v3.messaging.models)."""
+        return getattr(importlib.import_module(self.module.__name__.split(".api.")[0] + ".models"), name)
+
+
+def _openapi() -> ModuleType | None:
+    """The OpenAPI-file validator when ``LINE_OPENAPI_DIR`` is set, else None."""
+    from saas.sandbox import openapi
+
+    return openapi if openapi.spec_dir() is not None else None
+
+
+def _sdk_modules() -> list[ModuleType]:
+    from linebot.v3.insight.api import insight
+    from linebot.v3.messaging.api import messaging_api, messaging_api_blob
+
+    return [messaging_api, messaging_api_blob, insight]
+
+
+def _assigned(function: ast.FunctionDef, name: str) -> list[ast.expr]:
+    """Every value assigned to ``name`` in a generated method body."""
+    return [
+        node.value
+        for node in ast.walk(function)
+        if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == name
+    ]
+
+
+def _request_model(function: ast.FunctionDef) -> str | None:
+    """The model of the body parameter (``_body_params = _params['push_message_request']``)."""
+    annotations = {arg.arg: arg.annotation for arg in function.args.args}
+    for value in _assigned(function, "_body_params"):
+        if isinstance(value, ast.Subscript):
+            annotation = annotations.get(ast.literal_eval(value.slice))
+            if isinstance(annotation, ast.Name):
+                return annotation.id
+    return None
+
+
+def _operation(function: ast.FunctionDef, module: ModuleType) -> Operation | None:
+    """Read one generated ``*_with_http_info`` method: its ``call_api(path, method, ...)`` and maps."""
+    call = next(
+        (n for n in ast.walk(function) if isinstance(n, ast.Call) and getattr(n.func, "attr", None) == "call_api"),
+        None,
+    )
+    responses = _assigned(function, "_response_types_map")
+    if call is None or not responses:
+        return None
+    return Operation(
+        method=ast.literal_eval(call.args[1]),
+        template=ast.literal_eval(call.args[0]),
+        name=function.name.removesuffix("_with_http_info"),
+        responses=ast.literal_eval(responses[0]),
+        request_model=_request_model(function),
+        module=module,
+    )
 
 
 @cache
-def _spec(name: str) -> dict:
-    return yaml.safe_load((SPEC_DIR / name).read_text(encoding="utf-8"))
+def operations() -> list[Operation]:
+    """Every operation of the SDK's Messaging API, content (blob) and Insight clients."""
+    found = []
+    for module in _sdk_modules():
+        for node in ast.walk(ast.parse(inspect.getsource(module))):
+            if isinstance(node, ast.FunctionDef) and node.name.endswith("_with_http_info"):
+                operation = _operation(node, module)
+                if operation is not None:
+                    found.append(operation)
+    # Literal paths before templated ones (e.g. /richmenu/list before /richmenu/{richMenuId}).
+    return sorted(found, key=lambda op: op.template.count("{"))
 
 
 @cache
-def _converted(name: str) -> dict:
-    spec = copy.deepcopy(_spec(name))
-    schemas = spec.get("components", {}).get("schemas", {})
-    discriminated = {n for n, s in schemas.items() if isinstance(s, dict) and "discriminator" in s}
-    spec = _convert(spec, discriminated, in_all_of=False)
-    for name_ in discriminated:
-        base = _spec(name)["components"]["schemas"][name_]["discriminator"]
-        branches = [
-            {
-                "if": {"properties": {base["propertyName"]: {"const": key}}, "required": [base["propertyName"]]},
-                "then": {"$ref": ref},
-            }
-            for key, ref in base.get("mapping", {}).items()
-        ]
-        spec["components"]["schemas"][name_ + DISPATCH_SUFFIX] = {
-            "allOf": [{"$ref": f"#/components/schemas/{name_}"}, *branches]
-        }
-    return spec
-
-
-def _convert(node, discriminated: set[str], *, in_all_of: bool):
-    if isinstance(node, list):
-        return [_convert(item, discriminated, in_all_of=in_all_of) for item in node]
-    if not isinstance(node, dict):
-        return node
-    result = {}
-    for key, value in node.items():
-        if key in {"discriminator", "example", "examples", "externalDocs", "xml"}:
-            continue
-        result[key] = _convert(value, discriminated, in_all_of=(key == "allOf"))
-    ref = result.get("$ref")
-    if isinstance(ref, str) and not in_all_of and ref.rsplit("/", 1)[-1] in discriminated:
-        result["$ref"] = ref + DISPATCH_SUFFIX
-    if result.pop("nullable", False):
-        result = {"anyOf": [result, {"type": "null"}]}
-    return result
-
-
-@cache
-def _registry(name: str) -> Registry:
-    return Registry().with_resource(f"urn:line:{name}", Resource.from_contents(_converted(name), DRAFT7))
-
-
-def validate_schema(spec: str, schema_name: str, instance) -> None:
-    """Validate ``instance`` against ``#/components/schemas/<schema_name>`` of ``spec``."""
-    if schema_name not in _converted(spec)["components"]["schemas"]:
-        raise KeyError(f"{spec} has no schema {schema_name}")
-    _validate(spec, {"$ref": f"urn:line:{spec}#/components/schemas/{schema_name}"}, instance, schema_name)
-
-
-def _validate(spec: str, schema: dict, instance, what: str) -> None:
-    validator = Draft7Validator(schema, registry=_registry(spec))
-    errors = sorted(validator.iter_errors(instance), key=lambda e: list(e.absolute_path))
-    if errors:
-        lines = [f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message}" for e in errors[:10]]
-        raise ContractError(f"{what} does not match LINE's OpenAPI:\n  " + "\n  ".join(lines))
-
-
-def validate_webhook(body: dict) -> None:
-    """A webhook request body must be a webhook.yml ``CallbackRequest``."""
-    validate_schema("webhook.yml", "CallbackRequest", body)
-
-
-def _template_regex(template: str) -> re.Pattern:
+def _pattern(template: str) -> re.Pattern:
     return re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
 
 
-@cache
-def _operations() -> list[tuple[str, str, re.Pattern, str, dict]]:
-    found = []
-    for spec in SPECS:
-        for template, item in _spec(spec).get("paths", {}).items():
-            for method, operation in item.items():
-                if method in {"get", "post", "put", "delete"}:
-                    found.append((spec, method.upper(), _template_regex(template), template, operation))
-    # Literal paths before templated ones (e.g. /richmenu/list before /richmenu/{richMenuId}).
-    found.sort(key=lambda op: op[3].count("{"))
-    return found
+def find_operation(method: str, path: str) -> Operation:
+    """The SDK operation a request is, by method and concrete path."""
+    for operation in operations():
+        if operation.method == method.upper() and _pattern(operation.template).match(path):
+            return operation
+    raise ContractError(f"{method} {path} is not an operation of LINE's Messaging API (line-bot-sdk)")
 
 
-def find_operation(method: str, path: str) -> tuple[str, str, dict]:
-    """``(spec file, path template, operation)`` of a request, by method and concrete path."""
-    for spec, op_method, pattern, template, operation in _operations():
-        if op_method == method.upper() and pattern.match(path):
-            return spec, template, operation
-    raise ContractError(f"{method} {path} is not an operation in LINE's OpenAPI")
+def _check_model(model, body, what: str) -> None:
+    """Parse ``body`` with an SDK model; a body it refuses is drift."""
+    if model is None:
+        return
+    try:
+        model.from_dict(body)
+    except ValidationError as exc:
+        raise ContractError(f"{what} does not match line-bot-sdk's {exc.model.__name__}:\n  {_describe(exc)}") from exc
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise ContractError(f"{what} does not match line-bot-sdk's {model.__name__}: {exc}") from exc
+
+
+def _describe(exc: ValidationError) -> str:
+    """Errors with LINE's field names (``basicId``), not the SDK's Python names (``basic_id``)."""
+    lines = []
+    for error in exc.errors()[:10]:
+        location = [exc.model.__fields__[part].alias if part in exc.model.__fields__ else part for part in error["loc"]]
+        lines.append(f"{'/'.join(map(str, location))}: {error['msg']}")
+    return "\n  ".join(lines)
+
+
+def _response_model(operation: Operation, status: int, body):
+    """The SDK model an answer must parse as (None: nothing to parse), or ContractError."""
+    declared = operation.responses.get(str(status))
+    if declared is None and status >= 400:
+        if body is None:
+            raise ContractError(f"{operation.name} {status}: error answers must carry an ErrorResponse body")
+        return operation.model("ErrorResponse")
+    if declared is None and not operation.responses and 200 <= status < 300 and body in (None, {}):
+        return None  # the SDK declares no body for this operation's success
+    if declared is None:
+        raise ContractError(
+            f"{operation.name} answered {status}, which LINE's API does not declare ({sorted(operation.responses)})"
+        )
+    if declared == "object":
+        if not isinstance(body, dict):
+            raise ContractError(f"{operation.name} {status}: the answer must be a JSON object")
+        return None
+    return None if declared == "bytearray" else operation.model(declared)
 
 
 def validate_response(method: str, path: str, status: int, body) -> str:
     """Validate one answer (parsed JSON or None) against its operation's declared response.
 
     Error answers not declared per operation must still be an ``ErrorResponse``. Returns the
-    operationId checked."""
-    spec, template, operation = find_operation(method, path)
-    op_id = operation.get("operationId", template)
-    responses = operation.get("responses", {})
-    declared = responses.get(str(status))
-    if declared is None and status >= 400:
-        if body is None:
-            raise ContractError(f"{op_id} {status}: error answers must carry an ErrorResponse body")
-        validate_schema("messaging-api.yml", "ErrorResponse", body)
-        return op_id
-    if declared is None:
-        raise ContractError(f"{op_id} answered {status}, which LINE's OpenAPI does not declare ({sorted(responses)})")
-    content = (declared.get("content") or {}).get("application/json")
-    if content is None:
-        return op_id
-    schema = _convert(content.get("schema", {}), _discriminated(spec), in_all_of=False)
-    _validate(spec, _rebase(schema, spec), body, f"{op_id} {status}")
-    return op_id
+    SDK name of the operation checked."""
+    operation = find_operation(method, path)
+    _check_model(_response_model(operation, status, body), body, f"{operation.name} {status}")
+    if openapi := _openapi():
+        openapi.validate_response(method, path, status, body)
+    return operation.name
 
 
 def validate_request(method: str, path: str, body) -> str:
-    """Validate a request body against its operation's requestBody schema (JSON only)."""
-    spec, template, operation = find_operation(method, path)
-    content = ((operation.get("requestBody") or {}).get("content") or {}).get("application/json")
-    if content is not None:
-        schema = _convert(content.get("schema", {}), _discriminated(spec), in_all_of=False)
-        _validate(spec, _rebase(schema, spec), body, f"{operation.get('operationId')} request")
-    return operation.get("operationId", template)
+    """Validate a request body against its operation's request model (JSON bodies only)."""
+    operation = find_operation(method, path)
+    if operation.request_model is not None and isinstance(body, dict):
+        _check_model(operation.model(operation.request_model), body, f"{operation.name} request")
+    if openapi := _openapi():
+        openapi.validate_request(method, path, body)
+    return operation.name
 
 
-def _discriminated(spec: str) -> set[str]:
-    schemas = _spec(spec).get("components", {}).get("schemas", {})
-    return {n for n, s in schemas.items() if isinstance(s, dict) and "discriminator" in s}
+def validate_webhook(body: dict) -> None:
+    """A webhook request body must be a ``CallbackRequest`` (each event checked by its type)."""
+    from linebot.v3.webhooks.models import CallbackRequest
 
-
-def _rebase(node, spec: str):
-    """Point local ``#/...`` refs of an inline schema at the spec's registry resource."""
-    if isinstance(node, list):
-        return [_rebase(item, spec) for item in node]
-    if not isinstance(node, dict):
-        return node
-    return {
-        k: (f"urn:line:{spec}{v}" if k == "$ref" and v.startswith("#") else _rebase(v, spec)) for k, v in node.items()
-    }
+    _check_model(CallbackRequest, body, "webhook body")
+    if openapi := _openapi():
+        openapi.validate_webhook(body)
