@@ -42,7 +42,7 @@ def _serve_in_thread(wsgi_app, port: int):
 
 
 def _raise_interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM stops flask dev the way Ctrl+C does
+    raise KeyboardInterrupt  # SIGTERM and SIGINT both stop flask dev the way Ctrl+C does
 
 
 @click.command("dev")
@@ -54,14 +54,17 @@ def dev(port: int, sandbox_port: int) -> None:
     """Run the portal, the Procfile's workers and cron, and the LINE sandbox with the demo tenants."""
     from saas.queues import stop_embedded_servers
 
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    # SIGINT too: a shell starting `make start &` hands its children SIGINT ignored, and Ctrl+C must still work.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _raise_interrupt)
     children = Children()
     try:
         _run(current_app._get_current_object(), port, sandbox_port, children)
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the clean-up short
+        for signum in (signal.SIGTERM, signal.SIGINT):  # a second Ctrl+C must not cut the clean-up short
+            signal.signal(signum, signal.SIG_IGN)
         click.echo("\n停止しています / Stopping: " + (", ".join(children.names) or "-") + ", embedded Redis")
         children.stop()
         stop_embedded_servers()
