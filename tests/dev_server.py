@@ -17,7 +17,7 @@ import requests
 
 from saas.config import ROOT
 
-READY_TIMEOUT = 240  # seconds: migrations, demo tenants and 25 follows on a busy two-core machine
+READY_TIMEOUT = 420  # seconds: migrations, demo tenants and 25 follows on a busy two-core machine
 STOP_TIMEOUT = 60
 # Settings of the test session that must not leak into the demo: it runs on its own embedded defaults.
 _NOT_INHERITED = re.compile(

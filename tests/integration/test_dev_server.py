@@ -62,7 +62,7 @@ def _assert_everything_stopped(server: DevServer, started: list[psutil.Process])
 def _run_demo_once(instance_dir, signum: int) -> dict[str, int]:
     server = DevServer(instance_dir)
     try:
-        wait_until(lambda: _every_patient_greeted(server), 180, "five greeted patients per demo clinic")
+        wait_until(lambda: _every_patient_greeted(server), 420, "five greeted patients per demo clinic")
         started = server.processes()
         names = {line.split("|")[0].strip() for line in server.lines if "| 起動 / started" in line}
         assert names == {name for name, _ in procfile_entries() if name not in IN_PROCESS}
