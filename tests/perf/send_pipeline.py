@@ -320,6 +320,7 @@ def _run(args, tmp: Path, database_url: str | None, processes: list) -> None:
         background = threading.Thread(target=bulk_send, daemon=True)
         background.start()  # another clinic's bulk send runs meanwhile
         urgent_s = urgent_first_delivery(sandbox, urgent, args.urgent_samples)
+        background.join(args.timeout)  # let the bulk send end before its database is dropped
     server.stop()
     _report(args, ceiling, result, naive_result, urgent_s)
 
