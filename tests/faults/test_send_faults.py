@@ -24,7 +24,8 @@ from tests.delivery.test_pipeline import send
 from tests.faults.processes import OutageProxy, wait_for
 
 FRIENDS = 3_000
-FINISH_BOUND = 180  # seconds: far above the minute a send needs to resume, far below a hung suite
+FINISH_BOUND = 300  # seconds: far above the minute a send needs to resume, far below a hung suite
+UNDER_WAY_BOUND = 300  # worker processes start slowly on a loaded machine
 
 
 @pytest.fixture
@@ -77,7 +78,7 @@ def test_a_worker_killed_mid_send_is_replaced_and_nobody_is_missed_or_doubled(sa
     workers(cron=True)
     doomed = workers(mode="fork")
     clinic, friends, delivery_id = start_send(sandbox, "1790000001")
-    wait_for(lambda: multicasts(sandbox, "1790000001") >= 2, 120, "the send to be under way")
+    wait_for(lambda: multicasts(sandbox, "1790000001") >= 2, UNDER_WAY_BOUND, "the send to be under way")
     doomed.kill()  # SIGKILL, most likely inside a multicast call
     workers(mode="simple")  # the supervisor starts another
     assert_exactly_once_and_counts_true(clinic, delivery_id, sandbox_state, "1790000001", friends)
@@ -87,7 +88,7 @@ def test_a_redis_restart_mid_send_loses_the_queues_but_not_the_send(sandbox, san
     workers(cron=True)
     survivor = workers(mode="simple")
     clinic, friends, delivery_id = start_send(sandbox, "1790000002")
-    wait_for(lambda: multicasts(sandbox, "1790000002") >= 2, 120, "the send to be under way")
+    wait_for(lambda: multicasts(sandbox, "1790000002") >= 2, UNDER_WAY_BOUND, "the send to be under way")
     private_redis.restart()  # every queued chunk job is gone
     assert_exactly_once_and_counts_true(clinic, delivery_id, sandbox_state, "1790000002", friends)
     assert survivor.alive
@@ -107,7 +108,7 @@ def test_a_database_outage_mid_send_is_ridden_out(app, sandbox, sandbox_state, w
         workers(cron=True, env=env)
         workers(mode="simple", env=env)
         clinic, friends, delivery_id = start_send(sandbox, "1790000003")
-        wait_for(lambda: multicasts(sandbox, "1790000003") >= 2, 120, "the send to be under way")
+        wait_for(lambda: multicasts(sandbox, "1790000003") >= 2, UNDER_WAY_BOUND, "the send to be under way")
         blank(6)
         assert_exactly_once_and_counts_true(clinic, delivery_id, sandbox_state, "1790000003", friends)
     finally:
