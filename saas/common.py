@@ -39,14 +39,23 @@ def N_(text: str) -> str:
 
 
 def clinic_row(model, clinic_id: int, **defaults):
-    """The clinic's row of a one-row-per-clinic table (settings), created with defaults on first use."""
+    """The clinic's row of a one-row-per-clinic table (settings), created with defaults on first use.
+
+    Two workers may create it at once: the unique constraint decides, the loser reads the winner's row.
+    """
+    from sqlalchemy.exc import IntegrityError
+
     from saas.extensions import db
 
-    found = db.session.scalars(sa.select(model).where(model.clinic_id == clinic_id)).first()
+    statement = sa.select(model).where(model.clinic_id == clinic_id)
+    found = db.session.scalars(statement).first()
     if found is None:
-        found = model(clinic_id=clinic_id, **defaults)
-        db.session.add(found)
-        db.session.flush()
+        try:
+            with db.session.begin_nested():
+                found = model(clinic_id=clinic_id, **defaults)
+                db.session.add(found)
+        except IntegrityError:
+            found = db.session.scalars(statement).first()
     return found
 
 

@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import logging
 
-import sqlalchemy as sa
-
 from saas import line
 from saas.extensions import db
-from saas.friends import hooks, services
-from saas.friends.models import Direction, Friend, Message
+from saas.friends import hooks, media, replies, services
+from saas.friends.models import Direction, Friend, MediaState, Message
 from saas.line.errors import LineError
+from saas.queues import DEFAULT, get_queue
 
 log = logging.getLogger(__name__)
 
 
 def handle(clinic, event) -> None:
     """Apply one stored webhook event; events of other kinds or sources are ignored."""
-    if event.line_user_id is None or (event.payload.get("source") or {}).get("type", "user") != "user":
+    source = event.payload.get("source") if isinstance(event.payload.get("source"), dict) else {}
+    if event.line_user_id is None or source.get("type", "user") != "user":
         return
     handler = _HANDLERS.get(event.event_type)
     if handler is not None:
@@ -31,6 +31,7 @@ def handle(clinic, event) -> None:
 
 def _friend_for(clinic, event) -> Friend:
     friend, created = services.get_or_create_friend(event.line_user_id)
+    db.session.commit()  # no lock held while LINE is asked for the profile
     if created or not friend.display_name:
         _refresh_profile(clinic, friend)
     services.keep_reply_token(friend, event.reply_token, event.reply_token_expires_at)
@@ -47,10 +48,11 @@ def _refresh_profile(clinic, friend: Friend) -> None:
 def on_follow(clinic, event) -> None:
     friend, _ = services.get_or_create_friend(event.line_user_id)
     services.mark_following(friend, event.occurred_at)
+    db.session.commit()
     _refresh_profile(clinic, friend)
     services.keep_reply_token(friend, event.reply_token, event.reply_token_expires_at)
     db.session.commit()
-    _reply(clinic, friend, event, hooks.answer_follow(clinic, friend, event.payload))
+    _answer(clinic, friend, event, hooks.answer_follow(clinic, friend, event.payload))
 
 
 def on_unfollow(clinic, event) -> None:
@@ -59,63 +61,79 @@ def on_unfollow(clinic, event) -> None:
     db.session.commit()
 
 
+def _object(payload: dict, key: str) -> dict:
+    value = payload.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def _string(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def on_message(clinic, event) -> None:
     friend = _friend_for(clinic, event)
-    content = event.payload.get("message") or {}
-    _record_incoming(
+    content = _object(event.payload, "message")
+    kind = _string(content.get("type"))[:32] or "unknown"
+    message = _record_incoming(
         friend,
         event,
-        kind=str(content.get("type") or "unknown"),
-        text=content.get("text") or "",
+        kind=kind,
+        text=_string(content.get("text")),
         payload=content,
-        line_message_id=content.get("id"),
+        line_message_id=_string(content.get("id"))[:64] or None,
     )
-    _reply(clinic, friend, event, hooks.answer_message(clinic, friend, event.payload))
+    if message is not None and kind in media.MEDIA_KINDS:
+        _fetch_later(clinic, media.note_pending(message, content))
+    _answer(clinic, friend, event, hooks.answer_message(clinic, friend, event.payload))
+
+
+def _fetch_later(clinic, row) -> None:
+    db.session.commit()
+    if row.state == MediaState.PENDING:
+        get_queue(DEFAULT).enqueue("saas.friends.jobs.fetch_message_media", row.id, clinic.id)
 
 
 def on_postback(clinic, event) -> None:
     friend = _friend_for(clinic, event)
-    postback = event.payload.get("postback") or {}
-    _record_incoming(friend, event, kind="postback", text=str(postback.get("data") or ""), payload=postback)
-    _reply(clinic, friend, event, hooks.answer_postback(clinic, friend, event.payload))
+    postback = _object(event.payload, "postback")
+    _record_incoming(friend, event, kind="postback", text=_string(postback.get("data")), payload=postback)
+    _answer(clinic, friend, event, hooks.answer_postback(clinic, friend, event.payload))
 
 
-def _already_recorded(event, direction: str) -> bool:
-    found = sa.select(Message.id).where(Message.webhook_event_id == event.id, Message.direction == direction)
-    return db.session.scalar(found.limit(1)) is not None
-
-
-def _record_incoming(friend: Friend, event, **fields) -> None:
-    if not _already_recorded(event, Direction.IN):
-        services.record_message(friend, Direction.IN, webhook_event_id=event.id, created_at=event.occurred_at, **fields)
+def on_unsend(clinic, event) -> None:
+    """The patient unsent a message: hide it in the inbox, keep an audited tombstone."""
+    message_id = _string(_object(event.payload, "unsend").get("messageId"))
+    if message_id:
+        services.unsend_message(event.line_user_id, message_id, event.occurred_at)
     db.session.commit()
 
 
-def _reply(clinic, friend: Friend, event, answer: list[dict] | None) -> None:
-    """Send the answer with the event's reply token and keep it in the conversation.
+def _record_incoming(friend: Friend, event, **fields) -> Message | None:
+    """The patient's message, stored once (None when this event was already recorded)."""
+    if replies.already_recorded(event, Direction.IN):
+        return None
+    message = services.record_message(
+        friend, Direction.IN, webhook_event_id=event.id, created_at=event.occurred_at, **fields
+    )
+    db.session.commit()
+    return message
 
-    Commits in every case: responders may have changed state (a hand-off pauses the bot).
+
+def _answer(clinic, friend: Friend, event, answer: list[dict] | None) -> None:
+    """Send the responders' answer by reply, or by push when the token no longer works.
+
+    Commits first: responders may have changed state (a hand-off pauses the bot), and no
+    database lock may be held while LINE is called.
     """
-    if answer and event.reply_token_usable and not _already_recorded(event, Direction.OUT):
-        _send_reply(clinic, friend, event, answer)
     db.session.commit()
+    if answer and event.mode == "active":
+        replies.answer(clinic, friend, event, answer)
 
 
-def _send_reply(clinic, friend: Friend, event, answer: list[dict]) -> None:
-    sent = line.client.reply(clinic, event.reply_token, answer)
-    ids = list(sent.message_ids) + [None] * len(answer)
-    for message, line_id in zip(answer, ids, strict=False):
-        services.record_message(
-            friend,
-            Direction.OUT,
-            kind=str(message.get("type") or "unknown"),
-            text=message.get("text") or message.get("altText") or "",
-            payload=message,
-            line_message_id=line_id,
-            webhook_event_id=event.id,
-        )
-    if friend.reply_token == event.reply_token:
-        friend.reply_token, friend.reply_token_expires_at = None, None  # used up
-
-
-_HANDLERS = {"follow": on_follow, "unfollow": on_unfollow, "message": on_message, "postback": on_postback}
+_HANDLERS = {
+    "follow": on_follow,
+    "unfollow": on_unfollow,
+    "message": on_message,
+    "postback": on_postback,
+    "unsend": on_unsend,
+}

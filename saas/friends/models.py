@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from saas.common import Timestamped, utcnow
+from saas.crypto import EncryptedText
 from saas.extensions import db
 from saas.tenancy.scoping import TenantOwned
 
@@ -89,3 +90,33 @@ class Message(TenantOwned, db.Model):
     line_message_id: Mapped[str | None] = mapped_column(sa.String(64))
     webhook_event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("webhook_event.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    via: Mapped[str | None] = mapped_column(sa.String(8))  # outgoing: "reply" (free) or "push" (counted)
+    unsent_at: Mapped[datetime | None] = mapped_column()  # the patient unsent it: a tombstone, content gone
+
+    @property
+    def is_unsent(self) -> bool:
+        return self.unsent_at is not None
+
+
+class MediaState(enum.StrEnum):
+    PENDING = "pending"
+    STORED = "stored"
+    FAILED = "failed"  # LINE did not give the content (expired, gone); ``error`` says why
+    TOO_LARGE = "too_large"
+
+
+class MessageMedia(TenantOwned, db.Model):
+    """The image, video, audio or file of a patient's message, fetched from LINE and kept encrypted."""
+
+    __table_args__ = (sa.UniqueConstraint("message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(sa.ForeignKey("message.id", ondelete="CASCADE"))
+    state: Mapped[str] = mapped_column(sa.String(16), default=MediaState.PENDING)
+    content_type: Mapped[str] = mapped_column(sa.String(100), default="application/octet-stream")
+    size: Mapped[int] = mapped_column(default=0)
+    file_name: Mapped[str] = mapped_column(sa.String(255), default="")
+    # Base64 of the bytes, as a Fernet token (rotated by ``flask rotate-encryption`` like every secret).
+    content: Mapped[str | None] = mapped_column(EncryptedText)
+    error: Mapped[str] = mapped_column(sa.Text, default="")
+    fetched_at: Mapped[datetime | None] = mapped_column()

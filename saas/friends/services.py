@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from saas.common import utcnow
 from saas.extensions import db
-from saas.friends.models import Direction, Friend, FriendStatus, FriendTag, Message, Tag
+from saas.friends.models import Direction, Friend, FriendStatus, FriendTag, Message, MessageMedia, Tag
 
 TAG_COLORS = ("green", "blue", "orange", "pink", "purple", "gray")
 
@@ -149,3 +149,28 @@ def following_counts(clinic_ids: list[int]) -> dict[int, int]:
             .group_by(Friend.clinic_id)
         )
         return dict(rows.all())
+
+
+def unsend_message(line_user_id: str, line_message_id: str, at: datetime) -> Message | None:
+    """The patient unsent a message: its content is removed, a tombstone (and an audit event) stays."""
+    from saas.audit.services import record
+
+    message = db.session.scalar(
+        sa.select(Message)
+        .join(Friend, Friend.id == Message.friend_id)
+        .where(Friend.line_user_id == line_user_id, Message.line_message_id == line_message_id)
+        .where(Message.direction == Direction.IN)
+    )
+    if message is None or message.unsent_at is not None:
+        return message
+    message.unsent_at, message.text, message.payload = at, "", {"type": message.kind}
+    db.session.execute(sa.delete(MessageMedia).where(MessageMedia.message_id == message.id))
+    details = {"message_id": message.id, "kind": message.kind, "sent_at": message.created_at.isoformat()}
+    record(
+        "message.unsent",
+        clinic_id=message.clinic_id,
+        target_type="friend",
+        target_id=message.friend_id,
+        details=details,
+    )
+    return message

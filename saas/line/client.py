@@ -9,7 +9,7 @@ plain dicts (LINE's JSON shape). They return small dataclasses and raise
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -199,9 +199,28 @@ def test_webhook_endpoint(clinic, url: str | None = None) -> WebhookTest:
     )
 
 
-def message_content(clinic, message_id: str) -> bytes:
-    """The bytes of an image/video/audio/file a friend sent (data host)."""
-    return bytes(_call(blob_api(clinic).get_message_content, message_id))
+@dataclass(frozen=True)
+class Content:
+    data: bytes
+    content_type: str
+
+
+def message_content(clinic, message_id: str) -> Content:
+    """The image/video/audio/file a friend sent (data host); LINE keeps it for a limited time."""
+    response = _call(blob_api(clinic).get_message_content_with_http_info, message_id)
+    content_type = _header(response.headers, "content-type") or "application/octet-stream"
+    return Content(data=bytes(response.data or b""), content_type=content_type.split(";")[0].strip()[:100])
+
+
+def follower_ids(clinic, page_size: int = 1000) -> Iterator[str]:
+    """Every friend's user id (``/v2/bot/followers/ids``, verified and premium accounts), page by page."""
+    start = None
+    while True:
+        page = _call(messaging_api(clinic).get_followers, start=start, limit=page_size)
+        yield from page.user_ids or []
+        start = page.next
+        if not start:
+            return
 
 
 def quota_consumption(clinic) -> int:

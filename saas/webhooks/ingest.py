@@ -19,7 +19,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from saas.common import utcnow
 from saas.extensions import db
-from saas.queues import DEFAULT, get_queue
 from saas.webhooks import schema
 from saas.webhooks.models import WebhookEvent
 
@@ -115,17 +114,10 @@ def _store_each_alone(insert, rows: list[dict]) -> list[int]:
 
 
 def enqueue_handling(clinic_id: int, event_ids: list[int]) -> None:
-    """One job per new event on the default queue, sent to Redis in one pipeline."""
-    if not event_ids:
-        return
-    from saas.webhooks.jobs import handle_webhook_event
+    """One job for the new events of this request, on the ``webhooks`` queue."""
+    from saas.webhooks.jobs import enqueue
 
-    queue = get_queue(DEFAULT)
-    jobs = [
-        queue.prepare_data(handle_webhook_event, args=(event_id, clinic_id), job_id=f"webhook-event-{event_id}")
-        for event_id in event_ids
-    ]
-    queue.enqueue_many(jobs)
+    enqueue(clinic_id, event_ids)
 
 
 def max_body_bytes() -> int:

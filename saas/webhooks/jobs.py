@@ -1,40 +1,73 @@
-"""Workers' side of webhooks: apply each stored event once, recording the outcome on its row."""
+"""Workers' side of webhooks: apply stored events once, recording each outcome on its row.
+
+One job per webhook request goes to the ``webhooks`` queue, served by a non-forking worker
+(``flask worker --queues webhooks --mode simple``): a job is a few milliseconds of work, far
+less than a fork. A job takes its own events and every other pending event of the clinic
+(batching what arrived meanwhile; later jobs then find nothing to do), and handles them with
+one thread per friend: a friend's events in order, different friends' replies to LINE in
+parallel, so a 1 s LINE round trip does not hold the queue. Events that fail are retried by
+RQ's retry with back-off (the job raises at the end), up to ``MAX_ATTEMPTS`` per event.
+"""
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from saas.common import utcnow
 from saas.extensions import db
 from saas.jobs import job
+from saas.queues import WEBHOOKS, get_queue
 from saas.tenancy.models import Clinic
-from saas.tenancy.scoping import tenant_scope
+from saas.tenancy.scoping import platform_scope, tenant_scope
 from saas.webhooks.models import EventState, WebhookEvent
 
 log = logging.getLogger(__name__)
 
-# A claim older than this is considered abandoned (worker died) and may be taken again.
-CLAIM_TIMEOUT = timedelta(minutes=5)
+# A claim older than this is abandoned (its worker died) and may be taken again: above the job timeout.
+CLAIM_TIMEOUT = timedelta(minutes=3)
+MAX_ATTEMPTS = 5
+BATCH = 200
+PARALLEL_FRIENDS = 8
 
 
-def _claim(event_row_id: int) -> bool:
-    """Atomically move the event to PROCESSING; False when it is done or being handled."""
+class EventsFailed(RuntimeError):
+    """Some events of the batch failed; RQ retries the job, which takes them again."""
+
+
+def _claimable(now):
+    return sa.and_(
+        WebhookEvent.attempts < MAX_ATTEMPTS,
+        sa.or_(
+            WebhookEvent.state.in_([EventState.PENDING, EventState.FAILED]),
+            sa.and_(WebhookEvent.state == EventState.PROCESSING, WebhookEvent.claimed_at < now - CLAIM_TIMEOUT),
+        ),
+    )
+
+
+def claim(clinic_id: int, event_row_ids: list[int]) -> list[tuple[int, str | None]]:
+    """Atomically take these events and the clinic's other pending ones: ``(id, line user id)`` in order."""
     now = utcnow()
-    claimable = sa.or_(
-        WebhookEvent.state.in_([EventState.PENDING, EventState.FAILED]),
-        sa.and_(WebhookEvent.state == EventState.PROCESSING, WebhookEvent.claimed_at < now - CLAIM_TIMEOUT),
+    wanted = sa.or_(WebhookEvent.id.in_(event_row_ids), WebhookEvent.state == EventState.PENDING)
+    candidates = (
+        sa.select(WebhookEvent.id)
+        .where(WebhookEvent.clinic_id == clinic_id, wanted, _claimable(now))
+        .order_by(WebhookEvent.id)
+        .limit(BATCH)
     )
-    result = db.session.execute(
+    taken = db.session.execute(
         sa.update(WebhookEvent)
-        .where(WebhookEvent.id == event_row_id, claimable)
+        .where(WebhookEvent.id.in_(candidates.scalar_subquery()), _claimable(now))
         .values(state=EventState.PROCESSING, claimed_at=now, attempts=WebhookEvent.attempts + 1)
+        .returning(WebhookEvent.id, WebhookEvent.line_user_id)
         .execution_options(synchronize_session=False)
-    )
+    ).all()
     db.session.commit()
-    return result.rowcount == 1
+    return sorted((row.id, row.line_user_id) for row in taken)
 
 
 def _finish(event_row_id: int, state: str, error: str | None = None) -> None:
@@ -47,21 +80,75 @@ def _finish(event_row_id: int, state: str, error: str | None = None) -> None:
     db.session.commit()
 
 
-@job
-def handle_webhook_event(event_row_id: int, clinic_id: int) -> str:
-    """Apply one stored LINE webhook event (follow, unfollow, message, postback). Idempotent."""
+def handle_one(clinic, event_row_id: int) -> bool:
+    """Apply one claimed event; records HANDLED or FAILED (with the error). True when handled."""
     from saas.friends import events
 
+    try:
+        events.handle(clinic, db.session.get(WebhookEvent, event_row_id))
+    except Exception as exc:  # any failure is recorded on the event and retried; the batch goes on
+        db.session.rollback()
+        log.exception("webhook event %s of clinic %s failed", event_row_id, clinic.id)
+        _finish(event_row_id, EventState.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
+        return False
+    _finish(event_row_id, EventState.HANDLED)
+    return True
+
+
+def _handle_in_order(app, clinic_id: int, event_row_ids: list[int]) -> int:
+    """One friend's events, oldest first, in a session of this thread's own; returns failures."""
+    with app.app_context(), tenant_scope(clinic_id):
+        clinic = db.session.get(Clinic, clinic_id)
+        failures = sum(not handle_one(clinic, event_row_id) for event_row_id in event_row_ids)
+        db.session.remove()
+    return failures
+
+
+def _by_friend(claimed: list[tuple[int, str | None]]) -> list[list[int]]:
+    groups: dict[str | None, list[int]] = {}
+    for event_row_id, user_id in claimed:
+        groups.setdefault(user_id, []).append(event_row_id)
+    return list(groups.values())
+
+
+@job
+def handle_webhook_events(clinic_id: int, event_row_ids: list[int]) -> int:
+    """Apply a clinic's stored webhook events (these and any other pending); returns how many were handled."""
     with tenant_scope(clinic_id):
-        if not _claim(event_row_id):
-            return "skipped"
-        try:
-            clinic = db.session.get(Clinic, clinic_id)
-            events.handle(clinic, db.session.get(WebhookEvent, event_row_id))
-        except Exception as exc:
-            db.session.rollback()
-            log.exception("webhook event %s of clinic %s failed", event_row_id, clinic_id)
-            _finish(event_row_id, EventState.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
-            raise
-        _finish(event_row_id, EventState.HANDLED)
-    return "handled"
+        claimed = claim(clinic_id, event_row_ids)
+    groups = _by_friend(claimed)
+    if not groups:
+        return 0
+    app = current_app._get_current_object()
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_FRIENDS, len(groups))) as pool:
+        failures = sum(pool.map(lambda ids: _handle_in_order(app, clinic_id, ids), groups))
+    if failures:
+        raise EventsFailed(f"{failures} of {len(claimed)} events of clinic {clinic_id} failed")
+    return len(claimed)
+
+
+@job
+def handle_webhook_event(event_row_id: int, clinic_id: int) -> str:
+    """One event (jobs enqueued before batching existed): "handled", or "skipped" when done already."""
+    return "handled" if handle_webhook_events(clinic_id, [event_row_id]) else "skipped"
+
+
+def enqueue(clinic_id: int, event_row_ids: list[int]) -> None:
+    """One job on the ``webhooks`` queue for the events one webhook request stored."""
+    if event_row_ids:
+        get_queue(WEBHOOKS).enqueue(handle_webhook_events, clinic_id, event_row_ids)
+
+
+@job
+def resume_webhook_events() -> int:
+    """Cron safety net: re-enqueue clinics whose events wait with no job (Redis lost the queue)."""
+    stale = utcnow() - timedelta(minutes=1)
+    with platform_scope("webhook sweeper"):
+        rows = db.session.execute(
+            sa.select(WebhookEvent.clinic_id, sa.func.min(WebhookEvent.id))
+            .where(_claimable(utcnow()), WebhookEvent.received_at < stale)
+            .group_by(WebhookEvent.clinic_id)
+        ).all()
+    for clinic_id, first_id in rows:
+        enqueue(clinic_id, [first_id])
+    return len(rows)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 import sqlalchemy as sa
 
 from saas.extensions import db
@@ -12,20 +11,6 @@ from saas.tenancy.scoping import tenant_scope
 from saas.webhooks.jobs import handle_webhook_event
 from saas.webhooks.models import WebhookEvent
 from tests.webhooks.support import connect_clinic, run_jobs
-
-
-@pytest.fixture
-def first_responders():
-    """Put test responders in front of the product's own for the duration of a test."""
-    added: list[tuple[list, object]] = []
-
-    def put_first(registry: list, responder) -> None:
-        registry.insert(0, responder)
-        added.append((registry, responder))
-
-    yield put_first
-    for registry, responder in added:
-        registry.remove(responder)
 
 
 def _friend(clinic, user_id: str) -> Friend:

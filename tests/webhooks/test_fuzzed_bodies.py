@@ -162,7 +162,7 @@ def test_each_named_attack_is_skipped_and_its_batch_neighbours_stored(sandbox, l
     with tenant_scope(clinic.id):
         texts = db.session.scalars(sa.select(Message.text).order_by(Message.id)).all()
         states = set(db.session.scalars(sa.select(WebhookEvent.state)))
-    assert texts == [text for name in ATTACKS for text in (f"前: {name}", f"後: {name}")]
+    assert sorted(texts) == sorted(text for name in ATTACKS for text in (f"前: {name}", f"後: {name}"))
     assert states == {"handled"}
 
 
@@ -176,11 +176,7 @@ def test_nul_bytes_and_lone_surrogates_reach_the_inbox_replaced(sandbox, live_se
     assert _post(webhook_url(live_server, clinic), clinic.line_channel_secret, _body(events, "")) == 200
     run_jobs()
     with tenant_scope(clinic.id):
-        assert db.session.scalars(sa.select(Message.text).order_by(Message.id)).all() == [
-            "予約\ufffdしたい\ufffd です",
-            "二通目",
-            "三通目",
-        ]
+        assert set(db.session.scalars(sa.select(Message.text))) == {"予約\ufffdしたい\ufffd です", "二通目", "三通目"}
         assert set(db.session.scalars(sa.select(WebhookEvent.state))) == {"handled"}
 
 

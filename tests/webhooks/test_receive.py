@@ -9,7 +9,7 @@ import sqlalchemy as sa
 
 from saas.extensions import db
 from saas.friends.models import Message
-from saas.queues import get_queue
+from saas.queues import WEBHOOKS, get_queue
 from saas.tenancy.scoping import platform_scope, tenant_scope
 from saas.webhooks.models import WebhookEvent
 from tests.webhooks.support import connect_clinic, post_events, run_jobs, text_event, webhook_url
@@ -44,7 +44,7 @@ def test_a_wrong_signature_is_refused_and_nothing_is_stored(sandbox, live_server
     unsigned = requests.post(url, json={"events": [text_event("U" + "1" * 32, "hi")]}, timeout=10)
     assert unsigned.status_code == 401
     assert _events(clinic) == []
-    assert get_queue().count == 0
+    assert get_queue(WEBHOOKS).count == 0
 
 
 def test_another_clinics_secret_does_not_open_this_clinics_webhook(sandbox, live_server):
@@ -138,4 +138,4 @@ def test_a_thousand_concurrent_deliveries_are_each_stored_exactly_once(sandbox, 
     with platform_scope("count across the test"):
         ids = db.session.scalars(sa.select(WebhookEvent.webhook_event_id)).all()
     assert len(ids) == 1000 and set(ids) == {e["webhookEventId"] for e in events}
-    assert get_queue().count == 1000
+    assert get_queue(WEBHOOKS).count == 1000  # one job per request that stored a new event

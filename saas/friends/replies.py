@@ -1,0 +1,121 @@
+"""Answering a webhook event: the free reply while LINE takes its token, else a push.
+
+A reply token is valid once and for about a minute. When the event's token has expired, was
+used, or LINE refuses it, the answer goes out as a push instead of being lost: counted
+against the clinic's quota (``saas.quota.counter``) and marked "push" in the conversation.
+The push carries a retry key derived from the event, so a job that runs again after a crash
+cannot deliver the answer twice (LINE answers 409 and that counts as sent).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import sqlalchemy as sa
+
+from saas import line
+from saas.extensions import db
+from saas.friends import services
+from saas.friends.models import Direction, Friend, Message
+from saas.line.errors import LineError, LineRequestRejected, LineRetryKeyAccepted
+from saas.quota import counter
+
+log = logging.getLogger(__name__)
+
+PUSH_ATTEMPTS = 3
+_RETRY_KEYS = uuid.UUID("6f1d7c52-3b1e-4a8e-9a57-8c1f0e0c2b11")  # namespace of answer retry keys
+
+
+class Via:
+    """How an answer went out (``Message.via``), as the inbox shows it."""
+
+    REPLY = "reply"  # the event's reply token: free
+    PUSH = "push"  # counts against the monthly quota
+
+
+class AnswerNotSent(Exception):
+    """Neither the reply nor the push went out; the event is retried later."""
+
+
+def already_recorded(event, direction: str) -> bool:
+    """Whether the conversation already holds this event's message (``in``) or its answer (``out``)."""
+    found = sa.select(Message.id).where(Message.webhook_event_id == event.id, Message.direction == direction)
+    return db.session.scalar(found.limit(1)) is not None
+
+
+def answer(clinic, friend: Friend, event, messages: list[dict]) -> str | None:
+    """Send ``messages`` as the answer to ``event`` and keep them in the conversation.
+
+    Returns how they went (``reply``/``push``), None when already answered. Call with no
+    uncommitted writes: nothing holds a database lock while LINE is called.
+    """
+    if already_recorded(event, Direction.OUT):
+        return None
+    sent, via = _reply(clinic, event, messages), Via.REPLY
+    if sent is None:
+        sent, via = _push(clinic, friend, event, messages), Via.PUSH
+    _record(friend, event, messages, sent, via)
+    return via
+
+
+def _reply(clinic, event, messages: list[dict]):
+    if not event.reply_token_usable:
+        return None
+    try:
+        return line.client.reply(clinic, event.reply_token, messages)
+    except LineError as exc:  # expired or used token, or LINE in trouble: the push still answers
+        log.info("reply to event %s refused (%s); answering by push", event.id, exc)
+        return None
+
+
+def retry_key_for(event) -> str:
+    """The push's retry key: the same for every attempt at answering this event."""
+    return str(uuid.uuid5(_RETRY_KEYS, f"{event.clinic_id}:{event.webhook_event_id}"))
+
+
+def _push(clinic, friend: Friend, event, messages: list[dict]):
+    try:
+        reservation = counter.reserve(clinic.id, 1, purpose=f"webhook:event:{event.id}")
+    except counter.QuotaExceeded as exc:
+        db.session.rollback()
+        raise AnswerNotSent(f"no quota left for the push answer: {exc}") from exc
+    try:
+        return _push_with_retries(clinic, friend, messages, retry_key_for(event))
+    except LineError as exc:
+        counter.release(reservation, reservation.granted)
+        raise AnswerNotSent(f"push answer failed: {exc}") from exc
+
+
+def _push_with_retries(clinic, friend: Friend, messages: list[dict], retry_key: str):
+    for attempt in range(1, PUSH_ATTEMPTS + 1):
+        try:
+            return line.client.push(clinic, friend.line_user_id, messages, retry_key)
+        except LineRetryKeyAccepted as exc:  # an earlier attempt got through
+            return line.client.Sent(request_id=exc.accepted_request_id)
+        except LineRequestRejected:
+            raise
+        except LineError:
+            if attempt == PUSH_ATTEMPTS:
+                raise
+            time.sleep(0.2 * attempt)
+    raise AssertionError("unreachable")
+
+
+def _record(friend: Friend, event, messages: list[dict], sent, via: str) -> None:
+    ids = list(getattr(sent, "message_ids", None) or []) + [None] * len(messages)
+    for message, line_id in zip(messages, ids, strict=False):
+        services.record_message(
+            friend,
+            Direction.OUT,
+            kind=str(message.get("type") or "unknown"),
+            text=message.get("text") or message.get("altText") or "",
+            payload=message,
+            line_message_id=line_id,
+            webhook_event_id=event.id,
+            via=via,
+        )
+    if via == Via.REPLY and friend.reply_token == event.reply_token:
+        friend.reply_token, friend.reply_token_expires_at = None, None  # used up
+    db.session.commit()

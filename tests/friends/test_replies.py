@@ -1,0 +1,130 @@
+"""Answers go out within the reply token's life, or by push: never lost, never twice."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from saas.extensions import db
+from saas.friends import hooks
+from saas.friends.models import Direction, Message
+from saas.quota.usage import usage
+from saas.tenancy.scoping import tenant_scope
+from saas.webhooks.jobs import handle_webhook_events
+from saas.webhooks.models import WebhookEvent
+from tests.webhooks.support import connect_clinic, run_jobs
+
+ANSWER = [{"type": "text", "text": "受け付けました"}]
+
+
+def _answers(clinic) -> list[tuple[str, str]]:
+    db.session.expire_all()
+    with tenant_scope(clinic.id):
+        rows = db.session.scalars(sa.select(Message).where(Message.direction == Direction.OUT).order_by(Message.id))
+        return [(m.text, m.via) for m in rows]
+
+
+def _states(clinic) -> set[str]:
+    with tenant_scope(clinic.id):
+        return set(db.session.scalars(sa.select(WebhookEvent.state)))
+
+
+def _used(clinic) -> int:
+    with tenant_scope(clinic.id):
+        return usage(clinic.id).used
+
+
+def _patient(sandbox, channel, name="田中 葵"):
+    patient = sandbox.add_patient(channel, name)
+    sandbox.follow(channel, patient, deliver=False)
+    return patient
+
+
+def test_an_answer_within_the_tokens_life_is_a_free_reply(sandbox, live_server, first_responders):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    first_responders(hooks._message_responders, lambda clinic, friend, event: ANSWER)
+    patient = _patient(sandbox, channel)
+    sandbox.send_text(channel, patient, "明日予約できますか")
+    run_jobs()
+    assert _answers(clinic) == [("受け付けました", "reply")]
+    assert [m["via"] for m in sandbox.inbox(channel, patient)] == ["reply"]
+    assert _used(clinic) == 0
+
+
+def test_an_expired_token_is_answered_by_a_counted_push_shown_in_the_conversation(
+    sandbox, live_server, first_responders
+):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    first_responders(hooks._message_responders, lambda clinic, friend, event: ANSWER)
+    patient = _patient(sandbox, channel)
+    event = sandbox.send_text(channel, patient, "駐車場はありますか", deliver=False)["event"]
+    event["timestamp"] -= 90_000  # handled 90 s after the patient wrote: the token has expired
+    assert sandbox.deliver(channel, [event])["status"] == 200
+    run_jobs()
+    assert _answers(clinic) == [("受け付けました", "push")]
+    assert [m["via"] for m in sandbox.inbox(channel, patient)] == ["push"]
+    assert _used(clinic) == 1
+    assert _states(clinic) == {"handled"}
+
+
+def test_a_token_line_refuses_falls_back_to_a_push_instead_of_failing(sandbox, live_server, first_responders):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    first_responders(hooks._message_responders, lambda clinic, friend, event: ANSWER)
+    patient = _patient(sandbox, channel)
+    sandbox.configure(channel, reply_token_ttl_s=0)  # LINE answers "Invalid reply token"
+    sandbox.send_text(channel, patient, "今日やってますか")
+    run_jobs()
+    replies = [r["status"] for r in sandbox.requests(channel) if r["operation"] == "replyMessage"]
+    assert replies == [400]
+    assert _answers(clinic) == [("受け付けました", "push")]
+    assert [m["via"] for m in sandbox.inbox(channel, patient)] == ["push"]
+    assert _used(clinic) == 1 and _states(clinic) == {"handled"}
+
+
+def test_a_push_answer_retried_after_a_crash_reaches_the_patient_once(sandbox, live_server, first_responders):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    first_responders(hooks._message_responders, lambda clinic, friend, event: ANSWER)
+    patient = _patient(sandbox, channel)
+    event = sandbox.send_text(channel, patient, "薬の相談", deliver=False)["event"]
+    event["timestamp"] -= 90_000
+    sandbox.deliver(channel, [event])
+    run_jobs()
+    with tenant_scope(clinic.id):  # as if the worker died after LINE accepted the push
+        db.session.execute(sa.delete(Message).where(Message.direction == Direction.OUT))
+        db.session.execute(sa.update(WebhookEvent).values(state="failed"))
+        db.session.commit()
+        event_ids = db.session.scalars(sa.select(WebhookEvent.id)).all()
+    assert handle_webhook_events(clinic.id, event_ids) == 1
+    assert len(sandbox.inbox(channel, patient)) == 1  # the same retry key: LINE answered 409
+    pushes = [r["status"] for r in sandbox.requests(channel) if r["operation"] == "pushMessage"]
+    assert pushes == [200, 409]
+    assert _answers(clinic) == [("受け付けました", "push")]
+
+
+def test_one_job_handles_every_pending_event_of_the_clinic(sandbox, live_server, first_responders):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    first_responders(hooks._message_responders, lambda clinic, friend, event: ANSWER)
+    patients = [_patient(sandbox, channel, f"患者{i}") for i in range(6)]
+    for patient in patients:
+        sandbox.send_text(channel, patient, f"{patient}です")
+    with tenant_scope(clinic.id):
+        first = db.session.scalar(sa.select(sa.func.min(WebhookEvent.id)))
+    assert handle_webhook_events(clinic.id, [first]) == 6  # the batch: every pending event
+    assert _states(clinic) == {"handled"}
+    assert all(len(sandbox.inbox(channel, p)) == 1 for p in patients)
+    run_jobs()  # the other requests' jobs find nothing left to do
+    assert all(len(sandbox.inbox(channel, p)) == 1 for p in patients)
+    assert sorted(v for _, v in _answers(clinic)) == ["reply"] * 6
+
+
+def test_a_friends_events_are_handled_in_the_order_they_were_sent(sandbox, live_server, first_responders):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    first_responders(hooks._message_responders, lambda clinic, friend, event: [{"type": "text", "text": "はい"}])
+    patient = _patient(sandbox, channel)
+    events = [sandbox.send_text(channel, patient, f"{n}通目", deliver=False)["event"] for n in range(1, 6)]
+    sandbox.deliver(channel, events)
+    run_jobs()
+    with tenant_scope(clinic.id):
+        texts = db.session.scalars(
+            sa.select(Message.text).where(Message.direction == Direction.IN).order_by(Message.id)
+        ).all()
+    assert texts == [f"{n}通目" for n in range(1, 6)]
