@@ -24,3 +24,9 @@ cron.register(start_due_deliveries, "default", interval=60)
 cron.register(reconcile_quotas, "default", cron="17 * * * *")
 cron.register(purge_audit_events, "default", cron="30 3 * * *")
 cron.register(scan_due_reminders, "default", interval=300)
+
+from saas.friends.jobs import resync_all_friends  # noqa: E402
+from saas.webhooks.jobs import resume_webhook_events  # noqa: E402
+
+cron.register(resume_webhook_events, "webhooks", interval=60)
+cron.register(resync_all_friends, "default", cron="40 4 * * *")

@@ -92,6 +92,7 @@ class Message(TenantOwned, db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     via: Mapped[str | None] = mapped_column(sa.String(8))  # outgoing: "reply" (free) or "push" (counted)
     unsent_at: Mapped[datetime | None] = mapped_column()  # the patient unsent it: a tombstone, content gone
+    media: Mapped[MessageMedia | None] = relationship(viewonly=True, uselist=False)
 
     @property
     def is_unsent(self) -> bool:
@@ -117,6 +118,6 @@ class MessageMedia(TenantOwned, db.Model):
     size: Mapped[int] = mapped_column(default=0)
     file_name: Mapped[str] = mapped_column(sa.String(255), default="")
     # Base64 of the bytes, as a Fernet token (rotated by ``flask rotate-encryption`` like every secret).
-    content: Mapped[str | None] = mapped_column(EncryptedText)
+    content: Mapped[str | None] = mapped_column(EncryptedText, deferred=True)
     error: Mapped[str] = mapped_column(sa.Text, default="")
     fetched_at: Mapped[datetime | None] = mapped_column()

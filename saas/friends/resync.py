@@ -44,9 +44,8 @@ def resync_followers(clinic) -> int:
 
 
 def _apply_page(clinic_id: int, user_ids: list[str]) -> list[str]:
-    known = dict(
-        db.session.execute(sa.select(Friend.line_user_id, Friend.status).where(Friend.line_user_id.in_(user_ids)))
-    )
+    statement = sa.select(Friend.line_user_id, Friend.status).where(Friend.line_user_id.in_(user_ids))
+    known = dict(db.session.execute(statement).tuples().all())
     missing = [user_id for user_id in dict.fromkeys(user_ids) if user_id not in known]
     now = utcnow()
     if missing:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -127,6 +127,33 @@ def new_messages(friend_id: int):
         last_id=fresh[-1].id if fresh else after,
         detector=detector_for(current_clinic().id),
     )
+
+
+# Content types shown in the page; anything else is only downloaded (never rendered as HTML).
+_INLINE_MEDIA = {"image/jpeg", "image/png", "image/gif", "image/webp", "video/mp4", "audio/x-m4a", "audio/mp4"}
+
+
+@bp.get("/<int:friend_id>/media/<int:message_id>")
+@login_required
+@require("chat.read")
+def media(friend_id: int, message_id: int):
+    """A patient's image, video, audio or file, decrypted for this view (audited)."""
+    from saas.friends import media as patient_media
+    from saas.friends.models import MediaState, Message
+
+    friend = _friend_or_404(friend_id)
+    message = db.session.get(Message, message_id)
+    row = message.media if message is not None and message.friend_id == friend.id else None
+    if row is None or row.state != MediaState.STORED or message.unsent_at is not None:
+        abort(404)
+    record("conversation.media.view", target_type="friend", target_id=friend.id, details={"message_id": message.id})
+    db.session.commit()
+    inline = row.content_type in _INLINE_MEDIA
+    response = make_response(patient_media.content_of(row))
+    response.headers["Content-Type"] = row.content_type if inline else "application/octet-stream"
+    response.headers["Content-Disposition"] = "inline" if inline else "attachment"
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
 
 
 @bp.post("/<int:friend_id>/check")

@@ -6,14 +6,18 @@ LINE signs its test request with the secret, and our endpoint answers 401 when i
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
+import redis
 from flask import current_app
 from flask_babel import gettext as _
 
 from saas.extensions import db
 from saas.line import client
 from saas.line.errors import LineError, LineRequestRejected
+
+log = logging.getLogger(__name__)
 
 
 class OnboardingError(RuntimeError):
@@ -59,7 +63,19 @@ def connect_channel(clinic, channel_id: str, channel_secret: str, access_token: 
     clinic.line_bot_user_id = bot.user_id
     clinic.line_basic_id = bot.basic_id
     db.session.commit()  # the webhook test below reaches our endpoint, which reads the secret
-    return check_connection(clinic, set_webhook=True, bot=bot)
+    check = check_connection(clinic, set_webhook=True, bot=bot)
+    _resync_friends_later(clinic)
+    return check
+
+
+def _resync_friends_later(clinic) -> None:
+    """Friends who added the account before it was connected come from LINE's follower list."""
+    from saas.queues import DEFAULT, get_queue
+
+    try:
+        get_queue(DEFAULT).enqueue("saas.friends.jobs.resync_friends", clinic.id, job_id=f"resync-friends-{clinic.id}")
+    except (redis.RedisError, OSError):  # the daily re-sync catches up
+        log.warning("friend re-sync of clinic %s not queued: Redis unavailable", clinic.id)
 
 
 def check_connection(clinic, *, set_webhook: bool = False, bot: client.BotInfo | None = None) -> ConnectionCheck:

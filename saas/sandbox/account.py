@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import jsonify, request
+from flask import Response, jsonify, request
 
 from .api import LineError, bp, channel, json_body, state
 from .state import iso_utc, now_ms
@@ -47,6 +47,8 @@ def follower_ids():
         start = int(request.args.get("start") or 0)
     except ValueError:
         raise LineError(400, "Invalid parameter", [{"property": "start", "message": "invalid"}]) from None
+    if not channel().followers_api:
+        raise LineError(403, "Access to this API is not available for your account")
     if not 1 <= limit <= 1000:
         raise LineError(400, "Invalid parameter", [{"property": "limit", "message": "must be between 1 and 1000"}])
     with state().lock:
@@ -101,5 +103,9 @@ def test_webhook_endpoint():
 
 @bp.get("/v2/bot/message/<message_id>/content", endpoint="getMessageContent")
 def message_content(message_id: str):
-    """Content of a user's media message; virtual patients only send text, so always 404."""
-    raise LineError(404, "Not found")
+    """The bytes of an image/video/audio/file a patient sent (404 once unsent or unknown)."""
+    with state().lock:
+        content = channel().contents.get(message_id)
+    if content is None:
+        raise LineError(404, "Not found")
+    return Response(content[1], mimetype=content[0])

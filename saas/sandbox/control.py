@@ -114,6 +114,18 @@ class SandboxControl:
         body = {"data": data, "params": params, "deliver": deliver}
         return self._call("POST", f"/channels/{channel_id}/patients/{user_id}/postbacks", body)
 
+    def send_media(self, channel_id: str, user_id: str, kind: str = "image", *, deliver: bool = True, **fields) -> dict:
+        """The patient sends an image/video/audio/file (``data_base64``, ``content_type``, ``file_name``)."""
+        body = {"type": kind, "deliver": deliver}
+        names = {"data_base64": "dataBase64", "content_type": "contentType", "file_name": "fileName"}
+        body.update({names.get(k, k): v for k, v in fields.items()})
+        return self._call("POST", f"/channels/{channel_id}/patients/{user_id}/media", body)
+
+    def unsend(self, channel_id: str, user_id: str, message_id: str, *, deliver: bool = True) -> dict:
+        """The patient unsends a message: ``{"event", "status"}``."""
+        body = {"messageId": message_id, "deliver": deliver}
+        return self._call("POST", f"/channels/{channel_id}/patients/{user_id}/unsend", body)
+
     def open_message(self, channel_id: str, user_id: str, request_id: str) -> dict:
         """Simulate the patient seeing the messages of a send request (an impression)."""
         return self._call("POST", f"/channels/{channel_id}/patients/{user_id}/open", {"requestId": request_id})

@@ -9,7 +9,16 @@ from flask import Blueprint, abort, jsonify, request
 
 from .api import state
 from .state import LINE_RATE_LIMITS, Channel, Patient, iso_utc, new_user_id, now_ms
-from .webhooks import follow_event, postback_event, redelivery_of, send, text_event, unfollow_event
+from .webhooks import (
+    follow_event,
+    media_event,
+    postback_event,
+    redelivery_of,
+    send,
+    text_event,
+    unfollow_event,
+    unsend_event,
+)
 
 bp = Blueprint("sandbox_control", __name__, url_prefix="/_sandbox")
 
@@ -23,6 +32,7 @@ SETTING_ALIASES = {
     "webhookTimeoutS": "webhook_timeout_s",
     "privacyThreshold": "privacy_threshold",
     "displayName": "display_name",
+    "followersApi": "followers_api",
 }
 SETTINGS = {
     "plan",
@@ -36,6 +46,7 @@ SETTINGS = {
     "webhook_timeout_s",
     "privacy_threshold",
     "display_name",
+    "followers_api",
 }
 
 
@@ -241,7 +252,66 @@ def send_text(channel_id: str, user_id: str):
         if patient.blocked:
             return jsonify({"error": "a patient who blocked the account cannot send messages"}), 409
         event = text_event(found, patient, text, state().next_message_id())
-        patient.sent.append({"type": "text", "text": text, "at": event["timestamp"]})
+        patient.sent.append({"type": "text", "text": text, "id": event["message"]["id"], "at": event["timestamp"]})
+    return _dispatch(found, event, body)
+
+
+MEDIA_TYPES = {"image": "image/png", "video": "video/mp4", "audio": "audio/x-m4a", "file": "application/pdf"}
+
+
+def _sample_image() -> bytes:
+    """A small PNG for patients who send "a photo" without giving one."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (6, 199, 85)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _media_extra(kind: str, body: dict, size: int) -> dict:
+    if kind == "file":
+        return {"fileName": str(body.get("fileName") or "document.pdf"), "fileSize": size}
+    if kind in ("video", "audio"):
+        return {"duration": int(body.get("duration") or 1000)}
+    return {}
+
+
+@bp.post("/channels/<channel_id>/patients/<user_id>/media")
+def send_media(channel_id: str, user_id: str):
+    """The patient sends an image, video, audio or file: ``{type, dataBase64?, contentType?, fileName?}``."""
+    import base64
+
+    body = _body()
+    kind = body.get("type", "image")
+    if kind not in MEDIA_TYPES:
+        return jsonify({"error": f"type must be one of {sorted(MEDIA_TYPES)}"}), 400
+    data = base64.b64decode(body["dataBase64"]) if body.get("dataBase64") else _sample_image()
+    content_type = body.get("contentType") or ("image/png" if not body.get("dataBase64") else MEDIA_TYPES[kind])
+    with state().lock:
+        found = _channel(channel_id)
+        patient = _patient(found, user_id)
+        if patient.blocked:
+            return jsonify({"error": "a patient who blocked the account cannot send messages"}), 409
+        message_id = state().next_message_id()
+        found.contents[message_id] = (content_type, data)
+        event = media_event(found, patient, kind, message_id, _media_extra(kind, body, len(data)))
+        patient.sent.append({"type": kind, "text": f"［{kind}］", "id": message_id, "at": event["timestamp"]})
+    return _dispatch(found, event, body)
+
+
+@bp.post("/channels/<channel_id>/patients/<user_id>/unsend")
+def unsend(channel_id: str, user_id: str):
+    """The patient unsends one of their messages: ``{messageId}``; its content is gone from LINE too."""
+    body = _body()
+    message_id = str(body.get("messageId") or "")
+    with state().lock:
+        found = _channel(channel_id)
+        patient = _patient(found, user_id)
+        found.contents.pop(message_id, None)
+        patient.sent = [m for m in patient.sent if m.get("id") != message_id]
+        event = unsend_event(patient, message_id)
     return _dispatch(found, event, body)
 
 

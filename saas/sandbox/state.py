@@ -149,6 +149,10 @@ class Channel:
     rich_menu_images: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     default_rich_menu: str | None = None
     aliases: dict[str, str] = field(default_factory=dict)
+    # Media patients sent: message id -> (content type, bytes), served by the content API.
+    contents: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    # The followers API is for verified and premium accounts only; others get 403.
+    followers_api: bool = True
 
     def quota_limit(self) -> int | None:
         """Messages allowed this month, or None when the plan has no cap."""

@@ -60,6 +60,26 @@ def text_event(found: Channel, patient: Patient, text: str, message_id: str) -> 
     return event
 
 
+def media_event(found: Channel, patient: Patient, kind: str, message_id: str, extra: dict) -> dict:
+    """An image, video, audio or file message event; the content waits on the content API."""
+    event = base_event("message", patient)
+    event["replyToken"] = found.issue_reply_token(patient.user_id)
+    message = {"type": kind, "id": message_id, **extra}
+    if kind != "file":
+        message["contentProvider"] = {"type": "line"}
+    if kind in ("image", "video"):
+        message["quoteToken"] = "q" + message_id
+    event["message"] = message
+    return event
+
+
+def unsend_event(patient: Patient, message_id: str) -> dict:
+    """The patient unsent one of their messages; no reply token."""
+    event = base_event("unsend", patient)
+    event["unsend"] = {"messageId": message_id}
+    return event
+
+
 def postback_event(found: Channel, patient: Patient, data: str, params: dict | None) -> dict:
     """A postback event (rich menu or button tap)."""
     event = base_event("postback", patient)
