@@ -14,7 +14,9 @@ from rq import cron
 
 from saas.audit.jobs import purge_audit_events
 from saas.delivery.jobs import heal_deliveries, pick_up_urgent_notices, reconcile_quotas, start_due_deliveries
+from saas.friends.jobs import resync_all_friends
 from saas.reminders.jobs import scan_due as scan_due_reminders
+from saas.webhooks.jobs import resume_webhook_events
 
 SWEEP_SECONDS = int(os.environ.get("DELIVERY_SWEEP_SECONDS", "15"))  # the cron process's own setting
 
@@ -24,9 +26,5 @@ cron.register(start_due_deliveries, "default", interval=60)
 cron.register(reconcile_quotas, "default", cron="17 * * * *")
 cron.register(purge_audit_events, "default", cron="30 3 * * *")
 cron.register(scan_due_reminders, "default", interval=300)
-
-from saas.friends.jobs import resync_all_friends  # noqa: E402
-from saas.webhooks.jobs import resume_webhook_events  # noqa: E402
-
 cron.register(resume_webhook_events, "webhooks", interval=60)
 cron.register(resync_all_friends, "default", cron="40 4 * * *")

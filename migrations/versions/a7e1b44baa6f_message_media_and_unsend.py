@@ -1,7 +1,7 @@
-"""message_media_and_unsend
+"""Patients' media kept encrypted (message_media), unsent-message tombstones and how each answer went (message.via).
 
 Revision ID: a7e1b44baa6f
-Revises: 9c1247759acd
+Revises: e9baefe0911b
 Create Date: 2026-12-01 11:42:27.882986
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'a7e1b44baa6f'
-down_revision = '9c1247759acd'
+down_revision = 'e9baefe0911b'
 branch_labels = None
 depends_on = None
 
