@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from saas.autoreply.models import ConversationState
 from saas.common import utcnow
 from saas.extensions import db
-from saas.friends.models import Friend, FriendTag, Message
+from saas.friends.models import Friend, FriendTag, Message, MessageMedia
 from saas.inbox.models import ChatSend, Conversation
 from saas.webhooks.models import WebhookEvent
 
@@ -102,6 +102,8 @@ def export_csv(data: dict) -> str:
 
 def erase(friend: Friend) -> dict:
     """Remove the friend's messages, events and profile; keep an anonymous tombstone. Returns counts."""
+    their_messages = sa.select(Message.id).where(Message.friend_id == friend.id)
+    _delete(sa.delete(MessageMedia).where(MessageMedia.message_id.in_(their_messages)))  # SQLite: no FK cascade
     removed = {
         "messages": _delete(sa.delete(Message).where(Message.friend_id == friend.id)),
         "events": _delete(sa.delete(WebhookEvent).where(WebhookEvent.line_user_id == friend.line_user_id)),

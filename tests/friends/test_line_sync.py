@@ -127,3 +127,18 @@ def test_media_of_another_clinic_is_not_found(sandbox, live_server, client):
         url = f"/c/{other.slug}/inbox/{message.friend_id}/media/{message.id}"
     login(client, gen_user("responder", clinic=other))
     assert client.get(url).status_code == 404
+
+
+def test_erasing_a_patient_removes_their_media(sandbox, live_server):
+    from saas.privacy.services import erase
+
+    clinic, channel = connect_clinic(sandbox, live_server)
+    patient = sandbox.add_patient(channel, "消去 希望")
+    sandbox.follow(channel, patient)
+    sandbox.send_media(channel, patient, "image")
+    run_jobs()
+    with tenant_scope(clinic.id):
+        assert db.session.scalar(sa.select(sa.func.count(MessageMedia.id))) == 1
+        erase(db.session.scalar(sa.select(Friend).where(Friend.line_user_id == patient)))
+        db.session.commit()
+        assert db.session.scalar(sa.select(sa.func.count(MessageMedia.id))) == 0
