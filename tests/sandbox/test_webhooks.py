@@ -80,3 +80,48 @@ def test_webhook_endpoint_set_get_and_test(sandbox, channel, receiver, messaging
     assert (result.success, result.status_code) == (False, 401)
     dead = messaging.test_webhook_endpoint(WebhookTestRequest(endpoint="http://127.0.0.1:9/none"))
     assert (dead.success, dead.status_code, dead.reason) == (False, 0, "COULD_NOT_CONNECT")
+
+
+def test_media_and_unsend_arrive_shaped_per_webhook_yml_and_the_content_api_serves_the_bytes(
+    sandbox, channel, receiver, friend, api_client
+):
+    import pytest
+    from linebot.v3.messaging import ApiException, MessagingApiBlob
+
+    data = b"%PDF-1.4 sandbox"
+    photo = sandbox.send_media(channel["id"], friend, "image")["event"]
+    document = sandbox.send_media(
+        channel["id"], friend, "file", data_base64=base64.b64encode(data).decode(), file_name="紹介状.pdf"
+    )["event"]
+    sandbox.unsend(channel["id"], friend, document["message"]["id"])
+    for received in receiver.received[-3:]:
+        _verify(received, channel["secret"])
+    events = [r["body"]["events"][0] for r in receiver.received[-3:]]
+    assert [e["type"] for e in events] == ["message", "message", "unsend"]
+    assert events[0]["message"]["contentProvider"] == {"type": "line"}
+    assert events[1]["message"]["fileName"] == "紹介状.pdf" and events[1]["message"]["fileSize"] == len(data)
+    assert events[2]["unsend"] == {"messageId": document["message"]["id"]}
+
+    blob = MessagingApiBlob(api_client)
+    assert bytes(blob.get_message_content(photo["message"]["id"]))[:4] == b"\x89PNG"
+    with pytest.raises(ApiException) as unsent:
+        blob.get_message_content(document["message"]["id"])
+    assert unsent.value.status == 404
+
+
+def test_the_followers_api_pages_friends_and_refuses_unverified_accounts(sandbox, channel, messaging, friend):
+    from linebot.v3.messaging import ApiException
+
+    others = [sandbox.add_patient(channel["id"], f"患者{i}") for i in range(3)]
+    for user_id in others:
+        sandbox.follow(channel["id"], user_id)
+    first = messaging.get_followers(limit=2)
+    second = messaging.get_followers(start=first.next, limit=2)
+    assert first.user_ids + second.user_ids == [friend, *others] and second.next is None
+    sandbox.configure(channel["id"], followers_api=False)
+    try:
+        messaging.get_followers()
+    except ApiException as refused:
+        assert refused.status == 403
+    else:
+        raise AssertionError("an unverified account must get 403")
