@@ -21,6 +21,7 @@ import sqlalchemy as sa
 
 from saas.common import to_utc, utcnow
 from saas.extensions import db
+from saas.friends import consent
 from saas.friends.models import Friend, FriendStatus, FriendTag
 
 
@@ -105,14 +106,10 @@ def _base(kind: str, segment: dict, friend_id: int | None) -> list:
     return segment_filters(segment) if kind == "segment" else []
 
 
-def _needs_consent(kind: str) -> bool:
-    return kind != "urgent"
-
-
 def count_audience(kind: str, segment: dict | None = None, friend_id: int | None = None) -> AudienceCounts:
     """How many friends the audience matches, will receive, and are skipped (by reason)."""
     following = Friend.status == FriendStatus.FOLLOWING
-    consenting = Friend.consent_marketing.is_(True) if _needs_consent(kind) else sa.true()
+    consenting = consent.for_delivery(kind)
     row = db.session.execute(
         sa.select(
             sa.func.count(Friend.id),
@@ -126,10 +123,7 @@ def count_audience(kind: str, segment: dict | None = None, friend_id: int | None
 
 def audience_filters(kind: str, segment: dict | None = None, friend_id: int | None = None) -> list:
     """The audience's conditions on Friend besides following: the segment, the one friend, consent."""
-    conditions = _base(kind, segment or {}, friend_id)
-    if _needs_consent(kind):
-        conditions.append(Friend.consent_marketing.is_(True))
-    return conditions
+    return [*_base(kind, segment or {}, friend_id), consent.for_delivery(kind)]
 
 
 def eligible_friends(kind: str, segment: dict | None = None, friend_id: int | None = None) -> list[Candidate]:

@@ -7,10 +7,10 @@ from datetime import date
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 from saas.extensions import db
-from saas.friends import services
+from saas.friends import consent, services
 from saas.friends.models import Friend, FriendStatus
 from saas.portal import dashboard, menu
 from saas.tenancy.access import can, require
@@ -72,7 +72,31 @@ def detail(friend_id: int):
         messages=services.conversation(friend) if can("chat.read") else None,
         tags=services.clinic_tags(),
         colors=services.TAG_COLORS,
+        consent_history=consent.history(friend),
     )
+
+
+@bp.post("/<int:friend_id>/consent")
+@login_required
+@require("friends.edit")
+def change_consent(friend_id: int):
+    """Staff change a friend's consent, with a reason (kept and audited)."""
+    friend = _friend_or_404(friend_id)
+    try:
+        consent.change(
+            friend,
+            request.form.get("kind", ""),
+            request.form.get("granted") == "yes",
+            by="staff",
+            reason=request.form.get("reason", ""),
+            staff=current_user,
+        )
+    except consent.ConsentRefused:
+        flash(_("同意を変更する理由を入力してください。"), "error")
+        return redirect(url_for("friends.detail", friend_id=friend.id))
+    db.session.commit()
+    flash(_("配信の同意を変更しました。"), "success")
+    return redirect(url_for("friends.detail", friend_id=friend.id))
 
 
 @bp.post("/<int:friend_id>/tags")

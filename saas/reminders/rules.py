@@ -13,6 +13,7 @@ from saas.booking import notify
 from saas.booking.models import Booking, BookingStatus
 from saas.common import to_local, utcnow, zone_of
 from saas.extensions import db
+from saas.friends import consent
 from saas.friends.models import Friend, FriendTag
 from saas.jobs import job
 from saas.line.errors import LineError
@@ -111,7 +112,7 @@ def send_rule_reminder(clinic_id: int, reminder_id: int, now: datetime | None = 
         reminder = db.session.get(RuleReminder, reminder_id)
         rule, friend = db.session.get(ReminderRule, reminder.rule_id), db.session.get(Friend, reminder.friend_id)
         clinic = db.session.get(Clinic, clinic_id)
-        if friend is None or not friend.is_following or not friend.consent_booking:
+        if friend is None or not friend.is_following or not consent.granted(friend, consent.REMINDERS):
             reminder.state = "skipped"
         else:
             try:
