@@ -98,7 +98,12 @@ def test_consent_given_then_withdrawn_in_line_decides_who_the_next_broadcast_rea
     with tenant_scope(clinic.id):
         changes = db.session.execute(sa.select(ConsentChange.granted, ConsentChange.changed_by)).all()
         assert [tuple(c) for c in changes] == [(True, "patient"), (False, "patient")]
-        assert db.session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.action == "friend.consent_changed")) == 2
+        assert (
+            db.session.scalar(
+                sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.action == "friend.consent_changed")
+            )
+            == 2
+        )
 
 
 def test_the_consent_status_postback_shows_the_settings_with_buttons_to_change_them(sandbox, live_server):
@@ -147,7 +152,9 @@ def test_a_friend_who_declined_reminders_gets_no_day_before_reminder(sandbox, li
     sandbox.postback(channel, patient, "consent:reminders:no")
     run_jobs()
     with tenant_scope(clinic.id):
-        booking = booking_services.book(clinic, line_user_id=patient, patient_name="田中", starts_at=tomorrow_at(clinic))
+        booking = booking_services.book(
+            clinic, line_user_id=patient, patient_name="田中", starts_at=tomorrow_at(clinic)
+        )
         due, booking_id = booking.reminder_at, booking.id
     assert reminder_jobs.send_booking_reminder(clinic.id, booking_id, due + timedelta(minutes=1)) == "no-consent"
     assert not any(t.startswith("【明日のご予約】") for t in _texts(sandbox, channel, patient))
