@@ -4,6 +4,7 @@ A segment is plain data (stored on the delivery), e.g.::
 
     {"tag_ids": [3, 5], "tag_match": "any", "exclude_tag_ids": [7],
      "attributes": {"age_band": "30代"}, "inflow_source_ids": [2],
+     "fields": [{"field_id": 4, "op": "on_or_after", "value": "2025-04-01"}],
      "followed_from": "2025-04-01", "followed_to": "2025-06-30",
      "messaged_within_days": 90, "silent_for_days": 180}
 
@@ -21,6 +22,7 @@ import sqlalchemy as sa
 
 from saas.common import to_utc, utcnow
 from saas.extensions import db
+from saas.fields.services import segment_filters as field_filters
 from saas.friends import consent
 from saas.friends.models import Friend, FriendStatus, FriendTag
 
@@ -97,7 +99,7 @@ def segment_filters(segment: dict, *, now: datetime | None = None) -> list:
     sources = _ids(segment.get("inflow_source_ids"))
     if sources:
         filters.append(Friend.inflow_source_id.in_(sources))
-    return filters
+    return filters + field_filters(segment.get("fields"))
 
 
 def _base(kind: str, segment: dict, friend_id: int | None) -> list:
