@@ -8,6 +8,7 @@ import yaml
 from saas.autoreply import services as autoreply
 from saas.autoreply.models import AutoReplyRule
 from saas.extensions import db
+from saas.fields import manifest as friends_manifest
 from saas.library.models import ClinicLibraryOverride, LibrarySet, LibrarySubscription
 from saas.manifests.models import ChannelSecretSource
 from saas.manifests.schema import (
@@ -135,6 +136,7 @@ def clinic_spec(clinic) -> ClinicSpec:
         schedule=schedule_spec(clinic),
         autoreply=autoreply_spec(clinic),
         library=library_spec(clinic),
+        **friends_manifest.export(clinic),
     )
 
 
