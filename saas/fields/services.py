@@ -150,6 +150,19 @@ def values_for_friends(friend_ids: list[int], keys: list[str] | None = None) -> 
     return result
 
 
+def dates_of(key: str) -> dict[int, date]:
+    """friend id → the date in the date field of this key (e.g. last_visit imported from a CSV)."""
+    field = get_by_key(key)
+    if field is None or field.kind != FieldKind.DATE:
+        return {}
+    rows = db.session.execute(
+        sa.select(FriendFieldValue.friend_id, FriendFieldValue.day).where(
+            FriendFieldValue.field_id == field.id, FriendFieldValue.day.is_not(None)
+        )
+    )
+    return dict(rows.all())
+
+
 def values_by_key(friend: Friend) -> dict[str, str]:
     """One friend's field values by key."""
     return values_for_friends([friend.id]).get(friend.id, {})

@@ -12,11 +12,11 @@ from flask_login import current_user, login_required
 from saas.audit.services import record
 from saas.extensions import db
 from saas.fields import services as fields
-from saas.friends import consent, export, services, tags
+from saas.friends import consent, export, imports, services, tags
 from saas.friends.models import Friend, FriendStatus, Tag
 from saas.portal import dashboard, menu
 from saas.sources.models import InflowSource
-from saas.tenancy.access import can, require
+from saas.tenancy.access import can, current_clinic, require
 
 bp = Blueprint("friends", __name__, url_prefix="/c/<clinic>/friends")
 
@@ -149,6 +149,32 @@ def export_csv():
         mimetype="text/csv",
         headers={"Content-Disposition": 'attachment; filename="friends.csv"', "Cache-Control": "no-store"},
     )
+
+
+def _uploaded_text() -> str:
+    upload = request.files.get("file")
+    if upload and upload.filename:
+        return upload.read(5 * 1024 * 1024).decode("utf-8-sig", errors="replace")
+    return request.form.get("text", "")
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@login_required
+@require("friends.edit")
+def import_csv():
+    """Check a CSV of visits and friend fields line by line, then apply it all or nothing."""
+    if request.method == "GET":
+        return render_template("friends/import.html", plan=None, text="")
+    text = _uploaded_text()
+    if request.form.get("action") != "apply":
+        return render_template("friends/import.html", plan=imports.plan(text), text=text)
+    plan = imports.apply(text, current_clinic().id)
+    if not plan.ok:
+        db.session.rollback()
+        return render_template("friends/import.html", plan=plan, text=text), 400
+    record("friends.imported", target_type="friend", details={"rows": len(plan.lines)})
+    db.session.commit()
+    return render_template("friends/import.html", plan=plan, text="", applied=True)
 
 
 TAG_PROBLEMS = {
