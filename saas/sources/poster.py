@@ -9,7 +9,7 @@ import segno
 from fpdf import FPDF
 from fpdf.enums import Align, WrapMode
 
-from saas.richmenu.render import japanese_font_path
+from saas.fonts import JapaneseFontMissing, japanese_font_path
 
 LINE_GREEN = (6, 199, 85)
 INK = (34, 34, 34)
@@ -19,10 +19,7 @@ DEFAULT_MESSAGE = "休診のお知らせやご予約をLINEで受け取れます
 CARD_SIZE = (91, 55)  # mm
 
 
-class FontMissing(RuntimeError):
-    """No Japanese font is installed: the poster would print empty boxes."""
-
-
+FontMissing = JapaneseFontMissing  # no Japanese font: the poster would print empty boxes
 def qr_png(url: str, scale: int = 12) -> bytes:
     """The QR code of ``url`` as a PNG (error correction M, quiet zone of 4 modules)."""
     out = io.BytesIO()
@@ -31,12 +28,10 @@ def qr_png(url: str, scale: int = 12) -> bytes:
 
 
 def _document(format_) -> FPDF:
-    path = japanese_font_path()
-    if not path:
-        raise FontMissing("install a Japanese font (fonts-noto-cjk)")
+    path = japanese_font_path("bold")  # raises JapaneseFontMissing, which says how to install it
     pdf = FPDF(orientation="portrait", unit="mm", format=format_)
     pdf.set_auto_page_break(False)
-    pdf.add_font("jp", fname=path, collection_font_number=0)
+    pdf.add_font("jp", fname=str(path))
     pdf.set_margins(0, 0, 0)
     pdf.add_page()
     return pdf
