@@ -20,6 +20,8 @@ CARD_SIZE = (91, 55)  # mm
 
 
 FontMissing = JapaneseFontMissing  # no Japanese font: the poster would print empty boxes
+
+
 def qr_png(url: str, scale: int = 12) -> bytes:
     """The QR code of ``url`` as a PNG (error correction M, quiet zone of 4 modules)."""
     out = io.BytesIO()
