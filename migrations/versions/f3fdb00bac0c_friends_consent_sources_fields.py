@@ -1,7 +1,7 @@
 """Friends as data: consent changes, inflow sources and their scans, clinic-defined friend fields.
 
 Revision ID: f3fdb00bac0c
-Revises: e9baefe0911b
+Revises: a7e1b44baa6f
 Create Date: 2026-12-01 11:17:01.029213
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'f3fdb00bac0c'
-down_revision = 'e9baefe0911b'
+down_revision = 'a7e1b44baa6f'
 branch_labels = None
 depends_on = None
 
