@@ -70,12 +70,16 @@ def _start_session(user) -> None:
     audit("login.success", actor=user)
     db.session.commit()
     if not user.needs_two_factor:
-        _complete_sign_in()
+        _complete_sign_in(two_factor_done=False)
 
 
-def _complete_sign_in() -> None:
-    """Password and (where required) the second factor are done: the session is fully signed in."""
-    session["two_factor_ok"] = True
+def _complete_sign_in(*, two_factor_done: bool = True) -> None:
+    """Password and (where required) the second factor are done: the session is fully signed in.
+
+    ``two_factor_ok`` records only a real second factor: a viewer promoted to admin while signed
+    in meets the two-factor gate on the next request.
+    """
+    session["two_factor_ok"] = two_factor_done
     record = sessions.find(session.get("sid"), current_user.id)
     if record is not None:
         sessions.mark_verified(record)

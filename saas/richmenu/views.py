@@ -15,11 +15,13 @@ from saas.line.errors import LineError
 from saas.portal.menu import register
 from saas.richmenu import layouts, render, services
 from saas.richmenu.models import SIZES, RichMenu
+from saas.security.limits import body_limit
 from saas.tenancy.access import current_clinic, require
 
 bp = Blueprint("richmenu", __name__, url_prefix="/c/<clinic>/richmenus")
 register("richmenu.index", _l("リッチメニュー"), "▤", "clinic.view", order=38)
 MAX_AREAS = 20
+UPLOAD_LIMIT_BYTES = render.MAX_BYTES + 64 * 1024  # the image (LINE: 1 MB) and the form around it
 VALUE_KEYS = {"uri": "uri", "message": "text", "postback": "data", "richmenuswitch": "richMenuAliasId"}
 
 
@@ -157,6 +159,7 @@ def image(menu_id: int):
 
 
 @bp.post("/<int:menu_id>/image")
+@body_limit(UPLOAD_LIMIT_BYTES)
 @login_required
 @require("richmenu.edit")
 def upload(menu_id: int):
