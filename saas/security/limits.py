@@ -21,9 +21,13 @@ def body_limit(max_bytes: int):
     return decorate
 
 
-def apply_route_limit() -> None:
-    """before_request: the matched view's own limit replaces MAX_CONTENT_LENGTH for this request."""
-    view = current_app.view_functions.get(request.endpoint or "")
+def apply_route_limit(endpoint: str | None, _values: dict | None) -> None:
+    """The matched view's own limit replaces MAX_CONTENT_LENGTH for this request.
+
+    A URL value preprocessor, because those run before every before_request hook: CSRF
+    protection reads the form in one, and the limit must already hold then.
+    """
+    view = current_app.view_functions.get(endpoint or "")
     limit = getattr(view, "max_body_bytes", None)
     if limit is not None:
         request.max_content_length = limit

@@ -35,10 +35,11 @@ class RedactingFilter(logging.Filter):
 
 
 def install_log_redaction() -> None:
-    """Filter werkzeug's request log (the development server and the test servers)."""
-    logger = logging.getLogger("werkzeug")
-    if not any(isinstance(f, RedactingFilter) for f in logger.filters):
-        logger.addFilter(RedactingFilter())
+    """Filter werkzeug's request log (development and test servers) and Flask's "Exception on <path>"."""
+    for name in ("werkzeug", "saas"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactingFilter) for f in logger.filters):
+            logger.addFilter(RedactingFilter())
 
 
 def https_url(url: str | None) -> str | None:

@@ -10,7 +10,7 @@ from saas.security.redaction import https_url, install_log_redaction
 
 bp = Blueprint("security", __name__)
 bp.after_app_request(add_security_headers)
-bp.before_app_request(apply_route_limit)
+bp.app_url_value_preprocessor(apply_route_limit)
 bp.add_app_template_filter(https_url, "https_url")
 bp.add_app_template_global(csp_nonce, "csp_nonce")
 bp.record_once(lambda state: configure_cookies(state.app))

@@ -14,7 +14,7 @@ from saas.extensions import db
 from saas.members.models import Invitation
 from saas.tenancy.scoping import platform_scope, tenant_scope
 from tests.conftest import csrf_token
-from tests.factories import gen_clinic, gen_organization, gen_user
+from tests.factories import PASSWORD, gen_clinic, gen_organization, gen_user
 from tests.helpers import assert_rows_isolated, login
 
 NEW_PASSWORD = "a brand new passphrase"
@@ -213,3 +213,53 @@ def test_invitations_are_isolated_per_clinic():
         db.session.commit()
         assert [(r.id, r.clinic_id) for r in rows]  # loaded while every clinic is visible
     assert_rows_isolated(Invitation, *rows)
+
+
+def _page_without(client, token: str, *variable: str) -> str:
+    page = client.get(f"/invitations/{token}").get_data(as_text=True)
+    page = re.sub(r'name="csrf_token" type="hidden" value="[^"]+"', "", page).replace(token, "TOKEN")
+    for text in variable:
+        page = page.replace(text, "X")
+    return page
+
+
+def test_an_admin_cannot_use_an_invitation_to_guess_an_existing_users_password(client, app):
+    clinic = gen_clinic()
+    login(client, gen_user("admin", clinic=clinic))
+    victim = gen_user("owner", clinic=gen_clinic())
+    hash_before = victim.password_hash
+    token = _invite(client, clinic, victim.email, role="viewer")
+    for guess in ["kumo no ue de odoru kujira 42", PASSWORD, "tsuki ga kirei desu ne 1868"]:
+        response = _accept(app.test_client(), token, password=guess, confirm=guess, name="x")
+        assert response.status_code == 303  # "sign in to accept": the guess is never checked
+    db.session.expire_all()
+    assert db.session.get(User, victim.id).password_hash == hash_before
+    assert len(db.session.get(User, victim.id).memberships) == 1  # no membership without a real sign-in
+    assert _audit("membership.create") == []
+
+
+def test_the_invitation_page_and_answers_are_the_same_whether_or_not_an_account_exists(client, app):
+    clinic = gen_clinic()
+    login(client, gen_user("admin", clinic=clinic))
+    existing = gen_user("viewer", clinic=gen_clinic())
+    known = _invite(client, clinic, existing.email)
+    unknown = _invite(client, clinic, "nobody.yet@example.jp")
+    viewer = app.test_client()
+    assert _page_without(viewer, known, existing.email) == _page_without(viewer, unknown, "nobody.yet@example.jp")
+    strong = "kumo no ue de odoru kujira 42"
+    answers = [_accept(app.test_client(), t, password=strong, confirm=strong) for t in (known, unknown)]
+    assert [a.status_code for a in answers] == [303, 303]
+    assert [a.location.replace(t, "T") for a, t in zip(answers, (known, unknown), strict=True)] == [
+        answers[1].location.replace(unknown, "T")
+    ] * 2
+    weak = [_accept(app.test_client(), t, password="password1234", confirm="password1234") for t in (known, unknown)]
+    assert [w.status_code for w in weak] == [400, 400]
+
+
+def test_invitations_preselect_the_least_powerful_role(client):
+    clinic = gen_clinic()
+    login(client, gen_user("owner", clinic=clinic))
+    page = client.get(f"/c/{clinic.slug}/members/").get_data(as_text=True)
+    invite_form = page[page.index('id="role"') :]
+    assert re.search(r'<option selected value="viewer">|<option value="viewer" selected>', invite_form)
+    assert invite_form.index('value="viewer"') < invite_form.index('value="owner"')

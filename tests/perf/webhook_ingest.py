@@ -217,6 +217,7 @@ def main(argv: list[str] | None = None) -> None:
         LINE_DATA_API_BASE=sandbox_url,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{product_port}",
         SECRET_KEY="benchmark",
+        SANDBOX_ENABLED="1",  # development secrets are fine for a benchmark on loopback
     )
     if args.database_url:
         env["DATABASE_URL"] = args.database_url
