@@ -105,11 +105,11 @@ class StaffSession(db.Model):
 
 
 class RecoveryCode(db.Model):
-    """A single-use two-factor recovery code; only its SHA-256 is stored (the code has 80 random bits)."""
+    """A single-use two-factor recovery code; only its salted argon2 hash is stored."""
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
-    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    code_hash: Mapped[str] = mapped_column(sa.String(200))
     created_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
 
