@@ -1,7 +1,7 @@
 """Server-side staff sessions, two-factor recovery codes and password-reset links (issue 10).
 
 Revision ID: 58a3ee53ada2
-Revises: a7e1b44baa6f
+Revises: f3fdb00bac0c
 Create Date: 2026-12-01 11:18:17.120324
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '58a3ee53ada2'
-down_revision = 'a7e1b44baa6f'
+down_revision = 'f3fdb00bac0c'
 branch_labels = None
 depends_on = None
 
