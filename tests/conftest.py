@@ -85,7 +85,8 @@ def _clean_state(app):
         yield
         db.session.rollback()
         db.session.remove()
-        _empty_all_tables()
+        with platform_scope("tests: emptying every table"):
+            _empty_all_tables()
         get_redis().flushdb()
 
 

@@ -7,7 +7,7 @@ from flask import Flask
 from sqlalchemy.orm.attributes import flag_modified
 
 from saas.extensions import db
-from saas.tenancy.scoping import TenantScopeError, tenant_scope
+from saas.tenancy.scoping import TenantScopeError, platform_scope, tenant_scope
 from tests.conftest import csrf_token
 from tests.factories import PASSWORD, totp_code
 
@@ -64,3 +64,47 @@ def assert_rows_isolated(model, row_of_a, row_of_b) -> None:
         else:
             raise AssertionError("writing a row of clinic B from clinic A's scope must raise TenantScopeError")
     db.session.expunge_all()
+
+
+def assert_counts_isolated(table: sa.Table, a_id: int, b_id: int) -> None:
+    """Every way of counting or aggregating a clinic-owned table from A's scope sees only A's rows.
+
+    Both clinics must own rows of ``table``; the ways are the ones a view would write: ``db.paginate``
+    (whose count wraps the query in a subquery), Core ``select()`` on the table, aggregates, scalar
+    subqueries, EXISTS, UNION, aliases, and bulk INSERT/UPDATE/DELETE through the Core table.
+    """
+    with platform_scope("test: the true counts"):
+        expected = db.session.scalar(sa.select(sa.func.count()).select_from(table).where(table.c.clinic_id == a_id))
+        b_row = db.session.scalar(sa.select(table.c.id).where(table.c.clinic_id == b_id).limit(1))
+    db.session.rollback()
+    assert expected and b_row, f"{table.name}: both clinics need rows for this probe"
+    other = table.alias("other")
+    count = sa.func.count
+    with tenant_scope(a_id):
+        ways = {
+            "paginate total": db.paginate(sa.select(table), per_page=1, error_out=False).total,
+            "count(*) on the table": db.session.scalar(sa.select(count()).select_from(table)),
+            "count over a subquery": db.session.scalar(
+                sa.select(count()).select_from(sa.select(table.c.id).subquery())
+            ),
+            "count of an alias": db.session.scalar(sa.select(count(other.c.id))),
+            "distinct clinics": db.session.scalar(sa.select(count(sa.distinct(table.c.clinic_id)))) * expected,
+            "scalar subquery": db.session.scalar(sa.select(sa.select(count(table.c.id)).scalar_subquery())),
+            "union": len(db.session.execute(sa.union_all(sa.select(table.c.id), sa.select(table.c.id))).all()) // 2,
+            "EXISTS of B's row": expected + db.session.scalar(sa.select(sa.exists().where(table.c.id == b_row))),
+            "max(clinic_id) is A": expected
+            if db.session.scalar(sa.select(sa.func.max(table.c.clinic_id))) == a_id
+            else -1,
+        }
+        wrong = {way: n for way, n in ways.items() if n != expected}
+        assert not wrong, f"{table.name}: A has {expected} rows but from A's scope {wrong}"
+        assert db.session.execute(sa.update(table).where(table.c.id == b_row).values(clinic_id=a_id)).rowcount == 0
+        assert db.session.execute(sa.delete(table).where(table.c.id == b_row)).rowcount == 0
+        for statement in (sa.update(table).values(clinic_id=b_id), sa.insert(table).values(clinic_id=b_id)):
+            try:
+                db.session.execute(statement)
+            except TenantScopeError:
+                pass
+            else:
+                raise AssertionError(f"{table.name}: {statement} wrote clinic B's rows from A's scope")
+    db.session.rollback()

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import sqlalchemy as sa
 
 from saas.extensions import db
-from saas.tenancy.scoping import TenantScopeError
+from saas.tenancy.scoping import TenantScopeError, _tenant_tables
 from tests.factories import gen_agency, gen_clinic, gen_organization, gen_user
-from tests.helpers import clinic_routes, login
+from tests.helpers import assert_counts_isolated, clinic_routes, login
 
 
 @pytest.fixture
@@ -31,7 +33,7 @@ def world():
 
 def _visible_slugs(client) -> set[str]:
     page = client.get("/").get_data(as_text=True)
-    return {slug for slug in __import__("re").findall(r'data-clinic="([^"]+)"', page)}
+    return {slug for slug in re.findall(r'data-clinic="([^"]+)"', page)}
 
 
 def test_clinic_user_gets_404_for_another_clinics_pages(client, app, world):
@@ -89,3 +91,96 @@ def test_tenant_owned_queries_outside_any_scope_are_refused():
         pytest.skip("no clinic-owned model registered yet")
     with pytest.raises(TenantScopeError):
         db.session.scalars(sa.select(owned[0])).all()
+
+
+# ---- counts and aggregates: issue 10 item 13 -------------------------------------------------
+
+
+def _owners(clinic, user) -> dict[str, int]:
+    return {"clinic": clinic.id, "user": user.id}
+
+
+def test_every_count_and_aggregate_of_every_clinic_table_sees_only_the_scope():
+    from tests.test_route_walker import seed_every_clinic_table
+
+    small, large = gen_clinic(), gen_clinic()
+    small_staff, large_staff = gen_user("admin", clinic=small), gen_user("admin", clinic=large)
+    seeded_small = seed_every_clinic_table(small.id, _owners(small, small_staff))
+    for _ in range(3):  # the other clinic is bigger, so a leaked row changes every figure
+        seeded_large = seed_every_clinic_table(large.id, _owners(large, large_staff))
+    both = sorted(set(seeded_small) & set(seeded_large) & _tenant_tables())
+    assert len(both) >= 10, f"the seeder reached too few clinic tables: {both}"
+    for name in both:
+        assert_counts_isolated(db.metadata.tables[name], small.id, large.id)
+
+
+def _add_friends(clinic, how_many: int) -> None:
+    from saas.friends.models import Friend, Message
+    from saas.tenancy.scoping import tenant_scope
+
+    with tenant_scope(clinic.id):
+        friends = [
+            Friend(line_user_id=f"U{clinic.id:04d}{n:028d}", display_name=f"患者{n}", attributes={})
+            for n in range(how_many)
+        ]
+        db.session.add_all(friends)
+        db.session.flush()
+        db.session.add_all(Message(friend_id=f.id, direction="in", kind="text", text="こんにちは") for f in friends)
+        db.session.commit()
+
+
+def test_paginated_friends_list_says_how_many_friends_this_clinic_has(client):
+    small, large = gen_clinic(), gen_clinic()
+    _add_friends(small, 6)
+    _add_friends(large, 20)
+    login(client, gen_user("admin", clinic=small))
+    page = client.get(f"/c/{small.slug}/friends").get_data(as_text=True)
+    assert "6 人" in page and "26 人" not in page and "20 人" not in page
+
+
+_VOLATILE = (
+    re.compile(r'name="csrf_token"[^>]*value="[^"]*"'),
+    re.compile(r'nonce="[^"]*"'),
+    re.compile(r'"X-CSRFToken": "[^"]*"'),
+    re.compile(r"\d{4}[-/]\d{2}[-/]\d{2}[ T]\d{2}:\d{2}(:\d{2})?"),
+    re.compile(r"\b\d{1,2}:\d{2}(:\d{2})?\b"),
+)
+
+
+def _normalised(html: str) -> str:
+    for pattern in _VOLATILE:
+        html = pattern.sub("…", html)
+    return html
+
+
+def _clinic_pages(client, app, clinic) -> dict[str, str]:
+    pages = {}
+    for rule, endpoint in clinic_routes(app):
+        if "<" in rule.replace("<clinic>", "") or endpoint.startswith("audit."):
+            continue  # the audit log grows with A's own page views; its isolation is tested in tests/audit
+        response = client.get(rule.replace("<clinic>", clinic.slug))
+        if response.status_code == 200 and response.mimetype in ("text/html", "text/csv", "application/json"):
+            pages[endpoint] = _normalised(response.get_data(as_text=True))
+    return pages
+
+
+def test_no_page_of_a_clinic_changes_when_another_clinic_grows(client, app):
+    """Every page total and dashboard figure of clinic A is the same before and after clinic B
+    (same organization, so the organization pages see both) gets more rows in every table."""
+    from tests.test_route_walker import seed_every_clinic_table
+
+    organization = gen_organization()
+    small, large = gen_clinic(organization), gen_clinic(organization)
+    owner = gen_user("owner", clinic=small)
+    large_staff = gen_user("admin", clinic=large)
+    _add_friends(small, 2)
+    _add_friends(large, 5)
+    seed_every_clinic_table(large.id, _owners(large, large_staff))
+    login(client, owner)
+    before = _clinic_pages(client, app, small)
+    assert len(before) >= 10 and "friends.index" in before and "portal.clinic_dashboard" in before
+    for _ in range(3):
+        seed_every_clinic_table(large.id, _owners(large, large_staff))
+    after = _clinic_pages(client, app, small)
+    changed = sorted(endpoint for endpoint in before if before[endpoint] != after.get(endpoint))
+    assert not changed, f"pages of clinic A changed when clinic B grew: {changed}"

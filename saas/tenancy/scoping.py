@@ -10,6 +10,7 @@ the demo loader) says so with ``platform_scope("reason")`` — grep for it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -18,6 +19,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, with_loader_criteria
+from sqlalchemy.sql import visitors
+from sqlalchemy.sql.elements import BindParameter, ColumnClause, TextClause
+from sqlalchemy.sql.selectable import Alias, SelectBase, TableClause
 
 
 class TenantScopeError(RuntimeError):
@@ -78,24 +82,168 @@ def leave_scope(token) -> None:
     _current_scope.reset(token)
 
 
-def _touches_tenant_rows(execute_state) -> bool:
-    return any(issubclass(mapper.class_, TenantOwned) for mapper in execute_state.all_mappers)
+def _tenant_tables() -> frozenset[str]:
+    """The names of the tables of every clinic-owned model."""
+    from saas.extensions import db
+
+    mappers = db.Model.registry.mappers
+    if _table_cache.get("count") != len(mappers):
+        _table_cache["names"] = frozenset(
+            m.local_table.name for m in mappers if issubclass(m.class_, TenantOwned) and hasattr(m.local_table, "name")
+        )
+        _table_cache["count"] = len(mappers)
+    return _table_cache["names"]
+
+
+_table_cache: dict = {}
+
+
+def _tenant_from(element, tenant: frozenset[str]):
+    """The table or alias of a clinic-owned table that ``element`` is, or None."""
+    if isinstance(element, TableClause):
+        return element if element.name in tenant else None
+    if isinstance(element, Alias) and isinstance(element.element, TableClause):
+        return element if element.element.name in tenant else None
+    return None
+
+
+def _direct_tenant_froms(clauses: Iterable, tenant: frozenset[str]) -> list:
+    """Clinic-owned tables (or aliases) used by these clauses themselves, not by nested SELECTs.
+
+    Nested SELECTs (subqueries, EXISTS, scalar subqueries, CTEs) are scoped on their own.
+    """
+    found, seen = [], set()
+    stack = [c for c in clauses if c is not None]
+    while stack:
+        element = stack.pop()
+        if isinstance(element, SelectBase):
+            continue
+        candidate = _tenant_from(element, tenant)
+        if candidate is None and isinstance(element, ColumnClause) and element.table is not None:
+            candidate = _tenant_from(element.table, tenant)
+        if candidate is not None:
+            if id(candidate) not in seen:
+                seen.add(id(candidate))
+                found.append(candidate)
+            continue
+        if isinstance(element, Alias):
+            continue  # an alias of something else: its columns are what the statement uses
+        stack.extend(element.get_children())
+    return found
+
+
+def _criterion(from_clause, allowed: tuple[int, ...]):
+    if "clinic_id" not in from_clause.c:
+        raise TenantScopeError(f"{from_clause} is clinic-owned but has no clinic_id column here")
+    return from_clause.c.clinic_id.in_(allowed)
+
+
+def _scope_where(statement, froms: list, allowed: tuple[int, ...]) -> None:
+    """Append ``clinic_id IN (...)`` for each clinic-owned FROM (on a fresh clone)."""
+    if froms:
+        statement._where_criteria = statement._where_criteria + tuple(_criterion(f, allowed) for f in froms)
+
+
+def _row_clinic_ids(values) -> Iterator:
+    for key, value in (values or {}).items():
+        if getattr(key, "key", key) == "clinic_id":
+            yield value.value if isinstance(value, BindParameter) else value
+
+
+def _refuse_foreign_clinic(ids: Iterable, allowed: tuple[int, ...], table: str) -> None:
+    for clinic_id in ids:
+        if clinic_id not in allowed:
+            raise TenantScopeError(f"bulk write of {table} for clinic {clinic_id} from the scope of {list(allowed)}")
+
+
+def _insert_rows(statement) -> list[dict]:
+    if statement._multi_values:
+        return [row for batch in statement._multi_values for row in batch]
+    return [statement._values] if statement._values else []
+
+
+def _scoped_statement(statement, tenant: frozenset[str], allowed: tuple[int, ...]):
+    """A copy of the statement in which every SELECT, UPDATE and DELETE of a clinic-owned table
+    (at any depth: subqueries, counts, EXISTS, CTEs, unions) carries the tenant criterion, and
+    in which INSERTs and UPDATEs write only rows of the clinics in scope."""
+
+    def visit_select(select) -> None:
+        clauses = (
+            *select._raw_columns,
+            *select._from_obj,
+            *select._where_criteria,
+            *select._having_criteria,
+            *[part for join in select._setup_joins for part in join[:3]],
+        )
+        _scope_where(select, _direct_tenant_froms(clauses, tenant), allowed)
+
+    def visit_dml(dml) -> None:
+        target = _tenant_from(dml.table, tenant)
+        others = _direct_tenant_froms(dml._where_criteria, tenant)
+        froms = [target, *[f for f in others if f is not target]] if target is not None else others
+        _scope_where(dml, froms, allowed)
+        if target is not None and dml.__visit_name__ == "update":
+            values = dml._values
+            _refuse_foreign_clinic(_row_clinic_ids(values), allowed, target.name)
+
+    def visit_insert(insert) -> None:
+        target = _tenant_from(insert.table, tenant)
+        if target is None:
+            return
+        if insert.select is not None:
+            raise TenantScopeError(f"INSERT … SELECT into {target.name} is for platform scope only")
+        _refuse_foreign_clinic((i for row in _insert_rows(insert) for i in _row_clinic_ids(row)), allowed, target.name)
+
+    options = [o for e in visitors.iterate(statement) for o in getattr(e, "_with_options", ())]
+    return visitors.cloned_traverse(
+        statement, {"stop_on": options}, {"select": visit_select, "update": visit_dml, "delete": visit_dml, "insert": visit_insert}
+    )
+
+
+def _touches_tenant_tables(execute_state, tenant: frozenset[str]) -> bool:
+    if any(issubclass(mapper.class_, TenantOwned) for mapper in execute_state.all_mappers):
+        return True
+    statement = execute_state.statement
+    if isinstance(statement, TextClause):
+        words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", statement.text.lower()))
+        return bool(words & tenant)
+    return any(_tenant_from(element, tenant) is not None for element in visitors.iterate(statement))
+
+
+def _check_parameters(execute_state, allowed: tuple[int, ...]) -> None:
+    """executemany-style rows (``session.execute(insert(Model), rows)``) name their clinic."""
+    params = execute_state.parameters
+    rows = params if isinstance(params, list) else [params] if params else []
+    statement = execute_state.statement
+    if not (execute_state.is_insert or execute_state.is_update):
+        return
+    for row in rows:
+        if execute_state.is_insert and "clinic_id" not in row and not _insert_rows(statement):
+            raise TenantScopeError("bulk INSERT of clinic-owned rows without clinic_id")
+        _refuse_foreign_clinic(_row_clinic_ids(row), allowed, getattr(statement.table, "name", "?"))
 
 
 def _add_tenant_criteria(execute_state) -> None:
-    if not (execute_state.is_select or execute_state.is_update or execute_state.is_delete):
-        return
-    if not _touches_tenant_rows(execute_state):
+    """Scope every statement run through a session that touches a clinic-owned table."""
+    tenant = _tenant_tables()
+    if not _touches_tenant_tables(execute_state, tenant):
         return
     scope = _current_scope.get()
     if scope is None:
         raise TenantScopeError("clinic-owned rows queried outside a tenant scope")
     if scope.is_platform:
         return
+    if isinstance(execute_state.statement, TextClause):
+        raise TenantScopeError("raw SQL on clinic-owned tables is for platform scope only")
     allowed = tuple(sorted(scope.clinic_ids))
-    execute_state.statement = execute_state.statement.options(
-        with_loader_criteria(TenantOwned, lambda cls: cls.clinic_id.in_(allowed), include_aliases=True)
-    )
+    _check_parameters(execute_state, allowed)
+    statement = _scoped_statement(execute_state.statement, tenant, allowed)
+    if execute_state.all_mappers and not execute_state.is_insert:
+        # Relationship loads and ORM joins add tables when the ORM compiles: cover those too.
+        statement = statement.options(
+            with_loader_criteria(TenantOwned, lambda cls: cls.clinic_id.in_(allowed), include_aliases=True)
+        )
+    execute_state.statement = statement
 
 
 def _check_writes(session: Session, flush_context, instances) -> None:
