@@ -92,6 +92,11 @@ def assert_counts_isolated(table: sa.Table, a_id: int, b_id: int) -> None:
             "scalar subquery": db.session.scalar(sa.select(sa.select(count(table.c.id)).scalar_subquery())),
             "union": len(db.session.execute(sa.union_all(sa.select(table.c.id), sa.select(table.c.id))).all()) // 2,
             "EXISTS of B's row": expected + db.session.scalar(sa.select(sa.exists().where(table.c.id == b_row))),
+            "outer join keeps A's rows": db.session.scalar(
+                sa.select(count()).select_from(table.outerjoin(other, other.c.id == table.c.id))
+            ),
+            "outer join hides B's row": expected
+            + db.session.scalar(sa.select(count(other.c.id)).select_from(table.outerjoin(other, other.c.id == b_row))),
             "max(clinic_id) is A": expected
             if db.session.scalar(sa.select(sa.func.max(table.c.clinic_id))) == a_id
             else -1,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 
 from flask import Blueprint, Response, render_template, request
@@ -15,6 +13,7 @@ from saas.audit.services import AuditFilters
 from saas.common import to_local
 from saas.extensions import db
 from saas.portal import menu
+from saas.security.csvsafe import csv_document
 from saas.tenancy.access import current_clinic, require
 
 bp = Blueprint("audit", __name__, url_prefix="/c/<clinic>/audit")
@@ -75,11 +74,9 @@ CSV_HEADER = [
 
 
 def _csv_rows(events) -> str:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(CSV_HEADER)
-    for e in events:
-        writer.writerow(
+    return csv_document(
+        CSV_HEADER,
+        (
             [
                 to_local(e.created_at).strftime("%Y-%m-%d %H:%M:%S"),
                 e.action,
@@ -91,8 +88,9 @@ def _csv_rows(events) -> str:
                 e.user_agent,
                 e.details,
             ]
-        )
-    return "\ufeff" + buffer.getvalue()  # BOM: Excel opens UTF-8 Japanese correctly
+            for e in events
+        ),
+    )
 
 
 @bp.get("/export.csv")

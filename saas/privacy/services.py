@@ -7,9 +7,8 @@ person. The audit trail keeps only ids, never the erased content.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
+from collections.abc import Iterator
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -20,6 +19,7 @@ from saas.extensions import db
 from saas.fields.models import FriendFieldValue
 from saas.friends.models import ConsentChange, Friend, FriendTag, Message, MessageMedia
 from saas.inbox.models import ChatSend, Conversation
+from saas.security.csvsafe import csv_document
 from saas.webhooks.models import WebhookEvent
 
 ERASED = "erased"
@@ -92,23 +92,20 @@ CSV_COLUMNS = ["section", "at", "direction", "kind", "key", "value"]
 
 def export_csv(data: dict) -> str:
     """The export as one CSV (UTF-8 with BOM for Excel): one row per field, tag, message and event."""
-    out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
+    return csv_document(CSV_COLUMNS, _csv_rows(data))
+
+
+def _csv_rows(data: dict) -> Iterator[list]:
     for key, value in data["profile"].items():
-        writer.writerow(["profile", "", "", "", key, "" if value is None else value])
+        yield ["profile", "", "", "", key, value]
     for tag in data["tags"]:
-        writer.writerow(["tag", "", "", "", "name", tag])
+        yield ["tag", "", "", "", "name", tag]
     for key, value in data["attributes"].items():
-        writer.writerow(["attribute", "", "", "", key, value])
+        yield ["attribute", "", "", "", key, value]
     for m in data["messages"]:
-        writer.writerow(["message", m["at"], m["direction"], m["kind"], "text", m["text"]])
+        yield ["message", m["at"], m["direction"], m["kind"], "text", m["text"]]
     for e in data["events"]:
-        writer.writerow(
-            ["event", e["at"], "", e["type"], e["webhook_event_id"], json.dumps(e["payload"], ensure_ascii=False)]
-        )
-    return out.getvalue()
+        yield ["event", e["at"], "", e["type"], e["webhook_event_id"], json.dumps(e["payload"], ensure_ascii=False)]
 
 
 def erase(friend: Friend) -> dict:

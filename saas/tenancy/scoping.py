@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, with_loader_criteria
 from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import BindParameter, ColumnClause, TextClause
-from sqlalchemy.sql.selectable import Alias, SelectBase, TableClause
+from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement, TextClause
+from sqlalchemy.sql.selectable import Alias, Join, SelectBase, TableClause
 
 
 class TenantScopeError(RuntimeError):
@@ -122,8 +122,8 @@ def _direct_tenant_froms(clauses: Iterable, tenant: frozenset[str]) -> list:
         if candidate is None and isinstance(element, ColumnClause) and element.table is not None:
             candidate = _tenant_from(element.table, tenant)
         if candidate is not None:
-            if id(candidate) not in seen:
-                seen.add(id(candidate))
+            if hash(candidate) not in seen:  # an ORM-annotated table hashes as the table itself
+                seen.add(hash(candidate))
                 found.append(candidate)
             continue
         if isinstance(element, Alias):
@@ -167,7 +167,36 @@ def _scoped_statement(statement, tenant: frozenset[str], allowed: tuple[int, ...
     (at any depth: subqueries, counts, EXISTS, CTEs, unions) carries the tenant criterion, and
     in which INSERTs and UPDATEs write only rows of the clinics in scope."""
 
+    def on_clause(onclause, target):
+        """Criteria for an outer-joined table go into its ON clause (WHERE would drop the NULL rows)."""
+        if isinstance(onclause, ColumnElement):
+            return sa.and_(onclause, _criterion(target, allowed))
+        if "parententity" in target._annotations:
+            return onclause  # an ORM relationship join: with_loader_criteria puts it in the ON clause
+        raise TenantScopeError(f"outer join to {target} without an ON clause: give one")
+
+    def visit_join(join) -> None:
+        target = _tenant_from(join.right, tenant)
+        if target is not None and (join.isouter or join.full):
+            join.onclause = on_clause(join.onclause, target)
+
     def visit_select(select) -> None:
+        outer, joins = set(), []
+        for target, onclause, from_, flags in select._setup_joins:
+            joined = _tenant_from(target, tenant) if flags.get("isouter") or flags.get("full") else None
+            if joined is not None:
+                outer.add(hash(joined))
+                onclause = on_clause(onclause, joined)
+            joins.append((target, onclause, from_, flags))
+        select._setup_joins = tuple(joins)
+        for from_ in select._from_obj:
+            for join in visitors.iterate(from_):
+                if (
+                    isinstance(join, Join)
+                    and (join.isouter or join.full)
+                    and _tenant_from(join.right, tenant) is not None
+                ):
+                    outer.add(hash(_tenant_from(join.right, tenant)))
         clauses = (
             *select._raw_columns,
             *select._from_obj,
@@ -175,7 +204,8 @@ def _scoped_statement(statement, tenant: frozenset[str], allowed: tuple[int, ...
             *select._having_criteria,
             *[part for join in select._setup_joins for part in join[:3]],
         )
-        _scope_where(select, _direct_tenant_froms(clauses, tenant), allowed)
+        froms = [f for f in _direct_tenant_froms(clauses, tenant) if hash(f) not in outer]
+        _scope_where(select, froms, allowed)
 
     def visit_dml(dml) -> None:
         target = _tenant_from(dml.table, tenant)
@@ -196,7 +226,9 @@ def _scoped_statement(statement, tenant: frozenset[str], allowed: tuple[int, ...
 
     options = [o for e in visitors.iterate(statement) for o in getattr(e, "_with_options", ())]
     return visitors.cloned_traverse(
-        statement, {"stop_on": options}, {"select": visit_select, "update": visit_dml, "delete": visit_dml, "insert": visit_insert}
+        statement,
+        {"stop_on": options},
+        {"join": visit_join, "select": visit_select, "update": visit_dml, "delete": visit_dml, "insert": visit_insert},
     )
 
 
