@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from werkzeug.routing import IntegerConverter, Rule
 
 from saas.audit.services import record
+from saas.common import utcnow
 from saas.extensions import csrf, db
 from saas.tenancy.scoping import platform_scope
 from tests.conftest import csrf_token
@@ -238,3 +239,60 @@ def test_every_mutating_route_without_csrf_token_is_refused(client, two_tenants)
             assert response.status_code == 400, f"{method} {url} ({rule.endpoint}) without CSRF token"
     assert_unchanged(before, snapshot(), "requests without a CSRF token")
     assert client.get(f"/c/{clinic_a.slug}/").status_code == 200  # still signed in: logout was refused too
+
+
+# ---- every view of patient text is audited (GL 6.0 §17, issue 10 item 12) --------------------
+
+MARKER = "患者の秘密マーカーZQX"
+VIEW_ACTIONS = ("conversation.view", "friends.export")
+
+
+def _patient_with_marked_conversation(clinic) -> dict[str, int]:
+    from saas.friends.models import Friend, Message
+    from saas.tenancy.scoping import tenant_scope
+    from saas.webhooks.models import WebhookEvent
+
+    with tenant_scope(clinic.id):
+        friend = Friend(line_user_id="U" + "a" * 32, display_name="佐藤 花子", attributes={})
+        db.session.add(friend)
+        db.session.flush()
+        inbound = Message(friend_id=friend.id, direction="in", kind="text", text=f"腰が痛いです {MARKER}")
+        event = WebhookEvent(
+            webhook_event_id="walker-event",
+            event_type="message",
+            line_user_id=friend.line_user_id,
+            payload={"message": {"type": "text", "text": MARKER}},
+            occurred_at=utcnow(),
+        )
+        db.session.add_all([inbound, event])
+        friend.last_message_at = utcnow()
+        db.session.commit()
+        return {"friend": friend.id, "message": inbound.id, "webhook_event": event.id}
+
+
+def _view_events() -> int:
+    from saas.audit.models import AuditEvent
+
+    db.session.rollback()
+    return db.session.scalar(sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.action.in_(VIEW_ACTIONS)))
+
+
+def test_every_page_that_shows_patient_text_writes_a_view_audit_event(client, app):
+    clinic = gen_clinic(gen_organization())
+    owner = gen_user("owner", clinic=clinic)
+    seeded = _patient_with_marked_conversation(clinic)
+    login(client, owner)
+    shown, unaudited = [], []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint == "static" or rule.endpoint.startswith("sandbox"):
+            continue
+        url, _ = fill(rule, clinic.slug, seeded)
+        before = _view_events()
+        response = client.get(url)
+        if MARKER not in response.get_data(as_text=True):
+            continue
+        shown.append(rule.endpoint)
+        if _view_events() == before:
+            unaudited.append(f"{rule.endpoint} ({url})")
+    assert {"inbox.conversation", "inbox.index", "friends.detail"} <= set(shown), shown
+    assert not unaudited, f"patient text shown without a conversation.view audit event: {unaudited}"

@@ -77,6 +77,57 @@ def record(
     return event
 
 
+CONVERSATION_VIEW = "conversation.view"
+
+
+def record_conversation_view(friend_id: int, **details) -> AuditEvent:
+    """A page showed this friend's conversation (GL 6.0 §17: every view of patient text)."""
+    return record(CONVERSATION_VIEW, target_type="friend", target_id=friend_id, details=details, commit=True)
+
+
+def record_list_view(friend_ids: list[int], message_ids: list[int], *, poll: bool = False) -> AuditEvent | None:
+    """A list showed previews (last messages) of these friends' conversations.
+
+    A page load is always recorded. A poll (htmx refresh) is recorded only when it shows other
+    previews than this user's previous list view, so a list left open does not flood the log.
+    """
+    details = {"friend_ids": friend_ids, "message_ids": message_ids}
+    if not friend_ids:
+        return None
+    if poll and _previous_list_view(_request_actor(), _request_clinic_id()) == details:
+        return None
+    return record(CONVERSATION_VIEW, target_type="conversation_list", details=details, commit=True)
+
+
+def _previous_list_view(actor, clinic_id: int | None) -> dict | None:
+    if actor is None:
+        return None
+    statement = (
+        sa.select(AuditEvent.details)
+        .where(
+            AuditEvent.actor_user_id == actor.id,
+            AuditEvent.clinic_id == clinic_id,
+            AuditEvent.action == CONVERSATION_VIEW,
+            AuditEvent.target_type == "conversation_list",
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(1)
+    )
+    return db.session.scalar(statement)
+
+
+def changes(before: dict, after: dict) -> dict:
+    """``{field: {"before": old, "after": new}}`` for the fields that changed (for settings audits).
+
+    Callers pass secrets as a fixed marker (e.g. ``"set"``/``"changed"``), never the values.
+    """
+    return {
+        key: {"before": before.get(key), "after": after.get(key)}
+        for key in sorted(set(before) | set(after))
+        if before.get(key) != after.get(key)
+    }
+
+
 @dataclass(frozen=True)
 class AuditFilters:
     action: str = ""

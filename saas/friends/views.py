@@ -9,7 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from saas.audit.services import record
+from saas.audit.services import record, record_conversation_view
 from saas.extensions import db
 from saas.fields import services as fields
 from saas.friends import consent, export, imports, services, tags
@@ -68,11 +68,14 @@ def _friend_or_404(friend_id: int) -> Friend:
 def detail(friend_id: int):
     """A friend's profile, tags and the conversation so far."""
     friend = _friend_or_404(friend_id)
+    # Patients' messages are for the roles allowed to read them (two-factor sign-in).
+    messages = services.conversation(friend) if can("chat.read") else None
+    if messages is not None:
+        record_conversation_view(friend.id, page="friends.detail")
     return render_template(
         "friends/detail.html",
         friend=friend,
-        # Patients' messages are for the roles allowed to read them (two-factor sign-in).
-        messages=services.conversation(friend) if can("chat.read") else None,
+        messages=messages,
         tags=services.clinic_tags(),
         colors=services.TAG_COLORS,
         consent_history=consent.history(friend),

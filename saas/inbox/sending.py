@@ -6,6 +6,8 @@ switch silently from a free reply to a billable push: the page is shown again in
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 import uuid
@@ -151,6 +153,21 @@ def _fail(send: ChatSend, exc: LineError) -> None:
     db.session.commit()
 
 
+def sent_content(messages: list[dict], message_id: int | None, line_message_ids: list) -> dict:
+    """What was sent, for the audit log: the stored message (which holds the text and is erased
+    with the patient), LINE's ids, the message types, length and a SHA-256 of exactly what went
+    to LINE — the text itself stays out of the append-only log, which erasure cannot reach."""
+    exact = json.dumps(messages, ensure_ascii=False, sort_keys=True).encode()
+    return {
+        "message_id": message_id,
+        "line_message_ids": [i for i in line_message_ids if i],
+        "messages": len(messages),
+        "types": [m.get("type", "") for m in messages],
+        "characters": sum(len(m.get("text", "")) for m in messages),
+        "sha256": hashlib.sha256(exact).hexdigest(),
+    }
+
+
 def _keep_in_conversation(friend: Friend, send: ChatSend, messages: list[dict], sent) -> None:
     ids = list(getattr(sent, "message_ids", None) or []) + [None]
     stored = friends.record_message(
@@ -164,6 +181,6 @@ def _keep_in_conversation(friend: Friend, send: ChatSend, messages: list[dict], 
         conversation.assignee_user_id = send.sender_user_id
     conversation.status, conversation.status_changed_at = ConversationStatus.WAITING, utcnow()
     services.mark_read(friend)
-    details = {"via": send.via, "messages": len(messages), "retry_key": send.retry_key}
+    details = {"via": send.via, "retry_key": send.retry_key, **sent_content(messages, stored.id, ids[:-1])}
     record("message.send", target_type="friend", target_id=friend.id, details=details)
     db.session.commit()

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
-from saas.audit.services import record
+from saas.audit.services import record, record_conversation_view, record_list_view
 from saas.auth.roles import ROLES_READING_PATIENT_MESSAGES, Scope
 from saas.extensions import db
 from saas.friends import services as friends
@@ -32,8 +32,14 @@ def _filter_from_request() -> services.InboxFilter:
 
 def _list_context(selected_id: int | None = None) -> dict:
     criteria = _filter_from_request()
+    rows = services.conversations(criteria, current_user.id)
+    record_list_view(
+        [row.friend.id for row in rows],
+        [row.last_message.id for row in rows if row.last_message],
+        poll=request.headers.get("HX-Request") == "true",
+    )
     return {
-        "rows": services.conversations(criteria, current_user.id),
+        "rows": rows,
         "criteria": criteria,
         "selected_id": selected_id,
         "status_labels": STATUS_LABELS,
@@ -77,6 +83,7 @@ def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", ne
     clinic = current_clinic()
     conversation = services.get_conversation(friend)
     messages = friends.conversation(friend)
+    record_conversation_view(friend.id)  # also when a refused send shows the conversation again
     return render_template(
         "inbox/conversation.html",
         friend=friend,
@@ -103,8 +110,6 @@ def conversation(friend_id: int):
     """One conversation. Every opening is audited and marks the messages read."""
     friend = _friend_or_404(friend_id)
     services.mark_read(friend)
-    record("conversation.view", target_type="friend", target_id=friend.id)
-    db.session.commit()
     return _conversation_page(friend, draft=request.args.get("draft", ""))
 
 
@@ -118,8 +123,7 @@ def new_messages(friend_id: int):
     fresh = [m for m in friends.conversation(friend, limit=50) if m.id > after]
     if fresh:
         services.mark_read(friend)
-        record("conversation.view", target_type="friend", target_id=friend.id, details={"live": len(fresh)})
-        db.session.commit()
+        record_conversation_view(friend.id, live=len(fresh))
     return render_template(
         "inbox/_new_messages.html",
         friend=friend,

@@ -15,7 +15,7 @@ from saas.delivery.jobs import start_delivery
 from saas.delivery.models import Delivery
 from saas.delivery.services import start_job_id
 from saas.extensions import db
-from saas.friends.models import FriendTag, Tag
+from saas.friends.models import Friend, FriendTag, Tag
 from saas.queues import QUEUE_NAMES, all_queues, get_queue, get_redis
 from saas.tenancy.scoping import platform_scope, tenant_scope
 from tests.delivery.support import add_friends, connected_clinic, drain
@@ -90,10 +90,7 @@ def test_a_segment_send_by_tag_shows_its_outcome_and_is_audited(sender, sandbox,
         tag = Tag(name="インフルエンザ予防接種")
         db.session.add(tag)
         db.session.flush()
-        ids = db.session.scalars(
-            sa.text("SELECT id FROM friend WHERE line_user_id IN :u").bindparams(sa.bindparam("u", expanding=True)),
-            {"u": tagged},
-        ).all()
+        ids = db.session.scalars(sa.select(Friend.id).where(Friend.line_user_id.in_(tagged))).all()
         db.session.add_all(FriendTag(friend_id=i, tag_id=tag.id) for i in ids)
         db.session.commit()
         tag_id = tag.id

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from saas.delivery import services
 from saas.delivery.models import Delivery, DeliveryChunk, DeliveryStatus
 from saas.extensions import db
-from saas.friends.models import FriendStatus
+from saas.friends.models import Friend, FriendStatus
 from saas.tenancy.scoping import tenant_scope
 from tests.delivery.support import HELLO, add_friends, connected_clinic, drain
 
@@ -139,7 +139,7 @@ def test_personalised_messages_are_multicast_when_identical_and_pushed_otherwise
     clinic = connected_clinic(sandbox, "1700000006")
     same = add_friends(sandbox, clinic, 5)  # every one named like the others? no: names differ
     with tenant_scope(clinic.id):
-        db.session.execute(sa.text("UPDATE friend SET display_name = '佐藤' WHERE clinic_id = :c"), {"c": clinic.id})
+        db.session.execute(sa.update(Friend).values(display_name="佐藤"))
         db.session.commit()
     unique = add_friends(sandbox, clinic, 3)
     template = [{"type": "text", "text": "{{friend.display_name}}様、{{clinic.name}}です。"}]

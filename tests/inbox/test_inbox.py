@@ -58,7 +58,7 @@ def test_every_opening_of_a_conversation_is_audited(sandbox, live_server, client
     friend = friend_of(clinic, patient_writes(sandbox, channel, "鈴木 次郎", "質問です"))
     for _ in range(3):
         assert client.get(f"/c/{clinic.slug}/inbox/{friend.id}").status_code == 200
-    views = _audit("conversation.view")
+    views = [e for e in _audit("conversation.view") if e.target_type == "friend"]
     assert len(views) == 3
     assert {(e.clinic_id, e.actor_user_id, e.target_id) for e in views} == {(clinic.id, user.id, str(friend.id))}
 
@@ -78,7 +78,7 @@ def test_new_messages_arrive_in_an_open_conversation_and_their_showing_is_audite
     patient_writes(sandbox, channel, "", "二通目", user_id=user_id)
     fresh = client.get(f"/c/{clinic.slug}/inbox/{friend.id}/messages?after={after}").get_data(as_text=True)
     assert "二通目" in fresh and "一通目" not in fresh
-    assert [e.details for e in _audit("conversation.view")] == [{}, {"live": 1}]
+    assert [e.details for e in _audit("conversation.view") if e.target_type == "friend"] == [{}, {"live": 1}]
 
 
 def test_assignment_filters_and_status_transitions_pause_and_resume_the_bot(sandbox, live_server, client):
@@ -216,7 +216,8 @@ def test_a_responder_of_another_clinic_gets_404_and_rows_stay_isolated(sandbox, 
     assert client.get(f"/c/{clinic_b.slug}/inbox/{friend_b.id}").status_code == 404
     assert post(client, f"/c/{clinic_a.slug}/inbox/{friend_b.id}/send", {"text": "x"}).status_code == 404
     assert "B患者" not in client.get(f"/c/{clinic_a.slug}/inbox/?status=all").get_data(as_text=True)
-    assert _audit("conversation.view") == []
+    views = _audit("conversation.view")
+    assert all(e.target_id != str(friend_b.id) and friend_b.id not in e.details.get("friend_ids", []) for e in views)
 
     post(client, f"/c/{clinic_a.slug}/inbox/{friend_a.id}/send", {"text": "どうぞ"})
     other = gen_user("responder", clinic=clinic_b)
@@ -236,3 +237,16 @@ def test_only_roles_reading_chats_reach_the_inbox(sandbox, live_server, client):
     login(client, gen_user("sender", clinic=clinic))
     assert client.get(f"/c/{clinic.slug}/inbox/").status_code == 403
     assert "チャット" not in client.get(f"/c/{clinic.slug}/").get_data(as_text=True).split("clinic-nav")[1][:2000]
+
+
+def test_the_list_view_audits_the_previews_it_shows_and_polls_only_when_they_change(sandbox, live_server, client):
+    clinic, channel, user = setup_chat(sandbox, live_server, client)
+    first = friend_of(clinic, patient_writes(sandbox, channel, "佐藤 花子", "こんにちは"))
+    client.get(f"/c/{clinic.slug}/inbox/")
+    poll = {"HX-Request": "true"}
+    client.get(f"/c/{clinic.slug}/inbox/list", headers=poll)  # same previews: not recorded again
+    second = friend_of(clinic, patient_writes(sandbox, channel, "田中 一郎", "薬について"))
+    client.get(f"/c/{clinic.slug}/inbox/list", headers=poll)
+    lists = [e for e in _audit("conversation.view") if e.target_type == "conversation_list"]
+    assert [sorted(e.details["friend_ids"]) for e in lists] == [[first.id], sorted([first.id, second.id])]
+    assert all(e.actor_user_id == user.id and e.clinic_id == clinic.id for e in lists)
