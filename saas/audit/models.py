@@ -73,3 +73,6 @@ def _refuse_bulk_changes(execute_state) -> None:
         return
     if execute_state.is_update or not _purging.get():
         raise AuditLogImmutable("audit events are append-only")
+
+
+from saas.audit import changes as _changes  # noqa: E402,F401  (settings changes are audited from the ORM)
