@@ -113,3 +113,18 @@ def assert_counts_isolated(table: sa.Table, a_id: int, b_id: int) -> None:
             else:
                 raise AssertionError(f"{table.name}: {statement} wrote clinic B's rows from A's scope")
     db.session.rollback()
+
+
+def assert_insert_from_select_stays_in_scope(table: sa.Table, a_id: int, b_id: int) -> None:
+    """``INSERT … SELECT`` from A's scope copies only A's rows and cannot write B's clinic id."""
+    source = db.metadata.tables["friend"]
+    with tenant_scope(a_id):
+        for clinic_id in (sa.literal(b_id), source.c.id):
+            statement = sa.insert(table).from_select(["clinic_id"], sa.select(clinic_id).select_from(source))
+            try:
+                db.session.execute(statement)
+            except TenantScopeError:
+                pass
+            else:
+                raise AssertionError(f"INSERT … SELECT into {table.name} with clinic_id {clinic_id} was allowed")
+    db.session.rollback()

@@ -8,9 +8,9 @@ import pytest
 import sqlalchemy as sa
 
 from saas.extensions import db
-from saas.tenancy.scoping import TenantScopeError, _tenant_tables
+from saas.tenancy.scoping import TenantScopeError, _tenant_tables, platform_scope, tenant_scope
 from tests.factories import gen_agency, gen_clinic, gen_organization, gen_user
-from tests.helpers import assert_counts_isolated, clinic_routes, login
+from tests.helpers import assert_counts_isolated, assert_insert_from_select_stays_in_scope, clinic_routes, login
 
 
 @pytest.fixture
@@ -184,3 +184,18 @@ def test_no_page_of_a_clinic_changes_when_another_clinic_grows(client, app):
     after = _clinic_pages(client, app, small)
     changed = sorted(endpoint for endpoint in before if before[endpoint] != after.get(endpoint))
     assert not changed, f"pages of clinic A changed when clinic B grew: {changed}"
+
+
+def test_insert_from_select_copies_only_the_scopes_rows_and_writes_only_its_clinic():
+    small, large = gen_clinic(), gen_clinic()
+    _add_friends(small, 2)
+    _add_friends(large, 5)
+    tags = db.metadata.tables["tag"]
+    friends = db.metadata.tables["friend"]
+    with tenant_scope(small.id):
+        copied = sa.select(sa.literal(small.id), friends.c.display_name, sa.literal("blue")).select_from(friends)
+        db.session.execute(sa.insert(tags).from_select(["clinic_id", "name", "color"], copied))
+        db.session.commit()
+    with platform_scope("test: what was written"):
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(tags)) == 2
+    assert_insert_from_select_stays_in_scope(tags, small.id, large.id)

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, with_loader_criteria
 from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement, TextClause
+from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement, Label, TextClause
 from sqlalchemy.sql.selectable import Alias, Join, SelectBase, TableClause
 
 
@@ -221,7 +221,8 @@ def _scoped_statement(statement, tenant: frozenset[str], allowed: tuple[int, ...
         if target is None:
             return
         if insert.select is not None:
-            raise TenantScopeError(f"INSERT … SELECT into {target.name} is for platform scope only")
+            _check_insert_from_select(insert, target.name, tenant, allowed)
+            return
         _refuse_foreign_clinic((i for row in _insert_rows(insert) for i in _row_clinic_ids(row)), allowed, target.name)
 
     options = [o for e in visitors.iterate(statement) for o in getattr(e, "_with_options", ())]
@@ -230,6 +231,20 @@ def _scoped_statement(statement, tenant: frozenset[str], allowed: tuple[int, ...
         {"stop_on": options},
         {"join": visit_join, "select": visit_select, "update": visit_dml, "delete": visit_dml, "insert": visit_insert},
     )
+
+
+def _check_insert_from_select(insert, table: str, tenant: frozenset[str], allowed: tuple[int, ...]) -> None:
+    """``INSERT … SELECT``: the SELECT is scoped like any other; its clinic_id must be a literal
+    in scope or the clinic_id of a (scoped) clinic-owned table."""
+    names = [getattr(name, "key", name) for name in insert._select_names]
+    if "clinic_id" not in names:
+        raise TenantScopeError(f"INSERT … SELECT into {table} without clinic_id")
+    source = list(insert.select.selected_columns)[names.index("clinic_id")]
+    source = getattr(source, "element", source) if isinstance(source, Label) else source
+    if isinstance(source, BindParameter):
+        _refuse_foreign_clinic([source.value], allowed, table)
+    elif not (isinstance(source, ColumnClause) and source.name == "clinic_id" and _tenant_from(source.table, tenant)):
+        raise TenantScopeError(f"INSERT … SELECT into {table}: clinic_id must be a literal or a clinic_id column")
 
 
 def _touches_tenant_tables(execute_state, tenant: frozenset[str]) -> bool:
