@@ -78,6 +78,7 @@ def test_a_patients_image_is_fetched_stored_encrypted_and_shown_in_the_inbox(san
     with tenant_scope(clinic.id):
         message = db.session.scalar(sa.select(Message).where(Message.kind == "image"))
         media = db.session.scalar(sa.select(MessageMedia))
+    with platform_scope("test: the stored bytes as the database holds them"):
         raw = db.session.execute(sa.text("SELECT content FROM message_media")).scalar()
     assert message.line_message_id == sent["event"]["message"]["id"]
     assert media.state == "stored" and media.size == len(PNG) and media.content_type == "image/png"
