@@ -6,7 +6,6 @@ such as ``=HYPERLINK(...)`` must not run in the clinic's Excel).
 
 from __future__ import annotations
 
-import csv
 import io
 
 import sqlalchemy as sa
@@ -16,15 +15,14 @@ from saas.common import to_local
 from saas.extensions import db
 from saas.fields import services as fields
 from saas.friends.models import Friend, FriendTag, Tag
+from saas.security.csvsafe import safe_cell, safe_writer
 
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 BATCH = 1000
 
 
 def cell(value) -> str:
     """A value as a safe CSV cell: text starting like a formula is prefixed with an apostrophe."""
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    return str(safe_cell(value))
 
 
 def _when(moment) -> str:
@@ -60,8 +58,7 @@ def friends_csv() -> tuple[str, int]:
     clinic_fields = fields.all_fields()
     sources = {s.id: s.name for s in db.session.scalars(sa.select(InflowSource))}
     out = io.StringIO()
-    out.write("\ufeff")
-    writer = csv.writer(out)
+    writer = safe_writer(out)
     header = ["ID", "LINEユーザーID", "表示名", "状態", "友だち追加日", "ブロック日", "流入経路"]
     header += ["お知らせ同意", "リマインダー同意", "タグ", "最終来院日（予約）"] + [f.label for f in clinic_fields]
     writer.writerow([cell(h) for h in header])

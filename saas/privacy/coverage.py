@@ -73,6 +73,8 @@ DEFAULTS = (
     PatientTable(
         "delivery", ("friend_id",), KEEP, "single_deliveries", why="staff's template; the rendered copy is erased"
     ),
+    # Inflow-source scans stay for the source statistics, without the LINE user id.
+    PatientTable("source_scan", ("friend_id", "line_user_id"), ANONYMISE, "source_scans"),
     PatientTable("rule_reminder", ("friend_id",), KEEP, "reminders", why="ids and dates only; the friend is erased"),
 )
 

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from saas.audit.changes import json_safe
 from saas.common import utcnow
 from saas.extensions import db
-from saas.friends.models import Friend, Message, MessageMedia
+from saas.friends.models import ConsentChange, Friend, Message, MessageMedia
 from saas.privacy import coverage
 from saas.security.csvsafe import csv_document
 from saas.webhooks.models import WebhookEvent

@@ -36,3 +36,20 @@ def csv_document(header: Iterable[Any], rows: Iterable[Iterable[Any]]) -> str:
     writer.writerow([safe_cell(str(cell)) for cell in header])
     writer.writerows([safe_cell(cell) for cell in row] for row in rows)
     return out.getvalue()
+
+
+class SafeWriter:
+    """A ``csv.writer`` for exports written row by row (large files): every cell neutralised."""
+
+    def __init__(self, out: io.TextIOBase) -> None:
+        self._writer = csv.writer(out)
+
+    def writerow(self, row: Iterable[Any]) -> None:
+        self._writer.writerow([safe_cell(cell) for cell in row])
+
+
+def safe_writer(out: io.TextIOBase, *, bom: bool = True) -> SafeWriter:
+    """Start a CSV in ``out`` (with the BOM for Excel) and return a writer that neutralises cells."""
+    if bom:
+        out.write(BOM)
+    return SafeWriter(out)

@@ -47,7 +47,7 @@ def test_no_code_writes_csv_except_through_the_shared_helper():
         str(path.relative_to(root))
         for path in root.rglob("*.py")
         if path.name != "csvsafe.py"
-        and any(call in path.read_text(encoding="utf-8") for call in ("csv.writer(", "csv.DictWriter(", "writerow("))
+        and any(call in path.read_text(encoding="utf-8") for call in ("csv.writer(", "csv.DictWriter("))
     ]
     assert not offenders, f"CSV written without csvsafe.csv_document: {offenders}"
 
