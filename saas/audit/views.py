@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import date, datetime
 
 from flask import Blueprint, Response, render_template, request
 from flask_babel import lazy_gettext as _l
@@ -47,18 +47,28 @@ def _filters_from_request() -> AuditFilters:
 def index():
     clinic = current_clinic()
     filters = _filters_from_request()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    events, total = services.page_of_events([clinic.id], filters, page, PER_PAGE)
+    events, total, following = services.page_of_events(
+        [clinic.id], filters, PER_PAGE, _cursor(request.args.get("before"))
+    )
     return render_template(
         "audit/index.html",
         events=events,
         total=total,
-        page=page,
-        pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
+        total_capped=total > services.COUNT_CAP,
+        count_cap=services.COUNT_CAP,
+        next_before=f"{following[0].isoformat()}~{following[1]}" if following else None,
         filters=filters,
         actions=services.actions_seen([clinic.id]),
-        query={k: v for k, v in request.args.items() if k != "page"},
+        query={k: v for k, v in request.args.items() if k != "before"},
     )
+
+
+def _cursor(token: str | None) -> tuple[datetime, int] | None:
+    moment, _, ident = (token or "").partition("~")
+    try:
+        return datetime.fromisoformat(moment), int(ident)
+    except ValueError:
+        return None
 
 
 CSV_HEADER = [

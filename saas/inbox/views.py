@@ -32,8 +32,11 @@ def _filter_from_request() -> services.InboxFilter:
 
 def _list_context(selected_id: int | None = None) -> dict:
     criteria = _filter_from_request()
+    page = services.conversations(criteria, current_user.id, before=request.args.get("before", type=int))
     return {
-        "rows": services.conversations(criteria, current_user.id),
+        "rows": page.rows,
+        "next_before": page.next_before,
+        "changed": services.latest_change(),
         "criteria": criteria,
         "selected_id": selected_id,
         "status_labels": STATUS_LABELS,
@@ -69,8 +72,18 @@ def index():
 @login_required
 @require("chat.read")
 def conversation_list():
-    """The list alone (htmx polls it)."""
+    """The list alone (re-rendered when the poll says something changed, or for the next page)."""
     return render_template("inbox/_list.html", **_list_context(request.args.get("selected", type=int)))
+
+
+@bp.get("/changes")
+@login_required
+@require("chat.read")
+def changes():
+    """The list's cheap poll: 204 when nothing changed since ``since``, else a trigger to re-render it."""
+    if request.args.get("since", "") == services.latest_change():
+        return "", 204
+    return "", 200, {"HX-Trigger": "inbox-changed"}
 
 
 def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", needs_confirm: list | None = None):
@@ -115,7 +128,7 @@ def new_messages(friend_id: int):
     """Messages newer than ``after`` (htmx polls this); showing new ones is audited as a view."""
     friend = _friend_or_404(friend_id)
     after = request.args.get("after", 0, type=int)
-    fresh = [m for m in friends.conversation(friend, limit=50) if m.id > after]
+    fresh = friends.conversation(friend, limit=50, after=after)
     if fresh:
         services.mark_read(friend)
         record("conversation.view", target_type="friend", target_id=friend.id, details={"live": len(fresh)})
