@@ -64,6 +64,7 @@ def from_environment() -> dict:
         "LOGIN_ATTEMPTS_PER_MINUTE": int(os.environ.get("LOGIN_ATTEMPTS_PER_MINUTE", "5")),
         "WEBHOOK_MAX_BYTES": int(os.environ.get("WEBHOOK_MAX_BYTES", str(1024 * 1024))),
         "MEDIA_MAX_BYTES": int(os.environ.get("MEDIA_MAX_BYTES", str(20 * 1024 * 1024))),
+        "RETENTION_ARCHIVE_DIR": os.environ.get("RETENTION_ARCHIVE_DIR", str(INSTANCE_DIR / "archive")),
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "saas" / "translations"),

@@ -136,6 +136,7 @@ def upgrade():
         sa.Column("message_body_days", sa.Integer(), nullable=True),
         sa.Column("webhook_event_days", sa.Integer(), nullable=False),
         sa.Column("delivery_recipient_days", sa.Integer(), nullable=False),
+        sa.Column("message_bodies_archived_before", sa.DateTime(), nullable=True),
         sa.Column("clinic_id", sa.Integer(), nullable=False),
         sa.Column("created_at", sa.DateTime(), server_default=sa.text("(CURRENT_TIMESTAMP)"), nullable=False),
         sa.Column("updated_at", sa.DateTime(), server_default=sa.text("(CURRENT_TIMESTAMP)"), nullable=False),

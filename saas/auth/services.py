@@ -52,7 +52,8 @@ def create_user(email: str, name: str, password: str | None) -> User:
 
 
 def _throttle_keys(email: str, remote_addr: str) -> list[str]:
-    return [f"login-failures:email:{email.strip().lower()}", f"login-failures:addr:{remote_addr}"]
+    # One hash tag: the pair is read with MGET, which Redis Cluster allows only within one slot.
+    return [f"{{login-failures}}:email:{email.strip().lower()}", f"{{login-failures}}:addr:{remote_addr}"]
 
 
 def ensure_login_allowed(email: str, remote_addr: str) -> None:

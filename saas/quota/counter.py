@@ -133,7 +133,7 @@ def month_key(moment: datetime) -> str:
 
 
 def _redis_key(clinic_id: int, month: str) -> str:
-    return f"tsunagu:quota:{clinic_id}:{month}"
+    return f"tsunagu:{{clinic:{clinic_id}}}:quota:{month}"  # hash tag: one Redis Cluster slot per clinic
 
 
 def _grants_key(clinic_id: int, month: str) -> str:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -24,3 +26,5 @@ class RetentionPolicy(TenantOwned, Timestamped, db.Model):
     message_body_days: Mapped[int | None] = mapped_column()
     webhook_event_days: Mapped[int] = mapped_column(default=WEBHOOK_EVENT_DAYS)
     delivery_recipient_days: Mapped[int] = mapped_column(default=DELIVERY_RECIPIENT_DAYS)
+    # Message bodies older than this have been archived and blanked (the purge's watermark).
+    message_bodies_archived_before: Mapped[datetime | None] = mapped_column()
