@@ -1,14 +1,11 @@
 """Flask extensions, created once and bound to the app in create_app()."""
 
-import sqlite3
-
 from flask_babel import Babel
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData, event
-from sqlalchemy.engine import Engine
+from sqlalchemy import MetaData
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -29,15 +26,3 @@ migrate = Migrate()
 csrf = CSRFProtect()
 babel = Babel()
 login_manager = LoginManager()
-
-
-@event.listens_for(Engine, "connect")
-def _sqlite_for_concurrent_writers(dbapi_connection, connection_record) -> None:
-    """The embedded SQLite is shared by several web threads and workers: WAL lets readers run
-    beside the one writer, and a writer waits for the lock (up to 30 s) instead of failing
-    after pysqlite's 5 s when many webhooks arrive at once. Postgres connections are untouched."""
-    if isinstance(dbapi_connection, sqlite3.Connection):
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.close()
