@@ -118,12 +118,13 @@ def upgrade():
         batch_op.create_index("ix_friend_clinic_status", ["clinic_id", "status"], unique=False)
         batch_op.create_index("ix_friend_clinic_last_message", ["clinic_id", "last_message_at"], unique=False)
         batch_op.create_index("ix_friend_clinic_inflow", ["clinic_id", "inflow_source_id"], unique=False)
+        batch_op.create_index("ix_friend_clinic_blocked", ["clinic_id", "blocked_at"], unique=False)
     with op.batch_alter_table("friend_tag", schema=None) as batch_op:
         batch_op.create_index("ix_friend_tag_clinic_tag", ["clinic_id", "tag_id", "friend_id"], unique=False)
     with op.batch_alter_table("message", schema=None) as batch_op:
         batch_op.drop_index("ix_message_conversation")
         batch_op.create_index("ix_message_conversation", ["clinic_id", "friend_id", "id"], unique=False)
-        batch_op.create_index("ix_message_clinic_time", ["clinic_id", "created_at"], unique=False)
+        batch_op.create_index("ix_message_clinic_time", ["clinic_id", "created_at", "direction"], unique=False)
         batch_op.create_index(batch_op.f("ix_message_webhook_event_id"), ["webhook_event_id"], unique=False)
     with op.batch_alter_table("audit_event", schema=None) as batch_op:
         batch_op.drop_index("ix_audit_event_clinic_id_created_at")
@@ -167,6 +168,7 @@ def downgrade():
     with op.batch_alter_table("friend_tag", schema=None) as batch_op:
         batch_op.drop_index("ix_friend_tag_clinic_tag")
     with op.batch_alter_table("friend", schema=None) as batch_op:
+        batch_op.drop_index("ix_friend_clinic_blocked")
         batch_op.drop_index("ix_friend_clinic_inflow")
         batch_op.drop_index("ix_friend_clinic_last_message")
         batch_op.drop_index("ix_friend_clinic_status")

@@ -32,6 +32,7 @@ class Friend(TenantOwned, Timestamped, db.Model):
         sa.Index("ix_friend_clinic_status", "clinic_id", "status"),
         sa.Index("ix_friend_clinic_last_message", "clinic_id", "last_message_at"),
         sa.Index("ix_friend_clinic_inflow", "clinic_id", "inflow_source_id"),
+        sa.Index("ix_friend_clinic_blocked", "clinic_id", "blocked_at"),  # the dashboard's blocks per day
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -91,7 +92,7 @@ class Message(TenantOwned, db.Model):
 
     __table_args__ = (
         sa.Index("ix_message_conversation", "clinic_id", "friend_id", "id"),  # a conversation, keyset-paged
-        sa.Index("ix_message_clinic_time", "clinic_id", "created_at"),  # charts and retention
+        sa.Index("ix_message_clinic_time", "clinic_id", "created_at", "direction"),  # charts (index-only), retention
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
