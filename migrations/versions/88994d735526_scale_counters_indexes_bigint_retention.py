@@ -12,7 +12,7 @@
 - retention_policy: each clinic's retention settings.
 
 Revision ID: 88994d735526
-Revises: 9c1247759acd
+Revises: e9baefe0911b
 Create Date: 2026-12-01 11:30:00
 
 """
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 
 revision = "88994d735526"
-down_revision = "9c1247759acd"
+down_revision = "e9baefe0911b"
 branch_labels = None
 depends_on = None
 
