@@ -27,3 +27,9 @@ def test_a_channels_rate_limit_buckets_share_one_slot():
 
 def test_the_login_throttle_keys_read_together_share_a_slot():
     assert len({_slot(key) for key in _throttle_keys("Staff@Clinic.example", "203.0.113.9")}) == 1
+
+
+def test_the_quota_script_keys_share_the_clinics_slot():
+    from saas.quota.counter import _grants_key
+
+    assert _slot(_grants_key(7, "2026-12")) == _slot(_redis_key(7, "2026-12"))

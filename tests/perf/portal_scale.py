@@ -217,7 +217,7 @@ def _load(connection, dialect: str, clinic_id: int, args) -> None:
     _timed(
         "friends' last message",
         connection,
-        "UPDATE friend SET last_message_at = (SELECT c.last_message_at FROM conversation c WHERE c.friend_id = friend.id)",
+        "UPDATE friend SET last_message_at = c.last_message_at FROM conversation c WHERE c.friend_id = friend.id",
     )
     _timed(
         f"{args.audit:,} audit events",
