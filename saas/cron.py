@@ -16,8 +16,8 @@ from saas.audit.jobs import purge_audit_events
 from saas.delivery.jobs import heal_deliveries, pick_up_urgent_notices, reconcile_quotas, start_due_deliveries
 from saas.friends.jobs import resync_all_friends
 from saas.reminders.jobs import scan_due as scan_due_reminders
-from saas.webhooks.jobs import resume_webhook_events
 from saas.retention.jobs import purge_expired_data
+from saas.webhooks.jobs import resume_webhook_events
 
 SWEEP_SECONDS = int(os.environ.get("DELIVERY_SWEEP_SECONDS", "15"))  # the cron process's own setting
 

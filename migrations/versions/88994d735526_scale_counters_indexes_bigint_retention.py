@@ -12,7 +12,7 @@
 - retention_policy: each clinic's retention settings.
 
 Revision ID: 88994d735526
-Revises: e9baefe0911b
+Revises: a7e1b44baa6f
 Create Date: 2026-12-01 11:30:00
 
 """
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 
 revision = "88994d735526"
-down_revision = "e9baefe0911b"
+down_revision = "a7e1b44baa6f"
 branch_labels = None
 depends_on = None
 
@@ -38,6 +38,7 @@ WIDENED = [
     ("delivery_recipient", "id"),
     ("chat_send", "id"),
     ("chat_send", "message_id"),
+    ("message_media", "message_id"),
     ("conversation", "last_read_message_id"),
 ]
 
@@ -51,7 +52,7 @@ def _widen(type_) -> None:
         return
     for table, column in WIDENED:
         op.alter_column(
-            table, column, type_=type_, existing_nullable=column != "id" and column != "last_read_message_id"
+            table, column, type_=type_, existing_nullable=column not in ("id", "last_read_message_id") and table != "message_media"
         )
 
 

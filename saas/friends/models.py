@@ -129,7 +129,7 @@ class MessageMedia(TenantOwned, db.Model):
     __table_args__ = (sa.UniqueConstraint("message_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(sa.ForeignKey("message.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("message.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(sa.String(16), default=MediaState.PENDING)
     content_type: Mapped[str] = mapped_column(sa.String(100), default="application/octet-stream")
     size: Mapped[int] = mapped_column(default=0)

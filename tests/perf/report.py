@@ -21,7 +21,7 @@ from pathlib import Path
 from tests.perf import support
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ["faq_matching", "webhook_ingest", "portal_scale", "send_pipeline"]
+BENCHMARKS = ["faq_matching", "webhook_ingest", "portal_scale", "send_pipeline", "webhook_replies"]
 PORTAL_P50_MS, PORTAL_P99_MS, SEGMENT_MS, INGEST_PER_S, INGEST_P99_MS = 100, 300, 50, 1_000, 100
 
 
@@ -200,6 +200,9 @@ def write_report(out: Path, figures: dict[str, dict | None]) -> Path:
         data = figures.get(name)
         if name == "send_pipeline":
             sections.append(send_section(data, out))
+        elif name not in builders:
+            text = (out / f"{name}.txt").read_text().strip()[-6000:] if (out / f"{name}.txt").exists() else "(not run)"
+            sections.append(f"## {name}\n\n```\n{text}\n```\n")
         elif data:
             sections.append(builders[name](data, out))
         elif name in figures:
