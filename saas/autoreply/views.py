@@ -17,6 +17,7 @@ from saas.autoreply import (
 from saas.autoreply.matcher import MAX_UNGUARDED_REGEX_RULES
 from saas.autoreply.models import COMPUTED_LABELS, AutoReplyRule, MatchType
 from saas.extensions import db
+from saas.friends.models import Friend
 from saas.library.render import VARIABLES
 from saas.portal.menu import register
 from saas.tenancy.access import current_clinic, require
@@ -36,6 +37,13 @@ def _texts(form, name: str) -> list[dict]:
     return [{"type": "text", "text": t.strip()} for t in form.getlist(name) if t.strip()]
 
 
+def _friends_by_line_id(line_user_ids: list[str]) -> dict[str, Friend]:
+    if not line_user_ids:
+        return {}
+    friends = db.session.scalars(sa.select(Friend).where(Friend.line_user_id.in_(line_user_ids)))
+    return {friend.line_user_id: friend for friend in friends}
+
+
 @bp.get("/")
 @login_required
 @require("clinic.view")
@@ -43,12 +51,14 @@ def rules():
     """Every rule by priority, the test box and the conversations staff currently hold."""
     clinic = current_clinic()
     rows = db.session.scalars(sa.select(AutoReplyRule).order_by(AutoReplyRule.priority.desc(), AutoReplyRule.id)).all()
+    paused = services.paused_conversations(clinic.id)
     return render_template(
         "autoreply/rules.html",
         rules=rows,
         match_labels=MATCH_LABELS,
         computed_labels=COMPUTED_LABELS,
-        paused=services.paused_conversations(clinic.id),
+        paused=paused,
+        paused_friends=_friends_by_line_id([state.line_user_id for state in paused]),
         settings=services.get_settings(clinic.id),
     )
 

@@ -13,8 +13,8 @@ import sqlalchemy as sa
 
 from saas import demo as demo_data
 from saas.auth import services as auth_services
-from saas.autoreply.models import AutoReplyRule
 from saas.auth.models import User
+from saas.autoreply.models import AutoReplyRule
 from saas.booking import services as booking
 from saas.booking.models import BookingMode
 from saas.common import utcnow
@@ -121,9 +121,7 @@ def _enable_booking(sandbox, demo: DemoPortal) -> None:
     settings.mode = BookingMode.NATIVE
     settings.login_channel_id, settings.login_channel_secret = str(1700000000 + demo.clinic.id), "l" * 32
     db.session.commit()
-    sandbox.add_login_channel(
-        settings.login_channel_id, settings.login_channel_secret, bot_channel_id=demo.channel_id
-    )
+    sandbox.add_login_channel(settings.login_channel_id, settings.login_channel_secret, bot_channel_id=demo.channel_id)
 
 
 def _closure_booking_and_menu(demo: DemoPortal) -> dict[str, list]:
@@ -135,7 +133,9 @@ def _closure_booking_and_menu(demo: DemoPortal) -> dict[str, list]:
     db.session.add_all([closure, menu])
     db.session.commit()
     slot = booking.open_slots(demo.clinic, today + timedelta(days=1), today + timedelta(days=14))[0]
-    booking.book(demo.clinic, line_user_id=demo.patients["山田 花子"], patient_name="山田 花子", starts_at=slot.starts_at)
+    booking.book(
+        demo.clinic, line_user_id=demo.patients["山田 花子"], patient_name="山田 花子", starts_at=slot.starts_at
+    )
     db.session.commit()
     return {"closure_id": [closure.id], "menu_id": [menu.id]}
 
