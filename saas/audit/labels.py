@@ -112,6 +112,7 @@ DETAIL_LABELS = {
     "live": _l("新着"),
     "format": _l("形式"),
     "rows": _l("件数"),
+    "messages": _l("メッセージ数"),
     "deleted": _l("削除件数"),
     "name": _l("名前"),
     "assignee_user_id": _l("担当者"),
