@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from saas.autoreply import (
+    emergency,
     responders,  # noqa: F401  (registers the conversation responders)
     services,
 )
@@ -182,12 +183,20 @@ def settings():
         current.handoff_phrases = _lines(request.form.get("handoff_phrases", ""))
         current.handoff_reply = request.form.get("handoff_reply", "").strip()
         current.handoff_resume_hours = max(0, int(request.form.get("handoff_resume_hours") or 0))
+        current.emergency_keywords = _lines(request.form.get("emergency_keywords", "")) or None  # blank: default
         db.session.commit()
         flash(_("設定を保存しました。"), "success")
         return redirect(url_for("autoreply.rules"))
     preview = services.greeting(clinic)
     db.session.rollback()
-    return render_template("autoreply/settings.html", settings=current, variables=VARIABLES, preview=preview)
+    return render_template(
+        "autoreply/settings.html",
+        settings=current,
+        variables=VARIABLES,
+        preview=preview,
+        emergency_keywords=emergency.keywords_of(current),
+        emergency_reply=emergency.emergency_reply(clinic),
+    )
 
 
 @bp.post("/conversations/<line_user_id>/resume")

@@ -10,11 +10,13 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from saas.auth.models import User
 from saas.autoreply import services as autoreply
+from saas.autoreply.models import ConversationState
 from saas.common import utcnow
 from saas.extensions import db
 from saas.friends.models import Direction, Friend, Message
-from saas.inbox.models import Conversation, ConversationStatus
+from saas.inbox.models import ChatSend, Conversation, ConversationStatus
 from saas.tenancy.scoping import tenant_scope
 
 ERASED = "erased"
@@ -59,18 +61,26 @@ class ConversationRow:
     status: str
     unread: int
     last_message: Message | None
+    urgent_at: object = None  # when the FAQ bot recognised an emergency symptom
 
 
 def conversations(criteria: InboxFilter, user_id: int, limit: int = PER_PAGE) -> list[ConversationRow]:
     """Friends with messages, newest message first, with status and unread counts."""
     unread, last = _unread_subquery(), _last_message_subquery()
     status = effective_status().label("status")
+    unread_count = sa.func.coalesce(unread.c.unread, 0)
     statement = (
-        sa.select(Friend, Conversation, status, sa.func.coalesce(unread.c.unread, 0), Message)
+        sa.select(Friend, Conversation, status, unread_count, Message, ConversationState.urgent_at)
         .join(last, last.c.friend_id == Friend.id)
         .join(Message, Message.id == last.c.last_id)
         .outerjoin(Conversation, Conversation.friend_id == Friend.id)
         .outerjoin(unread, unread.c.friend_id == Friend.id)
+        .outerjoin(
+            ConversationState,
+            sa.and_(
+                ConversationState.clinic_id == Friend.clinic_id, ConversationState.line_user_id == Friend.line_user_id
+            ),
+        )
         .where(Friend.status != ERASED)
     )
     if criteria.mine:
@@ -81,8 +91,30 @@ def conversations(criteria: InboxFilter, user_id: int, limit: int = PER_PAGE) ->
         statement = statement.where(effective_status() == criteria.status)
     elif criteria.status != "all":
         statement = statement.where(effective_status() != ConversationStatus.RESOLVED)
-    statement = statement.order_by(last.c.last_id.desc()).limit(limit)
+    # What needs a person first: emergencies, then unread patient messages, then the newest.
+    urgent_first = sa.case((ConversationState.urgent_at.is_not(None), 0), else_=1)
+    unread_first = sa.case((unread_count > 0, 0), else_=1)
+    statement = statement.order_by(urgent_first, unread_first, last.c.last_id.desc()).limit(limit)
     return [ConversationRow(*row) for row in db.session.execute(statement).all()]
+
+
+def senders_of(messages: list[Message]) -> dict[int, str]:
+    """Who sent each outgoing message: a staff member's name, keyed by message id."""
+    ids = [m.id for m in messages if m.direction == Direction.OUT]
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(ChatSend.message_id, User.name)
+        .join(User, User.id == ChatSend.sender_user_id)
+        .where(ChatSend.message_id.in_(ids))
+    )
+    return dict(rows.all())
+
+
+def urgent_since(friend: Friend):
+    """When the bot recognised an emergency in this chat (None when there is none)."""
+    state = autoreply.get_state(friend.clinic_id, friend.line_user_id)
+    return state.urgent_at if state else None
 
 
 def status_of(friend: Friend, conversation: Conversation | None) -> str:
