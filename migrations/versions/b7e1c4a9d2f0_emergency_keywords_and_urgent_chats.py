@@ -2,7 +2,7 @@
 of a conversation the FAQ bot answered with 119 guidance.
 
 Revision ID: b7e1c4a9d2f0
-Revises: e9baefe0911b
+Revises: a7e1b44baa6f
 Create Date: 2026-12-01 12:55:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = 'b7e1c4a9d2f0'
-down_revision = 'e9baefe0911b'
+down_revision = 'a7e1b44baa6f'
 branch_labels = None
 depends_on = None
 
