@@ -23,7 +23,7 @@ from saas.delivery import services as deliveries
 from saas.delivery.models import DeliveryKind
 from saas.extensions import db
 from saas.friends import services as friends
-from saas.friends.models import Friend
+from saas.friends.models import Friend, Message
 from saas.inbox import sending
 from saas.manifests.apply import apply_file, manifest_files
 from saas.richmenu.layouts import preset_areas
@@ -153,4 +153,5 @@ def build_demo(sandbox, live_server) -> DemoPortal:
         demo.ids.update(_closure_booking_and_menu(demo))
         demo.ids["friend_id"] = [_friend(demo, name).id for name in PATIENTS]
         demo.ids["rule_id"] = list(db.session.scalars(sa.select(AutoReplyRule.id)))
+        demo.ids["message_id"] = [db.session.scalar(sa.select(sa.func.max(Message.id)))]
     return demo
