@@ -194,6 +194,8 @@ def _argument_values(demo, argument: str) -> list:
         "fmt": ["json"],
         **demo.ids,
     }
+    if argument not in values and argument.endswith("_id"):
+        return [1]  # a route the demo has no row for yet: its page (or 404 page) is still read
     if argument not in values:
         pytest.fail(f"the walker does not know a value for <{argument}>: add one to _argument_values")
     return values[argument]
