@@ -2,7 +2,7 @@
 of a conversation the FAQ bot answered with 119 guidance.
 
 Revision ID: b7e1c4a9d2f0
-Revises: f3fdb00bac0c
+Revises: 58a3ee53ada2
 Create Date: 2026-12-01 12:55:00
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 
 revision = 'b7e1c4a9d2f0'
-down_revision = 'f3fdb00bac0c'
+down_revision = '58a3ee53ada2'
 branch_labels = None
 depends_on = None
 
