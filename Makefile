@@ -19,7 +19,7 @@ install: $(STAMP)
 	$(BIN)/pybabel compile --use-fuzzy -d saas/translations -f >/dev/null
 
 browser:
-	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk >/dev/null) || echo "chromium not installed: browser tests will be skipped (apt-get install chromium)"; }
+	@command -v chromium >/dev/null && command -v pdftoppm >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get update -qq && apt-get install -y -qq chromium fonts-noto-cjk poppler-utils >/dev/null) || echo "chromium not installed: browser tests will be skipped (apt-get install chromium)"; }
 
 start: install
 	FLASK_APP=saas SANDBOX_ENABLED=1 $(BIN)/flask dev

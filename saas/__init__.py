@@ -42,7 +42,11 @@ def _select_locale() -> str:
 
 
 def create_app(config: dict | None = None) -> Flask:
-    """Build the app. Does no I/O: no migrations, no network, no Redis connection."""
+    """Build the app. Does no I/O: no migrations, no network, no Redis connection.
+
+    Raises ``saas.config.ConfigurationError`` outside development and tests (``SANDBOX_ENABLED``,
+    ``TESTING``) when SECRET_KEY or an independent ENCRYPTION_KEY is missing.
+    """
     import importlib
 
     from saas import database
@@ -57,6 +61,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.from_mapping(config_module.from_environment())
     if config:
         app.config.from_mapping(config)
+    config_module.settle_secrets(app.config)  # refuses to start a deployment without its own secrets
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)  # home of the embedded SQLite and Redis
     _trust_proxies(app)
 

@@ -21,7 +21,8 @@ class DecryptionError(RuntimeError):
     """A stored value could not be decrypted with any configured key."""
 
 
-def _derived_key(secret_key: str) -> bytes:
+def derived_key(secret_key: str) -> bytes:
+    """The development key: derived from SECRET_KEY (refused outside development, see saas.config)."""
     hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=b"tsunagu-at-rest", info=b"fernet")
     return base64.urlsafe_b64encode(hkdf.derive(secret_key.encode()))
 
@@ -31,7 +32,7 @@ def keyring() -> MultiFernet:
     configured = current_app.config.get("ENCRYPTION_KEY", "")
     keys = [k.strip().encode() for k in configured.split(",") if k.strip()]
     if not keys:
-        keys = [_derived_key(current_app.config["SECRET_KEY"])]
+        keys = [derived_key(current_app.config["SECRET_KEY"])]
     return MultiFernet([Fernet(k) for k in keys])
 
 

@@ -159,4 +159,7 @@ def follow_demo_patients(sandbox_url: str, channels: list[tuple[str, str]]) -> l
             answer = control.follow(channel_id, demo_user_id(slug, index))
             if answer.get("status") != 200:
                 problems.append(f"{slug} patient {index}: webhook answered {answer.get('status')}")
+    for channel_id, slug in channels:  # after every follow, so the greetings are not kept waiting
+        for index in range(len(DEMO_PATIENTS) - 1):  # all but one say yes to the consent question
+            control.postback(channel_id, demo_user_id(slug, index), "consent:marketing:yes")
     return problems

@@ -22,6 +22,13 @@ def login(client, user, password: str = PASSWORD, *, complete_two_factor: bool =
     return response
 
 
+def client_at(app: Flask, address: str):
+    """A browser at this network address (for every request it makes)."""
+    client = app.test_client()
+    client.environ_base["REMOTE_ADDR"] = address
+    return client
+
+
 def clinic_routes(app: Flask, methods=("GET",)) -> list[tuple[str, str]]:
     """Every (rule, endpoint) of the app that takes a <clinic>, discovered from the URL map."""
     found = []

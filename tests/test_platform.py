@@ -35,7 +35,7 @@ def test_english_is_available(client):
 
 
 def _alembic(database_url: str, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DATABASE_URL": database_url, "FLASK_APP": "saas"}
+    env = {**os.environ, "DATABASE_URL": database_url, "FLASK_APP": "saas", "SANDBOX_ENABLED": "1"}
     return subprocess.run(
         [sys.executable, "-m", "flask", "db", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
     )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from redis.crc import key_slot
 
-from saas.auth.services import _throttle_keys
+from saas.auth.throttle import _login_counters, _totp_counters
 from saas.delivery.ratelimit import bucket_key
 from saas.quota.counter import _redis_key
 
@@ -25,8 +25,10 @@ def test_a_channels_rate_limit_buckets_share_one_slot():
     assert _slot(bucket_key("1999000001", "push")) != _slot(bucket_key("1999000002", "push"))
 
 
-def test_the_login_throttle_keys_read_together_share_a_slot():
-    assert len({_slot(key) for key in _throttle_keys("Staff@Clinic.example", "203.0.113.9")}) == 1
+def test_the_throttle_keys_read_together_share_a_slot():
+    login = _login_counters("Staff@Clinic.example", "203.0.113.9", known_address=False)
+    assert len({_slot(counter.key) for counter in login}) == 1
+    assert len({_slot(counter.key) for counter in _totp_counters(7, "203.0.113.9")}) == 1
 
 
 def test_the_quota_script_keys_share_the_clinics_slot():

@@ -12,7 +12,7 @@
 - retention_policy: each clinic's retention settings.
 
 Revision ID: 88994d735526
-Revises: a7e1b44baa6f
+Revises: b7e1c4a9d2f0
 Create Date: 2026-12-01 11:30:00
 
 """
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 
 
 revision = "88994d735526"
-down_revision = "a7e1b44baa6f"
+down_revision = "b7e1c4a9d2f0"
 branch_labels = None
 depends_on = None
 

@@ -10,7 +10,7 @@ from flask import Blueprint, Response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
-from saas.audit import services
+from saas.audit import labels, services
 from saas.audit.services import AuditFilters
 from saas.common import to_local
 from saas.extensions import db
@@ -21,6 +21,9 @@ bp = Blueprint("audit", __name__, url_prefix="/c/<clinic>/audit")
 PER_PAGE = 50
 EXPORT_LIMIT = 50_000
 
+bp.add_app_template_global(labels.action_label, "audit_action_label")
+bp.add_app_template_global(labels.target_label, "audit_target_label")
+bp.add_app_template_global(labels.detail_items, "audit_detail_items")
 menu.register("audit.index", _l("監査ログ"), "⚑", permission="audit.view", order=90)
 
 

@@ -79,3 +79,47 @@ class Membership(Timestamped, db.Model):
         if self.scope == Scope.ORGANIZATION:
             return clinic.organization_id == self.organization_id
         return clinic.id == self.clinic_id
+
+
+class StaffSession(db.Model):
+    """One signed-in browser. The cookie carries only ``token_hash``'s preimage; the server decides.
+
+    Every request checks this row, so logout, a password change, a role removal or an admin's
+    "sign out everywhere" ends the session at once, whatever copies of the cookie exist.
+    """
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    signed_in_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    verified_at: Mapped[datetime | None]  # when sign-in was complete (password, and TOTP if required)
+    ip_address: Mapped[str] = mapped_column(sa.String(64), default="")
+    user_agent: Mapped[str] = mapped_column(sa.String(400), default="")
+    ended_at: Mapped[datetime | None]
+    end_reason: Mapped[str] = mapped_column(sa.String(32), default="")
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
+
+
+class RecoveryCode(db.Model):
+    """A single-use two-factor recovery code; only its salted argon2 hash is stored."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(200))
+    created_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class PasswordReset(db.Model):
+    """A password-reset link sent by email: single use, expiring, only the token's SHA-256 stored."""
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]

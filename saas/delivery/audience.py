@@ -4,6 +4,7 @@ A segment is plain data (stored on the delivery), e.g.::
 
     {"tag_ids": [3, 5], "tag_match": "any", "exclude_tag_ids": [7],
      "attributes": {"age_band": "30代"}, "inflow_source_ids": [2],
+     "fields": [{"field_id": 4, "op": "on_or_after", "value": "2025-04-01"}],
      "followed_from": "2025-04-01", "followed_to": "2025-06-30",
      "messaged_within_days": 90, "silent_for_days": 180}
 
@@ -21,6 +22,8 @@ import sqlalchemy as sa
 
 from saas.common import to_utc, utcnow
 from saas.extensions import db
+from saas.fields.services import segment_filters as field_filters
+from saas.friends import consent
 from saas.friends.models import Friend, FriendStatus, FriendTag
 
 
@@ -96,7 +99,7 @@ def segment_filters(segment: dict, *, now: datetime | None = None) -> list:
     sources = _ids(segment.get("inflow_source_ids"))
     if sources:
         filters.append(Friend.inflow_source_id.in_(sources))
-    return filters
+    return filters + field_filters(segment.get("fields"))
 
 
 def _base(kind: str, segment: dict, friend_id: int | None) -> list:
@@ -105,14 +108,10 @@ def _base(kind: str, segment: dict, friend_id: int | None) -> list:
     return segment_filters(segment) if kind == "segment" else []
 
 
-def _needs_consent(kind: str) -> bool:
-    return kind != "urgent"
-
-
 def count_audience(kind: str, segment: dict | None = None, friend_id: int | None = None) -> AudienceCounts:
     """How many friends the audience matches, will receive, and are skipped (by reason)."""
     following = Friend.status == FriendStatus.FOLLOWING
-    consenting = Friend.consent_marketing.is_(True) if _needs_consent(kind) else sa.true()
+    consenting = consent.for_delivery(kind)
     row = db.session.execute(
         sa.select(
             sa.func.count(Friend.id),
@@ -126,10 +125,7 @@ def count_audience(kind: str, segment: dict | None = None, friend_id: int | None
 
 def audience_filters(kind: str, segment: dict | None = None, friend_id: int | None = None) -> list:
     """The audience's conditions on Friend besides following: the segment, the one friend, consent."""
-    conditions = _base(kind, segment or {}, friend_id)
-    if _needs_consent(kind):
-        conditions.append(Friend.consent_marketing.is_(True))
-    return conditions
+    return [*_base(kind, segment or {}, friend_id), consent.for_delivery(kind)]
 
 
 def eligible_friends(kind: str, segment: dict | None = None, friend_id: int | None = None) -> list[Candidate]:

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 
 from saas.common import to_utc
 from saas.delivery.models import DeliveryKind
+from saas.fields import segments as field_segments
 
 
 @dataclass
@@ -46,12 +47,9 @@ def read_segment(form) -> tuple[dict, list[str]]:
     excluded = _ints(form.getlist("exclude_tag_ids"))
     if excluded:
         segment["exclude_tag_ids"] = excluded
-    key, value = (form.get("attr_key") or "").strip(), (form.get("attr_value") or "").strip()
-    if key and value:
-        segment["attributes"] = {key: value}
-    sources = _ints((form.get("inflow_source_ids") or "").replace("、", ",").split(","))
-    if sources:
-        segment["inflow_source_ids"] = sources
+    from_fields, problems = field_segments.read_form(form)  # friend fields and inflow sources
+    segment.update(from_fields)
+    errors += problems
     for name in ("followed_from", "followed_to"):
         if form.get(name):
             segment[name] = form.get(name)

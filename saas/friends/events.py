@@ -11,7 +11,7 @@ import logging
 
 from saas import line
 from saas.extensions import db
-from saas.friends import hooks, media, replies, services
+from saas.friends import consent, hooks, media, replies, services
 from saas.friends.models import Direction, Friend, MediaState, Message
 from saas.line.errors import LineError
 from saas.queues import DEFAULT, get_queue
@@ -52,7 +52,10 @@ def on_follow(clinic, event) -> None:
     _refresh_profile(clinic, friend)
     services.keep_reply_token(friend, event.reply_token, event.reply_token_expires_at)
     db.session.commit()
-    _answer(clinic, friend, event, hooks.answer_follow(clinic, friend, event.payload))
+    hooks.notify_followed(clinic, friend, event.payload)
+    db.session.commit()
+    greeting = hooks.answer_follow(clinic, friend, event.payload)
+    _answer(clinic, friend, event, consent.with_question(friend, greeting))
 
 
 def on_unfollow(clinic, event) -> None:

@@ -14,6 +14,7 @@ Responder = Callable[..., list[dict] | None]
 
 _message_responders: list[Responder] = []
 _follow_responders: list[Responder] = []
+_follow_observers: list[Callable[..., None]] = []
 
 
 def register_message_responder(responder: Responder) -> Responder:
@@ -28,6 +29,20 @@ def register_follow_responder(responder: Responder) -> Responder:
     if responder not in _follow_responders:
         _follow_responders.append(responder)
     return responder
+
+
+def register_follow_observer(observer: Callable[..., None]) -> Callable[..., None]:
+    """Decorator: ``observer(clinic, friend, event)`` runs on every follow before the greeting
+    (inflow sources attribute the friend and run their action). It must be idempotent."""
+    if observer not in _follow_observers:
+        _follow_observers.append(observer)
+    return observer
+
+
+def notify_followed(clinic, friend, event) -> None:
+    """Run every follow observer, in registration order."""
+    for observer in _follow_observers:
+        observer(clinic, friend, event)
 
 
 def first_answer(responders: list[Responder], *args) -> list[dict] | None:

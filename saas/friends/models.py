@@ -45,8 +45,9 @@ class Friend(TenantOwned, Timestamped, db.Model):
     blocked_at: Mapped[datetime | None] = mapped_column()
     last_message_at: Mapped[datetime | None] = mapped_column()
     inflow_source_id: Mapped[int | None] = mapped_column()
-    consent_marketing: Mapped[bool] = mapped_column(default=True)
-    consent_booking: Mapped[bool] = mapped_column(default=True)
+    # Marketing waits for the patient's yes; booking reminders serve a booking the patient made.
+    consent_marketing: Mapped[bool] = mapped_column(default=False)
+    consent_booking: Mapped[bool] = mapped_column(default=True)  # リマインダー (booking and recall reminders)
     attributes: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     # The newest reply token (free replies from the chat inbox while it is valid).
     reply_token: Mapped[str | None] = mapped_column(sa.String(255))
@@ -138,3 +139,18 @@ class MessageMedia(TenantOwned, db.Model):
     content: Mapped[str | None] = mapped_column(EncryptedText, deferred=True)
     error: Mapped[str] = mapped_column(sa.Text, default="")
     fetched_at: Mapped[datetime | None] = mapped_column()
+
+
+class ConsentChange(TenantOwned, db.Model):
+    """One change of a friend's consent: who changed it (patient in LINE, staff with a reason), when."""
+
+    __table_args__ = (sa.Index("ix_consent_change_friend", "clinic_id", "friend_id", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    friend_id: Mapped[int] = mapped_column(sa.ForeignKey("friend.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(sa.String(16))  # marketing / reminders
+    granted: Mapped[bool] = mapped_column()
+    changed_by: Mapped[str] = mapped_column(sa.String(16))  # patient / staff / import
+    staff_user_id: Mapped[int | None] = mapped_column(sa.ForeignKey("user.id", ondelete="SET NULL"))
+    reason: Mapped[str] = mapped_column(sa.String(500), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_login import login_required
+from flask_login import current_user, login_required
 
+from saas.audit.services import record
 from saas.extensions import db
-from saas.friends import services
-from saas.friends.models import Friend, FriendStatus
+from saas.fields import services as fields
+from saas.friends import consent, export, imports, services, tags
+from saas.friends.models import Friend, FriendStatus, Tag
 from saas.portal import dashboard, menu
-from saas.tenancy.access import can, require
+from saas.sources.models import InflowSource
+from saas.tenancy.access import can, current_clinic, require
 
 bp = Blueprint("friends", __name__, url_prefix="/c/<clinic>/friends")
 
@@ -72,7 +75,34 @@ def detail(friend_id: int):
         messages=services.conversation(friend) if can("chat.read") else None,
         tags=services.clinic_tags(),
         colors=services.TAG_COLORS,
+        consent_history=consent.history(friend),
+        friend_fields=fields.all_fields(),
+        field_values=fields.values_by_key(friend),
+        source=db.session.get(InflowSource, friend.inflow_source_id) if friend.inflow_source_id else None,
     )
+
+
+@bp.post("/<int:friend_id>/consent")
+@login_required
+@require("friends.edit")
+def change_consent(friend_id: int):
+    """Staff change a friend's consent, with a reason (kept and audited)."""
+    friend = _friend_or_404(friend_id)
+    try:
+        consent.change(
+            friend,
+            request.form.get("kind", ""),
+            request.form.get("granted") == "yes",
+            by="staff",
+            reason=request.form.get("reason", ""),
+            staff=current_user,
+        )
+    except consent.ConsentRefused:
+        flash(_("同意を変更する理由を入力してください。"), "error")
+        return redirect(url_for("friends.detail", friend_id=friend.id))
+    db.session.commit()
+    flash(_("配信の同意を変更しました。"), "success")
+    return redirect(url_for("friends.detail", friend_id=friend.id))
 
 
 @bp.post("/<int:friend_id>/tags")
@@ -105,6 +135,114 @@ def remove_tag(friend_id: int, tag_id: int):
     db.session.commit()
     flash(_("タグを外しました。"), "success")
     return redirect(url_for("friends.detail", friend_id=friend.id))
+
+
+@bp.get("/export.csv")
+@login_required
+@require("friends.export")
+def export_csv():
+    """Every friend of the clinic as CSV (audited: it is patient data leaving the system)."""
+    text, count = export.friends_csv()
+    record("friends.exported", target_type="friend", details={"rows": count}, commit=True)
+    return Response(
+        text.encode("utf-8"),
+        mimetype="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="friends.csv"', "Cache-Control": "no-store"},
+    )
+
+
+def _uploaded_text() -> str:
+    upload = request.files.get("file")
+    if upload and upload.filename:
+        return upload.read(5 * 1024 * 1024).decode("utf-8-sig", errors="replace")
+    return request.form.get("text", "")
+
+
+@bp.route("/import", methods=["GET", "POST"])
+@login_required
+@require("friends.edit")
+def import_csv():
+    """Check a CSV of visits and friend fields line by line, then apply it all or nothing."""
+    if request.method == "GET":
+        return render_template("friends/import.html", plan=None, text="")
+    text = _uploaded_text()
+    if request.form.get("action") != "apply":
+        return render_template("friends/import.html", plan=imports.plan(text), text=text)
+    plan = imports.apply(text, current_clinic().id)
+    if not plan.ok:
+        db.session.rollback()
+        return render_template("friends/import.html", plan=plan, text=text), 400
+    record("friends.imported", target_type="friend", details={"rows": len(plan.lines)})
+    db.session.commit()
+    return render_template("friends/import.html", plan=plan, text="", applied=True)
+
+
+TAG_PROBLEMS = {
+    "name": _l("タグ名を入力してください（60文字以内）。"),
+    "duplicate": _l("同じ名前のタグがすでにあります。統合する場合は「統合」を使ってください。"),
+    "same": _l("統合先に同じタグは選べません。"),
+}
+
+
+def _tag_or_404(tag_id: int):
+    return db.get_or_404(Tag, tag_id)
+
+
+@bp.get("/tags")
+@login_required
+@require("friends.view")
+def tag_list():
+    """The clinic's tags with how many friends carry each."""
+    return render_template("friends/tags.html", rows=tags.with_counts(), colors=services.TAG_COLORS)
+
+
+def _tag_change(change, message: str, **audit):
+    try:
+        change()
+    except tags.TagProblem as problem:
+        db.session.rollback()
+        flash(str(TAG_PROBLEMS[str(problem)]), "error")
+        return redirect(url_for("friends.tag_list"))
+    record("tag.changed", target_type="tag", details=audit)
+    db.session.commit()
+    flash(message, "success")
+    return redirect(url_for("friends.tag_list"))
+
+
+@bp.post("/tags/<int:tag_id>")
+@login_required
+@require("friends.edit")
+def update_tag(tag_id: int):
+    """Rename or recolour a tag."""
+    tag = _tag_or_404(tag_id)
+    name, color = request.form.get("name", ""), request.form.get("color", "")
+    return _tag_change(
+        lambda: tags.update(tag, name=name, color=color), _("タグを保存しました。"), tag=tag_id, name=name
+    )
+
+
+@bp.post("/tags/<int:tag_id>/merge")
+@login_required
+@require("friends.edit")
+def merge_tag(tag_id: int):
+    """Merge the tag into another one (its friends keep the other tag)."""
+    tag = _tag_or_404(tag_id)
+    target = _tag_or_404(request.form.get("into", type=int) or 0)
+    return _tag_change(
+        lambda: tags.merge(tag, target),
+        _("タグを「%(name)s」に統合しました。", name=target.name),
+        merged=tag_id,
+        into=target.id,
+    )
+
+
+@bp.post("/tags/<int:tag_id>/delete")
+@login_required
+@require("friends.edit")
+def delete_tag(tag_id: int):
+    """Delete the tag and take it off every friend."""
+    tag = _tag_or_404(tag_id)
+    return _tag_change(lambda: tags.delete(tag), _("タグを削除しました。"), deleted=tag_id, name=tag.name)
 
 
 menu.register("friends.index", _l("友だち"), "☺", "friends.view", order=10)

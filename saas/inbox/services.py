@@ -13,12 +13,14 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from saas.auth.models import User
 from saas.autoreply import services as autoreply
+from saas.autoreply.models import ConversationState
 from saas.common import utcnow
 from saas.extensions import db
-from saas.friends.models import Friend, Message
+from saas.friends.models import Direction, Friend, Message
 from saas.inbox import counters  # noqa: F401  (keeps the counters as messages are stored)
-from saas.inbox.models import Conversation, ConversationStatus
+from saas.inbox.models import ChatSend, Conversation, ConversationStatus
 from saas.tenancy.scoping import tenant_scope
 
 ERASED = "erased"
@@ -39,12 +41,13 @@ class ConversationRow:
     status: str
     unread: int
     last_message: Message
+    urgent_at: object = None  # when the FAQ bot recognised an emergency symptom
 
 
 @dataclass
 class ConversationPage:
     rows: list[ConversationRow]
-    next_before: int | None  # keyset cursor of the next page (a message id), None on the last page
+    next_before: str | None  # keyset cursor of the next page ("rank.message id"), None on the last page
 
 
 def _filtered(statement: sa.Select, criteria: InboxFilter, user_id: int) -> sa.Select:
@@ -59,32 +62,75 @@ def _filtered(statement: sa.Select, criteria: InboxFilter, user_id: int) -> sa.S
     return statement
 
 
+def _attention_rank() -> sa.ColumnElement:
+    """What needs a person first: 0 emergency + unread, 1 emergency, 2 unread, 3 the rest."""
+    urgent = sa.case((ConversationState.urgent_at.is_not(None), 0), else_=2)
+    unread = sa.case((Conversation.unread_count > 0, 0), else_=1)
+    return urgent + unread
+
+
+def _after_cursor(statement: sa.Select, rank: sa.ColumnElement, before: str | None) -> sa.Select:
+    try:
+        cursor_rank, cursor_id = (int(part) for part in (before or "").split("."))
+    except ValueError:
+        return statement  # no cursor, or not one of ours: the first page
+    return statement.where(
+        sa.or_(rank > cursor_rank, sa.and_(rank == cursor_rank, Conversation.last_message_id < cursor_id))
+    )
+
+
 def conversations(
-    criteria: InboxFilter, user_id: int, limit: int = PER_PAGE, before: int | None = None
+    criteria: InboxFilter, user_id: int, limit: int = PER_PAGE, before: str | None = None
 ) -> ConversationPage:
-    """Conversations with messages, newest message first, one keyset page (``before``: a cursor)."""
+    """Conversations with messages, emergencies and unread first, then the newest; one keyset page."""
+    rank = _attention_rank().label("rank")
     statement = (
-        sa.select(Conversation, Friend, Message)
+        sa.select(Conversation, Friend, Message, ConversationState.urgent_at, rank)
         .join(Friend, Friend.id == Conversation.friend_id)
         .join(Message, Message.id == Conversation.last_message_id)
+        .outerjoin(
+            ConversationState,
+            sa.and_(
+                ConversationState.clinic_id == Friend.clinic_id, ConversationState.line_user_id == Friend.line_user_id
+            ),
+        )
         .where(Conversation.last_message_id.is_not(None))
     )
-    if before:
-        statement = statement.where(Conversation.last_message_id < before)
-    statement = _filtered(statement, criteria, user_id).order_by(Conversation.last_message_id.desc())
+    statement = _after_cursor(_filtered(statement, criteria, user_id), _attention_rank(), before)
+    statement = statement.order_by(sa.literal_column("rank"), Conversation.last_message_id.desc())
     found = db.session.execute(statement.limit(limit + 1)).all()
     rows = [
-        ConversationRow(friend, conversation, conversation.status, conversation.unread_count, message)
-        for conversation, friend, message in found[:limit]
+        ConversationRow(friend, conversation, conversation.status, conversation.unread_count, message, urgent_at)
+        for conversation, friend, message, urgent_at, _rank in found[:limit]
     ]
     more = len(found) > limit
-    return ConversationPage(rows, rows[-1].conversation.last_message_id if more else None)
+    last = found[limit - 1] if more else None
+    return ConversationPage(rows, f"{last.rank}.{last[0].last_message_id}" if last else None)
 
 
 def latest_change() -> str:
     """An opaque marker that moves whenever any conversation of the scoped clinic changes."""
     newest = db.session.scalar(sa.select(sa.func.max(Conversation.updated_at)))
     return newest.isoformat() if isinstance(newest, datetime) else str(newest or "")
+
+
+def senders_of(messages: list[Message]) -> dict[int, str]:
+    """Who sent each outgoing message: a staff member's name, keyed by message id."""
+    ids = [m.id for m in messages if m.direction == Direction.OUT]
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(ChatSend.message_id, User.name)
+        .join(User, User.id == ChatSend.sender_user_id)
+        .where(ChatSend.message_id.in_(ids))
+    )
+    return dict(rows.all())
+
+
+def urgent_since(friend: Friend):
+    """When the bot recognised an emergency in this chat (None when there is none)."""
+    state = autoreply.get_state(friend.clinic_id, friend.line_user_id)
+    return state.urgent_at if state else None
 
 
 def status_of(friend: Friend, conversation: Conversation | None) -> str:

@@ -32,7 +32,7 @@ def _filter_from_request() -> services.InboxFilter:
 
 def _list_context(selected_id: int | None = None) -> dict:
     criteria = _filter_from_request()
-    page = services.conversations(criteria, current_user.id, before=request.args.get("before", type=int))
+    page = services.conversations(criteria, current_user.id, before=request.args.get("before"))
     return {
         "rows": page.rows,
         "next_before": page.next_before,
@@ -96,6 +96,8 @@ def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", ne
         conversation=conversation,
         status=services.status_of(friend, conversation),
         messages=messages,
+        senders=services.senders_of(messages),
+        urgent_at=services.urgent_since(friend),
         last_id=messages[-1].id if messages else 0,
         detector=detector_for(clinic.id),
         plan=sending.delivery_plan(clinic, friend),
@@ -137,6 +139,7 @@ def new_messages(friend_id: int):
         "inbox/_new_messages.html",
         friend=friend,
         messages=fresh,
+        senders=services.senders_of(fresh),
         last_id=fresh[-1].id if fresh else after,
         detector=detector_for(current_clinic().id),
     )

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 from saas.autoreply import services as autoreply
 from saas.autoreply.models import AutoReplyRule
 from saas.extensions import db
+from saas.fields import manifest as friends_manifest
 from saas.library import services as library
 from saas.library.models import ClinicLibraryOverride
 from saas.manifests import export
@@ -37,6 +38,7 @@ AUTOREPLY_COLUMNS = {
     "greeting": "greeting_messages",
     "greeting_shows_closures": "greeting_shows_closures",
     "fallback": "fallback_messages",
+    "emergency_keywords": "emergency_keywords",
 }
 HANDOFF_COLUMNS = {"phrases": "handoff_phrases", "reply": "handoff_reply", "resume_after_hours": "handoff_resume_hours"}
 
@@ -189,6 +191,8 @@ class ClinicApplier:
             self.apply_autoreply()
         if "library" in sections:
             self.apply_library()
+        if sections & {"friend_fields", "sources"}:
+            friends_manifest.apply(self.clinic, self.spec, sections, self.change, self.fail)
 
     def apply_channel(self, spec) -> None:
         fields = self.given(spec)

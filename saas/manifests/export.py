@@ -8,6 +8,7 @@ import yaml
 from saas.autoreply import services as autoreply
 from saas.autoreply.models import AutoReplyRule
 from saas.extensions import db
+from saas.fields import manifest as friends_manifest
 from saas.library.models import ClinicLibraryOverride, LibrarySet, LibrarySubscription
 from saas.manifests.models import ChannelSecretSource
 from saas.manifests.schema import (
@@ -98,6 +99,7 @@ def autoreply_spec(clinic) -> AutoreplySpec:
         fallback=messages_to_spec(settings.fallback_messages),
         handoff=HandoffSpec(phrases=list(settings.handoff_phrases or []), reply=settings.handoff_reply,
                             resume_after_hours=settings.handoff_resume_hours),
+        emergency_keywords=settings.emergency_keywords,
         rules=[rule_spec(rule) for rule in rules],
     )  # fmt: skip
 
@@ -135,6 +137,7 @@ def clinic_spec(clinic) -> ClinicSpec:
         schedule=schedule_spec(clinic),
         autoreply=autoreply_spec(clinic),
         library=library_spec(clinic),
+        **friends_manifest.export(clinic),
     )
 
 

@@ -163,6 +163,7 @@ class AutoreplySpec(Strict):
     greeting_shows_closures: bool = True
     fallback: list[Message] = []
     handoff: HandoffSpec = HandoffSpec()
+    emergency_keywords: list[str] | None = None  # None: the shipped list of emergency symptoms
     rules: list[RuleSpec] = []
 
     @model_validator(mode="after")
@@ -197,6 +198,26 @@ class LibrarySpec(Strict):
         return self
 
 
+class FriendFieldSpec(Strict):
+    """A clinic-defined friend field (see saas/fields)."""
+
+    key: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+    label: str
+    kind: Literal["text", "number", "date", "choice", "multi_choice"] = "text"
+    choices: list[str] = []
+
+
+class SourceSpec(Strict):
+    """An inflow source (流入経路); ``token`` keeps printed QR codes working across installs."""
+
+    name: str
+    token: str = ""
+    tags: list[str] = []  # tag names added to a friend the source brings
+    rich_menu: str = ""  # name of the rich menu linked to that friend
+    poster_message: str = ""
+    active: bool = True
+
+
 class ClinicSpec(Strict):
     slug: Slug
     name: str
@@ -205,6 +226,9 @@ class ClinicSpec(Strict):
     schedule: ScheduleSpec = ScheduleSpec()
     autoreply: AutoreplySpec = AutoreplySpec()
     library: LibrarySpec = LibrarySpec()
+    # Added or updated by key / name; ones the file does not list are kept (friends' data hangs on them).
+    friend_fields: list[FriendFieldSpec] = []
+    sources: list[SourceSpec] = []
 
 
 class Manifest(Strict):

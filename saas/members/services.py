@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 
 from saas.audit.services import record
+from saas.auth import passwords, sessions
 from saas.auth import services as auth_services
 from saas.auth.models import Membership, User
 from saas.auth.roles import Role, Scope
@@ -21,7 +22,6 @@ from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import platform_scope, tenant_scope
 
 INVITATION_LIFETIME = timedelta(hours=72)
-MIN_PASSWORD_LENGTH = 10
 
 
 class MembershipChangeRefused(Exception):
@@ -65,9 +65,13 @@ def members_of(clinic: Clinic) -> list[MemberRow]:
     ]
 
 
+# Least powerful first: the invitation form preselects the first one.
+ROLES_BY_POWER = [Role.VIEWER, Role.ANALYST, Role.SENDER, Role.RESPONDER, Role.ADMIN, Role.OWNER]
+
+
 def assignable_roles(actor_roles: set[str]) -> list[Role]:
-    """Only an owner may make someone an owner."""
-    return [role for role in Role if role != Role.OWNER or Role.OWNER in actor_roles]
+    """The roles the actor may grant, least powerful first; only an owner may make someone an owner."""
+    return [role for role in ROLES_BY_POWER if role != Role.OWNER or Role.OWNER in actor_roles]
 
 
 def _clinic_membership(clinic: Clinic, membership_id: int) -> Membership | None:
@@ -117,7 +121,9 @@ def remove_membership(clinic: Clinic, membership_id: int, actor: User, actor_rol
         target_id=membership.id,
         details={"user_email": membership.user.email, "role": membership.role},
     )
+    user_id = membership.user_id
     db.session.delete(membership)
+    sessions.end_all_for(user_id, "membership_removed")  # signed-in copies lose access at once
     db.session.commit()
 
 
@@ -194,10 +200,6 @@ def usable_invitation(token: str) -> Invitation:
     return invitation
 
 
-def existing_user_for(invitation: Invitation) -> User | None:
-    return auth_services.get_user_by_email(invitation.email)
-
-
 def _burn(invitation: Invitation, user: User) -> None:
     """Mark the invitation used; a concurrent second use finds no unused row and fails."""
     burned = db.session.execute(
@@ -211,20 +213,31 @@ def _burn(invitation: Invitation, user: User) -> None:
         raise InvitationUnusable(_("この招待リンクは既に使用されています。ログイン画面からログインしてください。"))
 
 
-def accept(token: str, *, name: str, password: str) -> User:
-    """Accept an invitation: a new account (name + password) or, for a known email, its password."""
+def prepare_account(token: str, *, name: str, password: str) -> None:
+    """The invitee asked for an account: create it unless one exists for the email.
+
+    Either way the caller answers the same ("sign in to accept"), so the page never tells
+    whoever holds the link whether the address already has an account. An existing account
+    is left untouched; its owner accepts by signing in normally (throttle, two-factor).
+    """
     invitation = usable_invitation(token)
-    user = existing_user_for(invitation)
-    if user is not None:
-        if not auth_services.check_password(user, password):
-            raise MembershipChangeRefused(
-                _("パスワードが正しくありません。既存アカウントのパスワードを入力してください。")
-            )
-    else:
-        if len(password) < MIN_PASSWORD_LENGTH:
-            raise MembershipChangeRefused(_("パスワードは%(n)s文字以上にしてください。", n=MIN_PASSWORD_LENGTH))
-        user = auth_services.create_user(invitation.email, name.strip() or invitation.email, password)
-        db.session.flush()
+    problem = passwords.problem_with(password, user_inputs=[invitation.email, name])
+    if problem:
+        raise MembershipChangeRefused(problem)
+    if auth_services.get_user_by_email(invitation.email) is not None:
+        auth_services.hash_password(password)  # the same work as a new account: no timing difference
+        return
+    auth_services.create_user(invitation.email, name.strip() or invitation.email, password)
+    db.session.commit()
+
+
+def accept(token: str, user: User) -> Membership:
+    """The signed-in invitee accepts: the invitation is used and the membership granted (audited)."""
+    invitation = usable_invitation(token)
+    if user.email != invitation.email:
+        raise MembershipChangeRefused(
+            _("この招待は別のメールアドレス宛てです。招待されたメールアドレスでログインしてください。")
+        )
     with tenant_scope(invitation.clinic_id):
         _burn(invitation, user)
     membership = next(
@@ -245,4 +258,56 @@ def accept(token: str, *, name: str, password: str) -> User:
         actor=user,
     )
     db.session.commit()
+    return membership
+
+
+def _only_here(user: User, clinic: Clinic) -> bool:
+    """Whether every membership of the user is at this clinic (so its admins answer for the account)."""
+    return bool(user.memberships) and all(
+        m.scope == Scope.CLINIC and m.clinic_id == clinic.id for m in user.memberships
+    )
+
+
+def _account_action_target(clinic: Clinic, user_id: int, actor: User, actor_roles: set[str]) -> User:
+    user = db.session.get(User, user_id)
+    if user is None or not any(m.scope == Scope.CLINIC and m.clinic_id == clinic.id for m in user.memberships):
+        raise LookupError(user_id)
+    if user.id == actor.id:
+        raise MembershipChangeRefused(_("ご自身のアカウントには実行できません。"))
+    if not _only_here(user, clinic):
+        raise MembershipChangeRefused(
+            _("このスタッフは他のクリニックや上位の範囲にも権限があるため、その範囲の管理者が行います。")
+        )
+    if Role.OWNER in user.roles and Role.OWNER not in actor_roles:
+        raise MembershipChangeRefused(_("オーナーのアカウントにはオーナーのみが実行できます。"))
     return user
+
+
+def reset_two_factor(clinic: Clinic, user_id: int, actor: User, actor_roles: set[str]) -> User:
+    """An admin's audited reset: the staff member's key is forgotten and they enrol again at next login."""
+    user = _account_action_target(clinic, user_id, actor, actor_roles)
+    auth_services.reset_two_factor(user)
+    record(
+        "two_factor.reset",
+        clinic_id=clinic.id,
+        target_type="user",
+        target_id=user.id,
+        details={"user_email": user.email},
+    )
+    db.session.commit()
+    return user
+
+
+def sign_out_everywhere(clinic: Clinic, user_id: int, actor: User, actor_roles: set[str]) -> int:
+    """End every session of the staff member at once (audited); returns how many ended."""
+    user = _account_action_target(clinic, user_id, actor, actor_roles)
+    ended = sessions.end_all_for(user.id, "signed_out_by_admin")
+    record(
+        "session.revoke_all",
+        clinic_id=clinic.id,
+        target_type="user",
+        target_id=user.id,
+        details={"user_email": user.email, "ended": ended},
+    )
+    db.session.commit()
+    return ended

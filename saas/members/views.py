@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import requests
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+from wtforms.validators import DataRequired, EqualTo, Length, Regexp
 
 from saas.audit.services import record
+from saas.auth.redirects import local_target
 from saas.auth.roles import ROLE_LABELS, SCOPE_LABELS
 from saas.members import services
 from saas.portal import menu
@@ -36,10 +37,14 @@ class InviteForm(FlaskForm):
     role = SelectField(_l("権限"), validators=[DataRequired()])
 
 
-class AcceptForm(FlaskForm):
-    name = StringField(_l("お名前"), validators=[Optional(), Length(max=200)])
-    password = PasswordField(_l("パスワード"), validators=[DataRequired()])
-    confirm = PasswordField(_l("パスワード（確認）"), validators=[Optional(), EqualTo("password", _l("一致しません"))])
+class AccountForm(FlaskForm):
+    """A new account for the invitee (name, password); existing users sign in instead."""
+
+    name = StringField(_l("お名前"), validators=[DataRequired(), Length(max=200)])
+    password = PasswordField(_l("パスワード"), validators=[DataRequired(), Length(max=1024)])
+    confirm = PasswordField(
+        _l("パスワード（確認）"), validators=[DataRequired(), EqualTo("password", _l("一致しません"))]
+    )
 
 
 def _actor_roles() -> set[str]:
@@ -47,8 +52,9 @@ def _actor_roles() -> set[str]:
 
 
 def _invite_form() -> InviteForm:
-    form = InviteForm()
-    form.role.choices = [(r.value, ROLE_LABELS[r]) for r in services.assignable_roles(_actor_roles())]
+    roles = services.assignable_roles(_actor_roles())
+    form = InviteForm(role=roles[0].value)  # the least powerful role unless the admin picks another
+    form.role.choices = [(r.value, ROLE_LABELS[r]) for r in roles]
     return form
 
 
@@ -140,35 +146,97 @@ def revoke(invitation_id: int):
     return redirect(url_for("members.index")), 303
 
 
+@bp.post("/c/<clinic>/members/users/<int:user_id>/reset-two-factor")
+@login_required
+@require("members.manage")
+def reset_two_factor(user_id: int):
+    return _membership_change(
+        lambda: services.reset_two_factor(current_clinic(), user_id, current_user, _actor_roles()),
+        _(
+            "二要素認証をリセットしました。次回ログイン時に再設定が必要です（ログイン中の端末はすべてログアウトしました）。"
+        ),
+    )
+
+
+@bp.post("/c/<clinic>/members/users/<int:user_id>/sign-out")
+@login_required
+@require("members.manage")
+def sign_out_everywhere(user_id: int):
+    return _membership_change(
+        lambda: services.sign_out_everywhere(current_clinic(), user_id, current_user, _actor_roles()),
+        _("このスタッフのすべての端末をログアウトしました。"),
+    )
+
+
+def _render_accept(invitation, form: AccountForm, status: int = 200):
+    signed_in = current_user.is_authenticated
+    return (
+        render_template(
+            "members/accept.html",
+            form=form,
+            invitation=invitation,
+            signed_in_as_invitee=signed_in and current_user.email == invitation.email,
+            signed_in_as_other=signed_in and current_user.email != invitation.email,
+            clinic_name=_clinic_name(invitation.clinic_id),
+            role_label=ROLE_LABELS.get(invitation.role, invitation.role),
+            login_url=url_for("auth.login", next=url_for("members.accept", token=invitation_token())),
+        ),
+        status,
+    )
+
+
+def invitation_token() -> str:
+    return request.view_args["token"]
+
+
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
 def accept(token: str):
+    """The same page whether or not the email has an account: sign in to accept, or create one."""
     try:
         invitation = services.usable_invitation(token)
     except services.InvitationUnusable as unusable:
         return render_template("members/accept.html", error=_(str(unusable))), 410
-    existing = services.existing_user_for(invitation)
-    form = AcceptForm()
+    form = AccountForm()
+    if request.method == "POST" and request.form.get("action") == "accept":
+        return _accept_signed_in(token, invitation, form)
     if form.validate_on_submit():
-        if existing is None and not form.confirm.data:
-            form.confirm.errors = [_("確認のため、もう一度入力してください。")]
-        else:
-            try:
-                services.accept(token, name=form.name.data or "", password=form.password.data)
-            except services.InvitationUnusable as unusable:
-                return render_template("members/accept.html", error=_(str(unusable))), 410
-            except services.MembershipChangeRefused as refused:
-                flash(_(str(refused)), "error")
-            else:
-                flash(_("招待を承認しました。メールアドレスとパスワードでログインしてください。"), "success")
-                return redirect(url_for("auth.login")), 303
-    return render_template(
-        "members/accept.html",
-        form=form,
-        invitation=invitation,
-        existing=existing,
-        clinic_name=_clinic_name(invitation.clinic_id),
-        role_label=ROLE_LABELS.get(invitation.role, invitation.role),
-    )
+        try:
+            services.prepare_account(token, name=form.name.data, password=form.password.data)
+        except services.MembershipChangeRefused as refused:
+            form.password.errors = [str(refused)]
+            return _render_accept(invitation, form, 400)
+        flash(_("メールアドレスとパスワードでログインすると、招待の承認を完了できます。"), "success")
+        return redirect(url_for("auth.login", next=url_for("members.accept", token=token))), 303
+    return _render_accept(invitation, form, 400 if request.method == "POST" else 200)
+
+
+def _accept_signed_in(token: str, invitation, form: AccountForm):
+    """Only a fully signed-in invitee (password, throttle and two-factor done) can accept."""
+    from flask_wtf.csrf import validate_csrf
+    from wtforms.validators import ValidationError
+
+    try:
+        validate_csrf(request.form.get("csrf_token"))
+    except ValidationError:
+        abort(400)
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login", next=url_for("members.accept", token=token))), 303
+    try:
+        membership = services.accept(token, current_user)
+    except services.InvitationUnusable as unusable:
+        return render_template("members/accept.html", error=_(str(unusable))), 410
+    except services.MembershipChangeRefused as refused:
+        flash(_(str(refused)), "error")
+        return _render_accept(invitation, form, 403)
+    flash(_("招待を承認しました。"), "success")
+    return redirect(url_for("portal.clinic_dashboard", clinic=_clinic_slug(membership.clinic_id))), 303
+
+
+def _clinic_slug(clinic_id: int) -> str:
+    from saas.extensions import db
+    from saas.tenancy.models import Clinic
+
+    return db.session.get(Clinic, clinic_id).slug
 
 
 def _clinic_name(clinic_id: int) -> str:
@@ -210,7 +278,7 @@ def sso_start():
 
 @bp.get("/auth/sso/callback")
 def sso_callback():
-    from saas.auth.views import _start_session
+    from saas.auth.views import _after_password, _start_session
     from saas.members import sso
 
     try:
@@ -222,13 +290,8 @@ def sso_callback():
         return redirect(url_for("auth.login")), 303
     _start_session(user)  # records login.success
     record("login.sso", actor=user, details={"provider_id": provider.id}, commit=True)
-    session["next"] = next_url
-    if user.needs_two_factor:
-        return redirect(url_for("auth.two_factor" if user.has_two_factor else "auth.enrol_two_factor"))
-    return redirect(session.pop("next"))
+    return _after_password(user, next_url)
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("portal.home")
+    return local_target(target) or url_for("portal.home")

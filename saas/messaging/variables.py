@@ -35,6 +35,13 @@ VARIABLES: dict[str, object] = {
     "booking.time": _l("予約時刻（例: 10:00）"),
 }
 PER_RECIPIENT_PREFIXES = ("friend.", "booking.")
+# A clinic's own friend fields: {{friend.fields.<key>}} (see saas.fields); empty when unset.
+FIELD_VARIABLE = re.compile(r"^friend\.fields\.([a-z][a-z0-9_]{0,39})$")
+
+
+def is_known(name: str) -> bool:
+    """A fixed variable or a friend-field variable."""
+    return name in VARIABLES or FIELD_VARIABLE.match(name) is not None
 
 
 def _strings(value: Any, path: str):
@@ -56,10 +63,10 @@ def variables_in(messages: Any) -> set[str]:
 
 def check_variables(messages: Any) -> list[Problem]:
     """A problem for every field that uses a variable we do not know, listing the allowed ones."""
-    allowed = "、".join(f"{{{{{name}}}}}" for name in VARIABLES)
+    allowed = "、".join([f"{{{{{name}}}}}" for name in VARIABLES] + ["{{friend.fields.キー}}"])
     problems = []
     for path, text in _strings(messages, "messages"):
-        unknown = [name for name in PLACEHOLDER.findall(text) if name not in VARIABLES]
+        unknown = [name for name in PLACEHOLDER.findall(text) if not is_known(name)]
         if unknown:
             names = "、".join(f"{{{{{name}}}}}" for name in unknown)
             problems.append(
@@ -135,8 +142,20 @@ def prepare_template(template: list[dict]) -> list[dict]:
     problems = check_variables(template)
     if problems:
         raise MessageValidationError(problems)
-    ensure_valid(render(template, {name: "x" for name in VARIABLES}))
+    ensure_valid(render(template, {name: "x" for name in VARIABLES | dict.fromkeys(variables_in(template))}))
     return template
+
+
+def _field_keys(used: list[str]) -> list[str]:
+    return [match.group(1) for name in used if (match := FIELD_VARIABLE.match(name))]
+
+
+def _field_values(friends: list[Any], keys: list[str]) -> dict[int, dict[str, str]]:
+    if not keys:
+        return {}
+    from saas.fields.services import values_for_friends
+
+    return values_for_friends([friend.id for friend in friends], keys)
 
 
 def group_recipients_by_rendering(
@@ -155,10 +174,15 @@ def group_recipients_by_rendering(
     prepare_template(template)
     used = sorted(name for name in variables_in(template) if name.startswith(PER_RECIPIENT_PREFIXES))
     base = clinic_context(clinic)
+    friends = list(friends)
+    keys = _field_keys(used)
+    field_values = _field_values(friends, keys)
     buckets: dict[tuple[str, ...], list[Any]] = {}
     for friend in friends:
         booking = booking_for(friend) if booking_for and any(n.startswith("booking.") for n in used) else None
         values = recipient_context(friend, booking)
+        mine = field_values.get(friend.id, {})
+        values.update({f"friend.fields.{key}": mine.get(key, "") for key in keys})
         buckets.setdefault(tuple(values[name] for name in used), []).append(friend)
     groups = []
     for key, members in buckets.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
+from saas.auth.redirects import local_target
 from saas.auth.roles import ROLE_LABELS
 from saas.common import to_local
 from saas.portal import dashboard, stats
@@ -70,5 +71,4 @@ def switch_clinic():
 def set_language(code: str):
     if code in ("ja", "en"):
         session["lang"] = code
-    target = request.referrer or url_for("portal.home")
-    return redirect(target)
+    return redirect(local_target(request.referrer) or url_for("portal.home"))  # never to another site

@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from saas.autoreply.models import ConversationState
 from saas.common import utcnow
 from saas.extensions import db
-from saas.friends.models import Friend, FriendTag, Message, MessageMedia
+from saas.fields.models import FriendFieldValue
+from saas.friends.models import ConsentChange, Friend, FriendTag, Message, MessageMedia
 from saas.inbox.models import ChatSend, Conversation
 from saas.webhooks.models import WebhookEvent
 
@@ -59,7 +60,11 @@ def export_data(friend: Friend) -> dict:
             "consent_booking": friend.consent_booking,
         },
         "tags": [tag.name for tag in friend.tags],
-        "attributes": dict(friend.attributes or {}),
+        "attributes": dict(friend.attributes or {}) | _field_values(friend),
+        "consent_changes": [
+            {"at": _iso(c.created_at), "kind": c.kind, "granted": c.granted, "by": c.changed_by, "reason": c.reason}
+            for c in db.session.scalars(sa.select(ConsentChange).where(ConsentChange.friend_id == friend.id))
+        ],
         "messages": [
             {"at": _iso(m.created_at), "direction": m.direction, "kind": m.kind, "text": m.text, "payload": m.payload}
             for m in _messages(friend)
@@ -74,6 +79,12 @@ def export_data(friend: Friend) -> dict:
             for e in _events(friend)
         ],
     }
+
+
+def _field_values(friend: Friend) -> dict:
+    from saas.fields import services as fields
+
+    return {f"field:{key}": value for key, value in fields.values_by_key(friend).items()}
 
 
 CSV_COLUMNS = ["section", "at", "direction", "kind", "key", "value"]
@@ -109,6 +120,8 @@ def erase(friend: Friend) -> dict:
         "events": _delete(sa.delete(WebhookEvent).where(WebhookEvent.line_user_id == friend.line_user_id)),
         "tags": _delete(sa.delete(FriendTag).where(FriendTag.friend_id == friend.id)),
     }
+    _delete(sa.delete(FriendFieldValue).where(FriendFieldValue.friend_id == friend.id))
+    _delete(sa.delete(ConsentChange).where(ConsentChange.friend_id == friend.id))
     _delete(sa.delete(ChatSend).where(ChatSend.friend_id == friend.id))
     _delete(sa.delete(Conversation).where(Conversation.friend_id == friend.id))
     _delete(sa.delete(ConversationState).where(ConversationState.line_user_id == friend.line_user_id))
@@ -122,7 +135,17 @@ def erase(friend: Friend) -> dict:
     return removed
 
 
-_HANDLED_HERE = {"friend", "message", "webhook_event", "friend_tag", "chat_send", "conversation", "conversation_state"}
+_HANDLED_HERE = {
+    "friend",
+    "message",
+    "webhook_event",
+    "friend_tag",
+    "chat_send",
+    "conversation",
+    "conversation_state",
+    "friend_field_value",
+    "consent_change",
+}
 _NAME_COLUMNS = ("patient_name", "display_name")
 
 

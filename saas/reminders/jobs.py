@@ -19,6 +19,7 @@ from saas.booking import notify
 from saas.booking.models import Booking, BookingStatus, ReminderState
 from saas.common import to_local, utcnow, zone_of
 from saas.extensions import db
+from saas.friends import consent
 from saas.jobs import job
 from saas.line.errors import LineError
 from saas.queues import DEFAULT, get_queue
@@ -102,6 +103,9 @@ def send_booking_reminder(clinic_id: int, booking_id: int, now: datetime | None 
         if booking.starts_at <= _clinic_time(clinic, now):
             _finish(booking, ReminderState.SKIPPED, now)
             return "too-late"
+        if not consent.reminders_allowed_for(booking.friend_id, booking.line_user_id):
+            _finish(booking, ReminderState.SKIPPED, now)
+            return "no-consent"
         try:
             notify.push_once(
                 clinic, booking.line_user_id, notify.reminder(clinic, booking), booking.reminder_retry_key, "reminder"

@@ -13,6 +13,8 @@ from saas.booking import notify
 from saas.booking.models import Booking, BookingStatus
 from saas.common import to_local, utcnow, zone_of
 from saas.extensions import db
+from saas.fields.services import dates_of
+from saas.friends import consent
 from saas.friends.models import Friend, FriendTag
 from saas.jobs import job
 from saas.line.errors import LineError
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 CATCH_UP_DAYS = 7  # a due date missed (scans stopped) is still honoured this long
 STALE_CLAIM = timedelta(minutes=10)
 VISITED = (BookingStatus.VISITED, BookingStatus.CONFIRMED)
+LAST_VISIT_FIELD = "last_visit"  # the friend field a CSV import of visits keeps up to date
 
 
 def add_months(day: date, months: int) -> date:
@@ -41,7 +44,11 @@ def last_visits(before: datetime) -> dict[int, date]:
         .where(Booking.friend_id.is_not(None), Booking.status.in_(VISITED), Booking.starts_at < before)
         .group_by(Booking.friend_id)
     )
-    return {friend_id: last.date() for friend_id, last in db.session.execute(query)}
+    visits = {friend_id: last.date() for friend_id, last in db.session.execute(query)}
+    for friend_id, day in dates_of(LAST_VISIT_FIELD).items():  # 最終来院日 imported from the clinic's system
+        if day < before.date() and day > visits.get(friend_id, day.min):
+            visits[friend_id] = day
+    return visits
 
 
 def _friends_with_tag(tag_id: int) -> set[int]:
@@ -111,7 +118,7 @@ def send_rule_reminder(clinic_id: int, reminder_id: int, now: datetime | None = 
         reminder = db.session.get(RuleReminder, reminder_id)
         rule, friend = db.session.get(ReminderRule, reminder.rule_id), db.session.get(Friend, reminder.friend_id)
         clinic = db.session.get(Clinic, clinic_id)
-        if friend is None or not friend.is_following or not friend.consent_booking:
+        if friend is None or not friend.is_following or not consent.granted(friend, consent.REMINDERS):
             reminder.state = "skipped"
         else:
             try:

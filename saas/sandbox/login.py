@@ -7,6 +7,11 @@ Control: ``POST /_sandbox/login-channels`` {channelId, channelSecret, botChannel
 callbackUrls?, autoApproveUserId?}, ``PUT /_sandbox/login-channels/<id>`` and
 ``POST /_sandbox/login-channels/<id>/liff-id-token`` {userId, nonce?}. ``sandbox_user=<userId>``
 on the authorize URL (or ``autoApproveUserId``) skips the consent page.
+
+``bot_prompt=normal|aggressive`` (a login channel linked to its bot with ``botChannelId``) offers
+to add the bot as a friend, as LINE does: the consent page has an add-friend checkbox (with
+``sandbox_user``, ``sandbox_add_friend=0`` declines). Adding delivers the bot's follow webhook
+before the redirect, and the redirect carries ``friendship_status_changed=true|false``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, OctKey
 
 from .api import state
+from .state import now_ms
+from .webhooks import follow_event, send
 
 bp = Blueprint("sandbox_login", __name__)
 CODE_TTL_S = 600
@@ -154,11 +161,12 @@ button{width:100%;padding:.8rem;border:0;border-radius:8px;margin-top:.6rem;font
 {% for key, value in params.items() %}<input type="hidden" name="{{ key }}" value="{{ value }}">{% endfor %}
 {% for patient in patients %}<label><input type="radio" name="user_id" value="{{ patient.userId }}" {% if loop.first %}checked{% endif %}> {{ patient.displayName }}</label>
 {% else %}<p>仮想の患者さんがいません。</p>{% endfor %}
+{% if params.bot_prompt %}<label><input type="checkbox" name="add_friend" value="1" checked> 公式アカウントを友だち追加</label>{% endif %}
 <button class="ok" name="decision" value="allow">許可する</button>
 <button class="no" name="decision" value="deny">キャンセル</button>
 </form></body></html>"""
 
-AUTHORIZE_PARAMS = ("response_type", "client_id", "redirect_uri", "state", "scope", "nonce")
+AUTHORIZE_PARAMS = ("response_type", "client_id", "redirect_uri", "state", "scope", "nonce", "bot_prompt")
 PKCE_PARAMS = ("code_challenge", "code_challenge_method")
 
 
@@ -176,10 +184,11 @@ def authorize():
     if params.get("code_challenge") and params.get("code_challenge_method") != "S256":
         return redirect(_back(redirect_uri, error="invalid_request", state=params.get("state")))
     user_id = request.args.get("sandbox_user") or channel.auto_approve_user_id
+    adds_friend = request.args.get("sandbox_add_friend", "1") != "0"
     if request.method == "POST":
         if request.form.get("decision") != "allow":
             return redirect(_back(redirect_uri, error="access_denied", state=params.get("state")))
-        user_id = request.form.get("user_id")
+        user_id, adds_friend = request.form.get("user_id"), request.form.get("add_friend") == "1"
     if not user_id:
         return render_template_string(CONSENT_PAGE, channel=channel, params=params, patients=_patients(channel))
     if _patient(user_id) is None:
@@ -187,7 +196,25 @@ def authorize():
     code = secrets.token_urlsafe(16)
     with login_state().lock:
         login_state().codes[code] = {**params, "user_id": user_id, "expires": time.time() + CODE_TTL_S}
-    return redirect(_back(redirect_uri, code=code, state=params.get("state")))
+    changed = None
+    if params.get("bot_prompt") in ("normal", "aggressive") and channel.bot_channel_id:
+        changed = "true" if adds_friend and _add_friend(channel, user_id) else "false"
+    return redirect(_back(redirect_uri, code=code, state=params.get("state"), friendship_status_changed=changed))
+
+
+def _add_friend(channel: LoginChannel, user_id: str) -> bool:
+    """The patient adds the linked bot on the consent screen; True when the friendship changed."""
+    with state().lock:
+        bot = state().channels.get(channel.bot_channel_id or "")
+        patient = bot.patients.get(user_id) if bot else None
+        if patient is None or (patient.following and not patient.blocked):
+            return False
+        unblocked = patient.blocked
+        patient.following, patient.blocked = True, False
+        patient.followed_at = patient.followed_at or now_ms()
+        event = follow_event(bot, patient, unblocked=unblocked)
+    send(state(), bot, [event])
+    return True
 
 
 def _pkce_ok(grant: dict, verifier: str | None) -> bool:

@@ -26,6 +26,7 @@ def test_responder_enrols_totp_then_reaches_the_clinic_dashboard(page):
     secret = page.get_by_test_id("totp-secret").inner_text().strip()
     page.get_by_label("確認コード（6桁）").fill(pyotp.TOTP(secret).now())
     page.get_by_role("button", name="設定を完了する").click()
+    page.get_by_role("link", name="保管しました。続ける").click()  # after the recovery codes
     page.wait_for_url(f"**/c/{clinic.slug}/")
     assert page.get_by_role("heading", name=clinic.name).is_visible()
     db.session.expire_all()

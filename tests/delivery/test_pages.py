@@ -60,11 +60,25 @@ def test_the_sidebar_offers_delivery_and_history_to_senders_only(sender, client,
     assert client.get(f"/c/{clinic.slug}/deliveries/new").status_code == 403
 
 
+def _age_field(clinic, bands: dict[str, str]) -> int:
+    """A 年代 friend field with each friend's (by LINE user id) band; the field id."""
+    from saas.fields import services as fields
+    from saas.fields.models import FriendField
+    from saas.friends.models import Friend
+
+    with tenant_scope(clinic.id):
+        field = fields.save_field(FriendField(), key="age_band", label="年代", kind="choice", choices=["30代", "60代"])
+        for friend in db.session.scalars(sa.select(Friend).where(Friend.line_user_id.in_(list(bands)))):
+            fields.set_value(friend, field, bands[friend.line_user_id])
+        db.session.commit()
+        return field.id
+
+
 def test_the_live_count_shows_who_receives_and_who_is_skipped(sender, sandbox, clinic):
-    add_friends(sandbox, clinic, 7, attributes={"age_band": "30代"})
-    add_friends(sandbox, clinic, 2, attributes={"age_band": "30代"}, consent_marketing=False)
-    add_friends(sandbox, clinic, 5, attributes={"age_band": "60代"})
-    page = post(sender, clinic, "/count", audience="segment", attr_key="age_band", attr_value="30代")
+    thirties = add_friends(sandbox, clinic, 7) + add_friends(sandbox, clinic, 2, consent_marketing=False)
+    sixties = add_friends(sandbox, clinic, 5)
+    age = _age_field(clinic, {**dict.fromkeys(thirties, "30代"), **dict.fromkeys(sixties, "60代")})
+    page = post(sender, clinic, "/count", audience="segment", field_id=str(age), field_op="eq", field_value="30代")
     html = page.get_data(as_text=True)
     assert 'data-eligible="7"' in html and "配信同意なし（送信しない）</dt><dd>2" in html
 

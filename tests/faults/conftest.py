@@ -37,6 +37,7 @@ def worker_env(app, private_redis, line_sandbox, tmp_path) -> dict:
         "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://"),
         "REDIS_URL": private_redis.url,
         "SECRET_KEY": app.config["SECRET_KEY"],
+        "SANDBOX_ENABLED": "1",  # the tests' development secrets: production refuses to start without real ones
         "LINE_API_BASE": app.config.get("LINE_API_BASE", ""),
         "TSUNAGU_INSTANCE_DIR": str(tmp_path / "instance"),
     }

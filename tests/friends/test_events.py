@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from saas.extensions import db
-from saas.friends import hooks
+from saas.friends import consent, hooks
 from saas.friends.models import Friend, Message
 from saas.tenancy.scoping import tenant_scope
 from saas.webhooks.jobs import handle_webhook_event
@@ -36,7 +36,7 @@ def test_a_follow_creates_the_friend_with_the_profile_from_line(sandbox, live_se
     assert friend.display_name == "高橋 美咲"
     assert friend.picture_url == "https://profile.line-scdn.net/x.png" and friend.language == "en"
     assert friend.status == "following" and friend.followed_at is not None and friend.blocked_at is None
-    assert friend.consent_marketing and friend.consent_booking
+    assert not friend.consent_marketing and friend.consent_booking  # marketing waits for a yes
 
 
 def test_a_new_friend_is_greeted_with_the_reply_token(sandbox, live_server, first_responders):
@@ -47,9 +47,12 @@ def test_a_new_friend_is_greeted_with_the_reply_token(sandbox, live_server, firs
     sandbox.follow(channel, patient)
     run_jobs()
     inbox = sandbox.inbox(channel, patient)
-    assert [(m["via"], m["message"]["text"]) for m in inbox] == [("reply", "友だち追加ありがとうございます！")]
+    assert [(m["via"], m["message"]["text"]) for m in inbox] == [
+        ("reply", "友だち追加ありがとうございます！"),
+        ("reply", consent.QUESTION),  # marketing consent, asked once
+    ]
     friend = _friend(clinic, patient)
-    assert _conversation(clinic, friend) == [("out", "text", "友だち追加ありがとうございます！")]
+    assert _conversation(clinic, friend)[0] == ("out", "text", "友だち追加ありがとうございます！")
 
 
 def test_an_unfollow_marks_the_friend_blocked_and_a_new_follow_reactivates(sandbox, live_server):

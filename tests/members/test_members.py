@@ -63,6 +63,10 @@ def test_viewer_cannot_open_members_page(client):
     )
 
 
+def _accept_signed_in(client, token: str):
+    return client.post(f"/invitations/{token}", data={"action": "accept", "csrf_token": csrf_token(client)})
+
+
 def test_invitation_is_accepted_once_and_creates_the_membership(client, app):
     clinic = gen_clinic()
     admin = gen_user("admin", clinic=clinic)
@@ -76,15 +80,19 @@ def test_invitation_is_accepted_once_and_creates_the_membership(client, app):
     newcomer = app.test_client()
     assert "新人" not in newcomer.get(f"/invitations/{token}").get_data(as_text=True)  # form, not yet accepted
     response = _accept(newcomer, token)
-    assert response.status_code == 303 and response.headers["Location"].endswith("/auth/login")
+    assert response.status_code == 303 and f"/invitations/{token}" in response.headers["Location"]
     user = db.session.scalars(sa.select(User).where(User.email == "new.staff@example.jp")).one()
-    assert [(m.role, m.clinic_id) for m in user.memberships] == [("responder", clinic.id)]
+    assert user.memberships == []  # the membership comes once the newcomer has signed in
+    login(newcomer, user, password=NEW_PASSWORD)
+    assert _accept_signed_in(newcomer, token).status_code == 303  # responder: enrolment is next
+    db.session.expire_all()
+    assert [(m.role, m.clinic_id) for m in db.session.get(User, user.id).memberships] == [("responder", clinic.id)]
+    assert newcomer.get(f"/c/{clinic.slug}/").location.endswith("/auth/two-factor/enrol")
     assert _audit("membership.create")[0].clinic_id == clinic.id
     assert _audit("invitation.create")[0].actor_user_id == admin.id
 
     again = _accept(app.test_client(), token, password="another passphrase", confirm="another passphrase")
     assert again.status_code == 410 and "既に使用されています" in again.get_data(as_text=True)
-    assert login(app.test_client(), user, password=NEW_PASSWORD).status_code == 302
 
 
 def test_expired_invitation_is_refused_with_a_clear_message(client, app):
@@ -112,17 +120,30 @@ def test_unknown_and_revoked_invitation_links_are_refused(client, app):
     assert _audit("invitation.revoke")
 
 
-def test_existing_user_accepts_with_their_own_password(client, app):
+def test_existing_user_accepts_by_signing_in_normally(client, app):
     clinic, other = gen_clinic(), gen_clinic()
     login(client, gen_user("admin", clinic=clinic))
     existing = gen_user("viewer", clinic=other)
     token = _invite(client, clinic, existing.email, role="analyst")
-    assert _accept(app.test_client(), token, password="wrong password", confirm="").status_code == 200
-    assert _accept(app.test_client(), token, password=PASSWORD, confirm="").status_code == 303
+    invitee = app.test_client()
+    page = invitee.get(f"/invitations/{token}").get_data(as_text=True)
+    assert "ログインして承認" in page
+    login(invitee, existing)
+    assert _accept_signed_in(invitee, token).status_code == 303
     db.session.expire_all()
     assert sorted((m.role, m.clinic_id) for m in db.session.get(User, existing.id).memberships) == sorted(
         [("viewer", other.id), ("analyst", clinic.id)]
     )
+
+
+def test_someone_else_signed_in_cannot_accept_the_invitation(client, app):
+    clinic = gen_clinic()
+    login(client, gen_user("admin", clinic=clinic))
+    token = _invite(client, clinic, "invitee@example.jp")
+    intruder = app.test_client()
+    login(intruder, gen_user("viewer", clinic=gen_clinic()))
+    assert _accept_signed_in(intruder, token).status_code == 403
+    assert _audit("membership.create") == []
 
 
 def test_role_change_is_audited_and_takes_effect(client):
@@ -192,3 +213,53 @@ def test_invitations_are_isolated_per_clinic():
         db.session.commit()
         assert [(r.id, r.clinic_id) for r in rows]  # loaded while every clinic is visible
     assert_rows_isolated(Invitation, *rows)
+
+
+def _page_without(client, token: str, *variable: str) -> str:
+    page = client.get(f"/invitations/{token}").get_data(as_text=True)
+    page = re.sub(r'name="csrf_token" type="hidden" value="[^"]+"', "", page).replace(token, "TOKEN")
+    for text in variable:
+        page = page.replace(text, "X")
+    return page
+
+
+def test_an_admin_cannot_use_an_invitation_to_guess_an_existing_users_password(client, app):
+    clinic = gen_clinic()
+    login(client, gen_user("admin", clinic=clinic))
+    victim = gen_user("owner", clinic=gen_clinic())
+    hash_before = victim.password_hash
+    token = _invite(client, clinic, victim.email, role="viewer")
+    for guess in ["kumo no ue de odoru kujira 42", PASSWORD, "tsuki ga kirei desu ne 1868"]:
+        response = _accept(app.test_client(), token, password=guess, confirm=guess, name="x")
+        assert response.status_code == 303  # "sign in to accept": the guess is never checked
+    db.session.expire_all()
+    assert db.session.get(User, victim.id).password_hash == hash_before
+    assert len(db.session.get(User, victim.id).memberships) == 1  # no membership without a real sign-in
+    assert _audit("membership.create") == []
+
+
+def test_the_invitation_page_and_answers_are_the_same_whether_or_not_an_account_exists(client, app):
+    clinic = gen_clinic()
+    login(client, gen_user("admin", clinic=clinic))
+    existing = gen_user("viewer", clinic=gen_clinic())
+    known = _invite(client, clinic, existing.email)
+    unknown = _invite(client, clinic, "nobody.yet@example.jp")
+    viewer = app.test_client()
+    assert _page_without(viewer, known, existing.email) == _page_without(viewer, unknown, "nobody.yet@example.jp")
+    strong = "kumo no ue de odoru kujira 42"
+    answers = [_accept(app.test_client(), t, password=strong, confirm=strong) for t in (known, unknown)]
+    assert [a.status_code for a in answers] == [303, 303]
+    assert [a.location.replace(t, "T") for a, t in zip(answers, (known, unknown), strict=True)] == [
+        answers[1].location.replace(unknown, "T")
+    ] * 2
+    weak = [_accept(app.test_client(), t, password="password1234", confirm="password1234") for t in (known, unknown)]
+    assert [w.status_code for w in weak] == [400, 400]
+
+
+def test_invitations_preselect_the_least_powerful_role(client):
+    clinic = gen_clinic()
+    login(client, gen_user("owner", clinic=clinic))
+    page = client.get(f"/c/{clinic.slug}/members/").get_data(as_text=True)
+    invite_form = page[page.index('id="role"') :]
+    assert re.search(r'<option selected value="viewer">|<option value="viewer" selected>', invite_form)
+    assert invite_form.index('value="viewer"') < invite_form.index('value="owner"')

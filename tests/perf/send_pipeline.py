@@ -298,6 +298,7 @@ def _run(args, tmp: Path, database_url: str | None, processes: list) -> None:
             "DATABASE_URL": settings["SQLALCHEMY_DATABASE_URI"].replace("postgresql+psycopg://", "postgresql://"),
             "REDIS_URL": redis_url_for(app),
             "SECRET_KEY": settings["SECRET_KEY"],
+            "SANDBOX_ENABLED": "1",  # development secrets: production refuses to start without real ones
             "LINE_API_BASE": server.url,
         }
         processes += _workers(env, args.workers, "urgent,default,bulk")

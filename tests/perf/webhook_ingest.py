@@ -305,6 +305,7 @@ def _environment(tmp: Path, sandbox_url: str, product_port: int, database_url: s
         SECRET_KEY="benchmark",
         DATABASE_URL=database_url,
         PORT=str(product_port),
+        SANDBOX_ENABLED="1",  # development secrets are fine for a benchmark on loopback
     )
     return env
 

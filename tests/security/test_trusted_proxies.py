@@ -35,7 +35,7 @@ def _fail_login(client, email: str, forwarded_for: str) -> int:
 
 
 def _exhaust_address(app, client, forwarded_for: str) -> None:
-    for n in range(app.config["LOGIN_ATTEMPTS_PER_MINUTE"]):
+    for n in range(app.config["LOGIN_ATTEMPTS_PER_ADDRESS"]):
         assert _fail_login(client, f"someone{n}@example.jp", forwarded_for) == 401
 
 

@@ -1,0 +1,71 @@
+"""The segment builder's field and source conditions: form rows in, segment data out.
+
+Segment data: ``{"fields": [{"field_id": 3, "op": "eq", "value": "30代"}], "inflow_source_ids": [2]}``,
+turned into SQL by :func:`saas.fields.services.segment_filters` and the delivery audience.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from saas.extensions import db
+from saas.fields import services
+from saas.fields.models import FieldKind, FriendField
+
+OP_LABELS = {
+    "eq": "＝",
+    "contains": "を含む",
+    "gte": "以上",
+    "lte": "以下",
+    "on": "の日",
+    "on_or_after": "以降",
+    "on_or_before": "以前",
+    "within_days": "日以内",
+    "before_days": "日以上前",
+    "has": "を含む",
+}
+
+
+def options() -> dict:
+    """What the segment form offers: the clinic's fields (with operators) and sources."""
+    from saas.sources.models import InflowSource
+
+    fields = services.all_fields()
+    sources = list(db.session.scalars(sa.select(InflowSource).order_by(InflowSource.id)))
+    return {"fields": fields, "operators": services.OPERATORS, "op_labels": OP_LABELS, "sources": sources}
+
+
+def _check_value(field: FriendField, op: str, value: str) -> None:
+    if op in ("within_days", "before_days"):
+        if not value.isdigit():
+            raise services.FieldProblem(_("「%(label)s」の日数は数字で入力してください。", label=field.label))
+    elif field.kind in (FieldKind.NUMBER, FieldKind.DATE):
+        services.parse(field, value)
+
+
+def read_form(form) -> tuple[dict, list[str]]:
+    """Field rows (``field_id``, ``field_op``, ``field_value`` repeated) and chosen sources."""
+    segment: dict = {}
+    errors: list[str] = []
+    conditions = []
+    rows = zip(form.getlist("field_id"), form.getlist("field_op"), form.getlist("field_value"), strict=False)
+    for raw_id, op, value in rows:
+        field = db.session.get(FriendField, int(raw_id)) if raw_id.isdigit() else None
+        value = value.strip()
+        if field is None or not value:
+            continue
+        if op not in services.OPERATORS[field.kind]:
+            op = services.OPERATORS[field.kind][0]
+        try:
+            _check_value(field, op, value)
+        except services.FieldProblem as problem:
+            errors.append(str(problem))
+            continue
+        conditions.append({"field_id": field.id, "op": op, "value": value})
+    if conditions:
+        segment["fields"] = conditions
+    sources = [int(v) for v in form.getlist("inflow_source_ids") if v.strip().isdigit()]
+    if sources:
+        segment["inflow_source_ids"] = sources
+    return segment, errors
