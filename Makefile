@@ -30,8 +30,10 @@ test: install browser
 lint: install
 	$(BIN)/ruff check saas tests && $(BIN)/ruff format --check saas tests
 
+# Every benchmark, in the production configuration when DATABASE_URL and REDIS_URL are set
+# (embedded defaults otherwise); one report with charts in bench-report/README.md.
 bench: install
-	for bench in tests/perf/*.py; do name=$$(basename $$bench .py); [ "$$name" = __init__ ] || $(BIN)/python -m tests.perf.$$name; done
+	$(BIN)/python -m tests.perf.report
 
 clean:
 	rm -rf $(VENV) frontend/node_modules instance

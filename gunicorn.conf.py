@@ -1,6 +1,30 @@
-"""gunicorn settings for the Procfile's web process: an access log with secrets taken out of URLs."""
+"""gunicorn settings of the ``web`` process (Procfile: ``gunicorn -c gunicorn.conf.py``).
+
+The access log goes through a logger class that takes secrets (invitation and reset tokens,
+webhook keys) out of URLs.
+
+Threaded workers: a request mostly waits on Postgres and Redis, so each process serves several
+at once while the GIL is free, and a slow client (a webhook from far away) does not hold a whole
+process. Processes: ``WEB_CONCURRENCY`` (default 2 × cores + 1, gunicorn's own guidance), threads
+per process: ``WEB_THREADS``. Database connections per process = threads (SQLAlchemy's pool
+grows on demand), so Postgres sees at most processes × threads connections per machine; size
+``max_connections`` (or a PgBouncer) for every machine's web and worker processes together.
+Measured in ``tests/perf/webhook_ingest.py`` (see the README's benchmark table).
+"""
+
+import multiprocessing
+import os
 
 from saas.security.redaction import gunicorn_logger_class
 
-accesslog = "-"
+bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+worker_class = "gthread"
+threads = int(os.environ.get("WEB_THREADS", "4"))
+keepalive = 5  # seconds: connections from LINE and from a load balancer are reused
+timeout = 30  # a request stuck this long is a bug: the worker is replaced
+graceful_timeout = 20
+max_requests = 20_000  # recycle workers now and then (slow leaks), staggered so they never all restart
+max_requests_jitter = 2_000
+accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None  # stdout; WEB_ACCESS_LOG="" turns it off
 logger_class = gunicorn_logger_class()

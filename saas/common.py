@@ -68,6 +68,11 @@ def slugify(text: str) -> str:
     return slug or random_key(6).lower()
 
 
+# Primary and foreign keys of tables that grow with traffic: 64-bit on Postgres. SQLite keeps
+# INTEGER, the only type its rowid auto-increment works with (and it is 64-bit there anyway).
+BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+
 class Timestamped:
     created_at: Mapped[datetime] = mapped_column(default=utcnow, server_default=sa.func.now())
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow, server_default=sa.func.now())

@@ -86,6 +86,7 @@ def from_environment() -> dict:
         "MAIL_OUTBOX_DIR": os.environ.get("MAIL_OUTBOX_DIR", str(INSTANCE_DIR / "outbox")),
         "WEBHOOK_MAX_BYTES": int(os.environ.get("WEBHOOK_MAX_BYTES", str(1024 * 1024))),
         "MEDIA_MAX_BYTES": int(os.environ.get("MEDIA_MAX_BYTES", str(20 * 1024 * 1024))),
+        "RETENTION_ARCHIVE_DIR": os.environ.get("RETENTION_ARCHIVE_DIR", str(INSTANCE_DIR / "archive")),
         "BABEL_DEFAULT_LOCALE": "ja",
         "BABEL_DEFAULT_TIMEZONE": "Asia/Tokyo",
         "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "saas" / "translations"),

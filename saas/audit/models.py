@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from saas.common import utcnow
+from saas.common import BigId, utcnow
 from saas.extensions import db
 
 
@@ -25,9 +25,12 @@ class AuditLogImmutable(RuntimeError):
 
 class AuditEvent(db.Model):
     __tablename__ = "audit_event"
-    __table_args__ = (sa.Index("ix_audit_event_clinic_id_created_at", "clinic_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_audit_event_clinic_recent", "clinic_id", "created_at", "id"),  # the keyset-paged log
+        sa.Index("ix_audit_event_clinic_action", "clinic_id", "action"),  # the filter menu's actions
+    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     clinic_id: Mapped[int | None] = mapped_column(index=True)
     actor_user_id: Mapped[int | None] = mapped_column(index=True)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 
 from flask import Blueprint, Response, render_template, request
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
-from saas.audit import services
+from saas.audit import labels, services
 from saas.audit.services import AuditFilters
 from saas.common import to_local
 from saas.extensions import db
@@ -20,6 +20,9 @@ bp = Blueprint("audit", __name__, url_prefix="/c/<clinic>/audit")
 PER_PAGE = 50
 EXPORT_LIMIT = 50_000
 
+bp.add_app_template_global(labels.action_label, "audit_action_label")
+bp.add_app_template_global(labels.target_label, "audit_target_label")
+bp.add_app_template_global(labels.detail_items, "audit_detail_items")
 menu.register("audit.index", _l("監査ログ"), "⚑", permission="audit.view", order=90)
 
 
@@ -46,18 +49,28 @@ def _filters_from_request() -> AuditFilters:
 def index():
     clinic = current_clinic()
     filters = _filters_from_request()
-    page = max(request.args.get("page", 1, type=int) or 1, 1)
-    events, total = services.page_of_events([clinic.id], filters, page, PER_PAGE)
+    events, total, following = services.page_of_events(
+        [clinic.id], filters, PER_PAGE, _cursor(request.args.get("before"))
+    )
     return render_template(
         "audit/index.html",
         events=events,
         total=total,
-        page=page,
-        pages=max((total + PER_PAGE - 1) // PER_PAGE, 1),
+        total_capped=total > services.COUNT_CAP,
+        count_cap=services.COUNT_CAP,
+        next_before=f"{following[0].isoformat()}~{following[1]}" if following else None,
         filters=filters,
         actions=services.actions_seen([clinic.id]),
-        query={k: v for k, v in request.args.items() if k != "page"},
+        query={k: v for k, v in request.args.items() if k != "before"},
     )
+
+
+def _cursor(token: str | None) -> tuple[datetime, int] | None:
+    moment, _, ident = (token or "").partition("~")
+    try:
+        return datetime.fromisoformat(moment), int(ident)
+    except ValueError:
+        return None
 
 
 CSV_HEADER = [

@@ -46,12 +46,12 @@ def _login_counters(email: str, address: str, *, known_address: bool) -> list[Co
     config = current_app.config
     email = email.strip().lower()
     counters = [
-        Counter(f"login-failures:pair:{email}:{address}", config["LOGIN_ATTEMPTS_PER_MINUTE"], 60),
-        Counter(f"login-failures:addr:{address}", config["LOGIN_ATTEMPTS_PER_ADDRESS"], 60),
+        Counter(f"{{login-failures}}:pair:{email}:{address}", config["LOGIN_ATTEMPTS_PER_MINUTE"], 60),
+        Counter(f"{{login-failures}}:addr:{address}", config["LOGIN_ATTEMPTS_PER_ADDRESS"], 60),
     ]
     if not known_address:
         window = config["LOGIN_EMAIL_WINDOW_MINUTES"] * 60
-        counters.append(Counter(f"login-failures:email:{email}", config["LOGIN_ATTEMPTS_PER_EMAIL"], window))
+        counters.append(Counter(f"{{login-failures}}:email:{email}", config["LOGIN_ATTEMPTS_PER_EMAIL"], window))
     return counters
 
 
@@ -59,8 +59,8 @@ def _totp_counters(user_id: int, address: str) -> list[Counter]:
     config = current_app.config
     window = config["TOTP_WINDOW_MINUTES"] * 60
     return [
-        Counter(f"totp-failures:user:{user_id}", config["TOTP_ATTEMPTS_PER_USER"], window),
-        Counter(f"totp-failures:addr:{address}", config["TOTP_ATTEMPTS_PER_ADDRESS"], window),
+        Counter(f"{{totp-failures}}:user:{user_id}", config["TOTP_ATTEMPTS_PER_USER"], window),
+        Counter(f"{{totp-failures}}:addr:{address}", config["TOTP_ATTEMPTS_PER_ADDRESS"], window),
     ]
 
 

@@ -70,6 +70,7 @@ class AutoReplySettings(TenantOwned, Timestamped, db.Model):
     handoff_phrases: Mapped[list] = mapped_column(sa.JSON, default=list)
     handoff_reply: Mapped[str] = mapped_column(sa.Text, default="")
     handoff_resume_hours: Mapped[int] = mapped_column(default=0)  # 0: stays paused until staff resume
+    emergency_keywords: Mapped[list | None] = mapped_column(sa.JSON)  # None: the shipped default list
 
 
 class ConversationState(TenantOwned, Timestamped, db.Model):
@@ -82,3 +83,4 @@ class ConversationState(TenantOwned, Timestamped, db.Model):
     bot_paused: Mapped[bool] = mapped_column(default=False)
     paused_at: Mapped[datetime | None] = mapped_column()
     handed_off_at: Mapped[datetime | None] = mapped_column()
+    urgent_at: Mapped[datetime | None] = mapped_column()  # an emergency symptom staff have not resolved yet

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
+from saas.autoreply import emergency
 from saas.autoreply.answers import TemplateValues, computed_text
 from saas.autoreply.matcher import Entry, find_match
 from saas.autoreply.models import AutoReplySettings, ConversationState
@@ -25,7 +26,7 @@ MAX_MESSAGES = 5  # LINE accepts at most five message objects per reply
 class Reply:
     """What the bot would answer and why (shown in the portal's test box)."""
 
-    kind: str  # "rule", "handoff", "fallback", "paused", "none"
+    kind: str  # "emergency", "rule", "handoff", "fallback", "paused", "none"
     messages: list[dict]
     entry: Entry | None = None
 
@@ -73,10 +74,19 @@ def pause_bot(clinic_id: int, line_user_id: str) -> ConversationState:
 
 
 def resume_bot(clinic_id: int, line_user_id: str) -> None:
-    """Staff are done: the bot answers this friend again."""
+    """Staff are done: the bot answers this friend again (and an urgent flag is cleared)."""
     state = get_state(clinic_id, line_user_id)
     if state is not None:
-        state.bot_paused = False
+        state.bot_paused, state.urgent_at = False, None
+
+
+def flag_urgent(clinic_id: int, line_user_id: str) -> ConversationState:
+    """Staff must look at this conversation first: the patient described an emergency."""
+    state = get_state(clinic_id, line_user_id) or ConversationState(clinic_id=clinic_id, line_user_id=line_user_id)
+    state.urgent_at = utcnow()
+    db.session.add(state)
+    db.session.flush()
+    return state
 
 
 def paused_conversations(clinic_id: int) -> list[ConversationState]:
@@ -108,6 +118,10 @@ def reply_to(clinic, text: str, friend=None, now: datetime | None = None, *, dry
     now = now or schedule.clinic_now(clinic)
     settings = get_settings(clinic.id)
     user_id = getattr(friend, "line_user_id", None)
+    if emergency.is_emergency(settings, text):  # answered even while staff hold the chat
+        if user_id and not dry_run:
+            flag_urgent(clinic.id, user_id)
+        return Reply("emergency", [{"type": "text", "text": emergency.emergency_reply(clinic)}])
     if user_id and is_bot_paused(clinic.id, user_id, settings.handoff_resume_hours):
         return Reply("paused", [])
     if wants_human(settings, text):

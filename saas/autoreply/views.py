@@ -11,12 +11,14 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from saas.autoreply import (
+    emergency,
     responders,  # noqa: F401  (registers the conversation responders)
     services,
 )
 from saas.autoreply.matcher import MAX_UNGUARDED_REGEX_RULES
 from saas.autoreply.models import COMPUTED_LABELS, AutoReplyRule, MatchType
 from saas.extensions import db
+from saas.friends.models import Friend
 from saas.library.render import VARIABLES
 from saas.portal.menu import register
 from saas.tenancy.access import current_clinic, require
@@ -36,6 +38,13 @@ def _texts(form, name: str) -> list[dict]:
     return [{"type": "text", "text": t.strip()} for t in form.getlist(name) if t.strip()]
 
 
+def _friends_by_line_id(line_user_ids: list[str]) -> dict[str, Friend]:
+    if not line_user_ids:
+        return {}
+    friends = db.session.scalars(sa.select(Friend).where(Friend.line_user_id.in_(line_user_ids)))
+    return {friend.line_user_id: friend for friend in friends}
+
+
 @bp.get("/")
 @login_required
 @require("clinic.view")
@@ -43,12 +52,14 @@ def rules():
     """Every rule by priority, the test box and the conversations staff currently hold."""
     clinic = current_clinic()
     rows = db.session.scalars(sa.select(AutoReplyRule).order_by(AutoReplyRule.priority.desc(), AutoReplyRule.id)).all()
+    paused = services.paused_conversations(clinic.id)
     return render_template(
         "autoreply/rules.html",
         rules=rows,
         match_labels=MATCH_LABELS,
         computed_labels=COMPUTED_LABELS,
-        paused=services.paused_conversations(clinic.id),
+        paused=paused,
+        paused_friends=_friends_by_line_id([state.line_user_id for state in paused]),
         settings=services.get_settings(clinic.id),
     )
 
@@ -172,12 +183,20 @@ def settings():
         current.handoff_phrases = _lines(request.form.get("handoff_phrases", ""))
         current.handoff_reply = request.form.get("handoff_reply", "").strip()
         current.handoff_resume_hours = max(0, int(request.form.get("handoff_resume_hours") or 0))
+        current.emergency_keywords = _lines(request.form.get("emergency_keywords", "")) or None  # blank: default
         db.session.commit()
         flash(_("設定を保存しました。"), "success")
         return redirect(url_for("autoreply.rules"))
     preview = services.greeting(clinic)
     db.session.rollback()
-    return render_template("autoreply/settings.html", settings=current, variables=VARIABLES, preview=preview)
+    return render_template(
+        "autoreply/settings.html",
+        settings=current,
+        variables=VARIABLES,
+        preview=preview,
+        emergency_keywords=emergency.keywords_of(current),
+        emergency_reply=emergency.emergency_reply(clinic),
+    )
 
 
 @bp.post("/conversations/<line_user_id>/resume")

@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from saas.common import Timestamped
+from saas.common import BigId, Timestamped
 from saas.extensions import db
 from saas.tenancy.scoping import TenantOwned
 
@@ -154,7 +154,7 @@ class DeliveryRecipient(TenantOwned, db.Model):
 
     __table_args__ = (sa.UniqueConstraint("delivery_id", "friend_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
     chunk_id: Mapped[int | None] = mapped_column(sa.ForeignKey("delivery_chunk.id", ondelete="CASCADE"), index=True)
     friend_id: Mapped[int] = mapped_column()

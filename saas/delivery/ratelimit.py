@@ -43,13 +43,18 @@ def limits() -> dict[str, tuple[int, float]]:
     return {**LINE_LIMITS, **(current_app.config.get("DELIVERY_RATE_LIMITS") or {})}
 
 
+def bucket_key(channel: str, endpoint: str) -> str:
+    """The channel's bucket; the hash tag keeps a channel's buckets in one Redis Cluster slot."""
+    return f"tsunagu:{{ch:{channel}}}:ratelimit:{endpoint}"
+
+
 def try_take(channel: str, endpoint: str, *, now: float | None = None) -> float:
     """Take one request from the channel's bucket: 0.0 if allowed, else seconds to wait."""
     limit = limits().get(endpoint)
     if not limit:
         return 0.0
     count, seconds = limit
-    key = f"tsunagu:ratelimit:{channel}:{endpoint}"
+    key = bucket_key(channel, endpoint)
     wait_ms = get_redis().eval(_TAKE, 1, key, count, count / seconds, now or time.time(), 1)
     return int(wait_ms) / 1000.0
 

@@ -11,12 +11,13 @@ from werkzeug.datastructures import MultiDict
 
 from saas.common import N_, utcnow
 from saas.delivery import audience, resend, services, urgent  # noqa: F401  (urgent: notice hook)
+from saas.delivery.describe import describe_segment, title_in_words
 from saas.delivery.forms import read_form, read_segment
 from saas.delivery.models import RESENDABLE_STATUSES, Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
 from saas.extensions import db
 from saas.friends.models import Friend, Tag
 from saas.messaging.objects import validate_messages
-from saas.messaging.variables import render, sample_context
+from saas.messaging.variables import is_personalised, render, sample_context
 from saas.portal import menu
 from saas.quota.usage import usage
 from saas.tenancy.access import current_clinic, require
@@ -46,6 +47,9 @@ STATUS_LABELS = {
 @bp.app_context_processor
 def _labels():
     return {"delivery_kinds": KIND_LABELS, "delivery_statuses": STATUS_LABELS, "skip_reasons": services.SKIP_REASONS}
+
+
+bp.add_app_template_filter(title_in_words, "title_in_words")
 
 
 def _get(delivery_id: int) -> Delivery:
@@ -193,7 +197,16 @@ def _detail_context(delivery: Delivery) -> dict:
     friend = db.session.get(Friend, delivery.friend_id) if delivery.friend_id else None
     resent = db.session.scalar(sa.select(Delivery).where(Delivery.resend_of_id == delivery.id))
     withheld = resend.withheld_count(delivery.id) if delivery.is_resendable else 0
-    return {"delivery": delivery, "failures": failures, "friend": friend, "resent": resent, "withheld": withheld}
+    return {
+        "delivery": delivery,
+        "failures": failures,
+        "friend": friend,
+        "resent": resent,
+        "withheld": withheld,
+        "conditions": describe_segment(delivery.segment),
+        "sample_messages": render(delivery.messages, sample_context(current_clinic())),
+        "personalised": is_personalised(delivery.messages),
+    }
 
 
 @bp.get("/c/<clinic>/deliveries/<int:delivery_id>")

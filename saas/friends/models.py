@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from saas.common import Timestamped, utcnow
+from saas.common import BigId, Timestamped, utcnow
 from saas.crypto import EncryptedText
 from saas.extensions import db
 from saas.tenancy.scoping import TenantOwned
@@ -25,18 +25,26 @@ class Direction(enum.StrEnum):
 
 
 class Friend(TenantOwned, Timestamped, db.Model):
-    __table_args__ = (sa.UniqueConstraint("clinic_id", "line_user_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("clinic_id", "line_user_id"),
+        # Led by clinic_id so a clinic's list and segment filters never read other clinics' entries.
+        sa.Index("ix_friend_recent", "clinic_id", "followed_at", "id"),
+        sa.Index("ix_friend_clinic_status", "clinic_id", "status"),
+        sa.Index("ix_friend_clinic_last_message", "clinic_id", "last_message_at"),
+        sa.Index("ix_friend_clinic_inflow", "clinic_id", "inflow_source_id"),
+        sa.Index("ix_friend_clinic_blocked", "clinic_id", "blocked_at"),  # the dashboard's blocks per day
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     line_user_id: Mapped[str] = mapped_column(sa.String(64))
     display_name: Mapped[str] = mapped_column(sa.String(200), default="")
     picture_url: Mapped[str | None] = mapped_column(sa.String(1000))
     language: Mapped[str | None] = mapped_column(sa.String(16))
-    status: Mapped[str] = mapped_column(sa.String(16), default=FriendStatus.FOLLOWING, index=True)
-    followed_at: Mapped[datetime | None] = mapped_column(index=True)
+    status: Mapped[str] = mapped_column(sa.String(16), default=FriendStatus.FOLLOWING)
+    followed_at: Mapped[datetime | None] = mapped_column()
     blocked_at: Mapped[datetime | None] = mapped_column()
     last_message_at: Mapped[datetime | None] = mapped_column()
-    inflow_source_id: Mapped[int | None] = mapped_column(index=True)
+    inflow_source_id: Mapped[int | None] = mapped_column()
     # Marketing waits for the patient's yes; booking reminders serve a booking the patient made.
     consent_marketing: Mapped[bool] = mapped_column(default=False)
     consent_booking: Mapped[bool] = mapped_column(default=True)  # リマインダー (booking and recall reminders)
@@ -69,7 +77,10 @@ class FriendTag(TenantOwned, db.Model):
     """A tag on a friend (a model, not a bare table, so the tenant filter covers it)."""
 
     __tablename__ = "friend_tag"
-    __table_args__ = (sa.UniqueConstraint("friend_id", "tag_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("friend_id", "tag_id"),
+        sa.Index("ix_friend_tag_clinic_tag", "clinic_id", "tag_id", "friend_id"),  # segment tag filters
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     friend_id: Mapped[int] = mapped_column(sa.ForeignKey("friend.id", ondelete="CASCADE"), index=True)
@@ -80,16 +91,22 @@ class FriendTag(TenantOwned, db.Model):
 class Message(TenantOwned, db.Model):
     """One message of a friend's conversation, in either direction."""
 
-    __table_args__ = (sa.Index("ix_message_conversation", "clinic_id", "friend_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_message_conversation", "clinic_id", "friend_id", "id"),  # a conversation, keyset-paged
+        sa.Index("ix_message_clinic_time", "clinic_id", "created_at", "direction"),  # charts (index-only), retention
+    )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     friend_id: Mapped[int] = mapped_column(sa.ForeignKey("friend.id", ondelete="CASCADE"), index=True)
     direction: Mapped[str] = mapped_column(sa.String(4))
     kind: Mapped[str] = mapped_column(sa.String(32))  # text, image, sticker, postback, flex ...
     text: Mapped[str] = mapped_column(sa.Text, default="")
     payload: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     line_message_id: Mapped[str | None] = mapped_column(sa.String(64))
-    webhook_event_id: Mapped[int | None] = mapped_column(sa.ForeignKey("webhook_event.id", ondelete="SET NULL"))
+    # Indexed: handlers look up an event's messages, and purging old events nulls these.
+    webhook_event_id: Mapped[int | None] = mapped_column(
+        BigId, sa.ForeignKey("webhook_event.id", ondelete="SET NULL"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     via: Mapped[str | None] = mapped_column(sa.String(8))  # outgoing: "reply" (free) or "push" (counted)
     unsent_at: Mapped[datetime | None] = mapped_column()  # the patient unsent it: a tombstone, content gone
@@ -113,7 +130,7 @@ class MessageMedia(TenantOwned, db.Model):
     __table_args__ = (sa.UniqueConstraint("message_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(sa.ForeignKey("message.id", ondelete="CASCADE"))
+    message_id: Mapped[int] = mapped_column(BigId, sa.ForeignKey("message.id", ondelete="CASCADE"))
     state: Mapped[str] = mapped_column(sa.String(16), default=MediaState.PENDING)
     content_type: Mapped[str] = mapped_column(sa.String(100), default="application/octet-stream")
     size: Mapped[int] = mapped_column(default=0)

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from saas.common import utcnow
 from saas.extensions import db
@@ -72,11 +73,17 @@ def record_message(friend: Friend, direction: str, kind: str, text: str = "", **
     return message
 
 
-def conversation(friend: Friend, limit: int = 200) -> list[Message]:
-    """The newest ``limit`` messages of a friend, oldest first."""
-    newest = db.session.scalars(
-        sa.select(Message).where(Message.friend_id == friend.id).order_by(Message.id.desc()).limit(limit)
-    ).all()
+def conversation(
+    friend: Friend, limit: int = 200, *, before: int | None = None, after: int | None = None
+) -> list[Message]:
+    """A keyset page of a friend's messages, oldest first: the newest ``limit`` (before the
+    message id ``before``), or the first ``limit`` after the message id ``after``."""
+    statement = sa.select(Message).where(Message.friend_id == friend.id)
+    if after is not None:
+        return list(db.session.scalars(statement.where(Message.id > after).order_by(Message.id).limit(limit)))
+    if before is not None:
+        statement = statement.where(Message.id < before)
+    newest = db.session.scalars(statement.order_by(Message.id.desc()).limit(limit)).all()
     return list(reversed(newest))
 
 
@@ -91,7 +98,10 @@ class FriendFilter:
 
 def search_statement(criteria: FriendFilter) -> sa.Select:
     """Friends matching the portal's search form, newest followers first."""
-    statement = sa.select(Friend)
+    return _matching(sa.select(Friend), criteria).order_by(Friend.followed_at.desc().nulls_last(), Friend.id.desc())
+
+
+def _matching(statement: sa.Select, criteria: FriendFilter) -> sa.Select:
     if criteria.query:
         statement = statement.where(Friend.display_name.contains(criteria.query, autoescape=True))
     if criteria.status in tuple(FriendStatus):
@@ -104,7 +114,58 @@ def search_statement(criteria: FriendFilter) -> sa.Select:
     if criteria.followed_to:
         end = datetime.combine(criteria.followed_to, datetime.min.time()) + timedelta(days=1)
         statement = statement.where(Friend.followed_at < end)
-    return statement.order_by(Friend.followed_at.desc().nulls_last(), Friend.id.desc())
+    return statement
+
+
+@dataclass(frozen=True)
+class FriendCursor:
+    """Where a page of the list ends: the last friend's follow time (None sorts last) and id."""
+
+    followed_at: datetime | None
+    id: int
+
+    def token(self) -> str:
+        return f"{self.followed_at.isoformat() if self.followed_at else ''}~{self.id}"
+
+    @classmethod
+    def parse(cls, token: str | None) -> FriendCursor | None:
+        moment, _, ident = (token or "").partition("~")
+        try:
+            return cls(datetime.fromisoformat(moment) if moment else None, int(ident))
+        except ValueError:
+            return None
+
+
+@dataclass
+class FriendPage:
+    friends: list[Friend]
+    total: int
+    next_cursor: FriendCursor | None
+
+
+def search_page(criteria: FriendFilter, per_page: int, after: FriendCursor | None = None) -> FriendPage:
+    """One keyset page of the list (newest followers first, never-followed last), tags loaded.
+
+    Two index range scans at most, whatever the page: followed friends after the cursor, then
+    (when the page is not full) those without a follow time.
+    """
+    base = _matching(sa.select(Friend), criteria).options(selectinload(Friend.tags))
+    found: list[Friend] = []
+    if after is None or after.followed_at is not None:
+        dated = base.where(Friend.followed_at.is_not(None))
+        if after is not None:
+            dated = dated.where(sa.tuple_(Friend.followed_at, Friend.id) < (after.followed_at, after.id))
+        found = list(
+            db.session.scalars(dated.order_by(Friend.followed_at.desc(), Friend.id.desc()).limit(per_page + 1))
+        )
+    if len(found) <= per_page:
+        undated = base.where(Friend.followed_at.is_(None))
+        if after is not None and after.followed_at is None:
+            undated = undated.where(Friend.id < after.id)
+        found += db.session.scalars(undated.order_by(Friend.id.desc()).limit(per_page + 1 - len(found)))
+    page, more = found[:per_page], len(found) > per_page
+    total = db.session.scalar(_matching(sa.select(sa.func.count(Friend.id)), criteria)) or 0
+    return FriendPage(page, total, FriendCursor(page[-1].followed_at, page[-1].id) if more else None)
 
 
 def clinic_tags() -> list[Tag]:

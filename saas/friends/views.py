@@ -46,8 +46,8 @@ def _filter_from_request() -> services.FriendFilter:
 def index():
     """Search and filter the clinic's friends."""
     criteria = _filter_from_request()
-    page = db.paginate(services.search_statement(criteria), per_page=PER_PAGE, max_per_page=PER_PAGE, error_out=False)
-    args = {k: v for k, v in request.args.items() if k != "page" and v}
+    page = services.search_page(criteria, PER_PAGE, services.FriendCursor.parse(request.args.get("after")))
+    args = {k: v for k, v in request.args.items() if k != "after" and v}
     return render_template(
         "friends/index.html",
         page=page,

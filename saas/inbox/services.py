@@ -1,48 +1,30 @@
 """Conversations for the inbox: listing with unread counts, assignment, status and the bot pause.
 
-Status is stored when staff change it; a patient's message after that change reopens the
-conversation (``effective_status``), so no webhook hook is needed to keep it current.
+Each conversation row carries its own counters (newest message, unread count), kept by
+:mod:`saas.inbox.counters` as messages are stored; a patient's message after a status change
+reopens the conversation there. So the list, the sidebar badge and the poll read a few index
+entries, never the message table.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
+from saas.auth.models import User
 from saas.autoreply import services as autoreply
+from saas.autoreply.models import ConversationState
 from saas.common import utcnow
 from saas.extensions import db
 from saas.friends.models import Direction, Friend, Message
-from saas.inbox.models import Conversation, ConversationStatus
+from saas.inbox import counters  # noqa: F401  (keeps the counters as messages are stored)
+from saas.inbox.models import ChatSend, Conversation, ConversationStatus
 from saas.tenancy.scoping import tenant_scope
 
 ERASED = "erased"
 PER_PAGE = 50
-
-
-def effective_status():
-    """SQL: the stored status, but 'open' again when the patient wrote after it was set."""
-    reopened = sa.and_(
-        Conversation.status.in_([ConversationStatus.WAITING, ConversationStatus.RESOLVED]),
-        Friend.last_message_at > Conversation.status_changed_at,
-    )
-    return sa.case((reopened, ConversationStatus.OPEN), else_=sa.func.coalesce(Conversation.status, "open"))
-
-
-def _unread_subquery():
-    marker = sa.func.coalesce(Conversation.last_read_message_id, 0)
-    return (
-        sa.select(Message.friend_id, sa.func.count(Message.id).label("unread"))
-        .outerjoin(Conversation, Conversation.friend_id == Message.friend_id)
-        .where(Message.direction == Direction.IN, Message.id > marker)
-        .group_by(Message.friend_id)
-        .subquery()
-    )
-
-
-def _last_message_subquery():
-    return sa.select(Message.friend_id, sa.func.max(Message.id).label("last_id")).group_by(Message.friend_id).subquery()
 
 
 @dataclass(frozen=True)
@@ -55,64 +37,118 @@ class InboxFilter:
 @dataclass
 class ConversationRow:
     friend: Friend
-    conversation: Conversation | None
+    conversation: Conversation
     status: str
     unread: int
-    last_message: Message | None
+    last_message: Message
+    urgent_at: object = None  # when the FAQ bot recognised an emergency symptom
 
 
-def conversations(criteria: InboxFilter, user_id: int, limit: int = PER_PAGE) -> list[ConversationRow]:
-    """Friends with messages, newest message first, with status and unread counts."""
-    unread, last = _unread_subquery(), _last_message_subquery()
-    status = effective_status().label("status")
-    statement = (
-        sa.select(Friend, Conversation, status, sa.func.coalesce(unread.c.unread, 0), Message)
-        .join(last, last.c.friend_id == Friend.id)
-        .join(Message, Message.id == last.c.last_id)
-        .outerjoin(Conversation, Conversation.friend_id == Friend.id)
-        .outerjoin(unread, unread.c.friend_id == Friend.id)
-        .where(Friend.status != ERASED)
-    )
+@dataclass
+class ConversationPage:
+    rows: list[ConversationRow]
+    next_before: str | None  # keyset cursor of the next page ("rank.message id"), None on the last page
+
+
+def _filtered(statement: sa.Select, criteria: InboxFilter, user_id: int) -> sa.Select:
     if criteria.mine:
         statement = statement.where(Conversation.assignee_user_id == user_id)
     if criteria.unassigned:
         statement = statement.where(Conversation.assignee_user_id.is_(None))
     if criteria.status in tuple(ConversationStatus):
-        statement = statement.where(effective_status() == criteria.status)
+        statement = statement.where(Conversation.status == criteria.status)
     elif criteria.status != "all":
-        statement = statement.where(effective_status() != ConversationStatus.RESOLVED)
-    statement = statement.order_by(last.c.last_id.desc()).limit(limit)
-    return [ConversationRow(*row) for row in db.session.execute(statement).all()]
+        statement = statement.where(sa.text("conversation.status <> 'resolved'"))  # the partial index's predicate
+    return statement
+
+
+def _attention_rank() -> sa.ColumnElement:
+    """What needs a person first: 0 emergency + unread, 1 emergency, 2 unread, 3 the rest."""
+    urgent = sa.case((ConversationState.urgent_at.is_not(None), 0), else_=2)
+    unread = sa.case((Conversation.unread_count > 0, 0), else_=1)
+    return urgent + unread
+
+
+def _after_cursor(statement: sa.Select, rank: sa.ColumnElement, before: str | None) -> sa.Select:
+    try:
+        cursor_rank, cursor_id = (int(part) for part in (before or "").split("."))
+    except ValueError:
+        return statement  # no cursor, or not one of ours: the first page
+    return statement.where(
+        sa.or_(rank > cursor_rank, sa.and_(rank == cursor_rank, Conversation.last_message_id < cursor_id))
+    )
+
+
+def conversations(
+    criteria: InboxFilter, user_id: int, limit: int = PER_PAGE, before: str | None = None
+) -> ConversationPage:
+    """Conversations with messages, emergencies and unread first, then the newest; one keyset page."""
+    rank = _attention_rank().label("rank")
+    statement = (
+        sa.select(Conversation, Friend, Message, ConversationState.urgent_at, rank)
+        .join(Friend, Friend.id == Conversation.friend_id)
+        .join(Message, Message.id == Conversation.last_message_id)
+        .outerjoin(
+            ConversationState,
+            sa.and_(
+                ConversationState.clinic_id == Friend.clinic_id, ConversationState.line_user_id == Friend.line_user_id
+            ),
+        )
+        .where(Conversation.last_message_id.is_not(None))
+    )
+    statement = _after_cursor(_filtered(statement, criteria, user_id), _attention_rank(), before)
+    statement = statement.order_by(sa.literal_column("rank"), Conversation.last_message_id.desc())
+    found = db.session.execute(statement.limit(limit + 1)).all()
+    rows = [
+        ConversationRow(friend, conversation, conversation.status, conversation.unread_count, message, urgent_at)
+        for conversation, friend, message, urgent_at, _rank in found[:limit]
+    ]
+    more = len(found) > limit
+    last = found[limit - 1] if more else None
+    return ConversationPage(rows, f"{last.rank}.{last[0].last_message_id}" if last else None)
+
+
+def latest_change() -> str:
+    """An opaque marker that moves whenever any conversation of the scoped clinic changes."""
+    newest = db.session.scalar(sa.select(sa.func.max(Conversation.updated_at)))
+    return newest.isoformat() if isinstance(newest, datetime) else str(newest or "")
+
+
+def senders_of(messages: list[Message]) -> dict[int, str]:
+    """Who sent each outgoing message: a staff member's name, keyed by message id."""
+    ids = [m.id for m in messages if m.direction == Direction.OUT]
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(ChatSend.message_id, User.name)
+        .join(User, User.id == ChatSend.sender_user_id)
+        .where(ChatSend.message_id.in_(ids))
+    )
+    return dict(rows.all())
+
+
+def urgent_since(friend: Friend):
+    """When the bot recognised an emergency in this chat (None when there is none)."""
+    state = autoreply.get_state(friend.clinic_id, friend.line_user_id)
+    return state.urgent_at if state else None
 
 
 def status_of(friend: Friend, conversation: Conversation | None) -> str:
-    """The effective status of one conversation (same rule as :func:`effective_status`)."""
-    if conversation is None:
-        return ConversationStatus.OPEN
-    reopened = friend.last_message_at and friend.last_message_at > conversation.status_changed_at
-    if conversation.status != ConversationStatus.OPEN and reopened:
-        return ConversationStatus.OPEN
-    return conversation.status
+    """The status of one conversation (a friend without a row is open)."""
+    return conversation.status if conversation is not None else ConversationStatus.OPEN
 
 
 def unread_count(friend: Friend, conversation: Conversation | None) -> int:
-    marker = conversation.last_read_message_id if conversation else 0
-    statement = sa.select(sa.func.count(Message.id)).where(
-        Message.friend_id == friend.id, Message.direction == Direction.IN, Message.id > marker
-    )
-    return db.session.scalar(statement) or 0
+    return conversation.unread_count if conversation is not None else 0
 
 
 def unanswered_counts(clinic_ids: list[int]) -> dict[int, int]:
     """Per clinic: conversations with unread patient messages that are not resolved (未対応チャット)."""
     with tenant_scope(clinic_ids):
-        unread = _unread_subquery()
         rows = db.session.execute(
-            sa.select(Friend.clinic_id, sa.func.count(Friend.id))
-            .join(unread, unread.c.friend_id == Friend.id)
-            .outerjoin(Conversation, Conversation.friend_id == Friend.id)
-            .where(Friend.status != ERASED, effective_status() != ConversationStatus.RESOLVED)
-            .group_by(Friend.clinic_id)
+            sa.select(Conversation.clinic_id, sa.func.count())
+            .where(Conversation.unread_count > 0, sa.text("conversation.status <> 'resolved'"))
+            .group_by(Conversation.clinic_id)
         )
         return dict(rows.all())
 
@@ -133,11 +169,29 @@ def ensure_conversation(friend: Friend) -> Conversation:
     return conversation
 
 
+def _has_unread():
+    newest = sa.func.coalesce(Conversation.last_message_id, 0)
+    return sa.or_(Conversation.unread_count > 0, Conversation.last_read_message_id < newest)
+
+
 def mark_read(friend: Friend) -> Conversation:
-    """Everything in the conversation so far is read (for the whole clinic)."""
+    """Everything in the conversation so far is read (for the whole clinic).
+
+    One UPDATE reading the row's own newest-message counter, so a message stored concurrently
+    is either already counted (and read) or counted after this, never lost.
+    """
     conversation = ensure_conversation(friend)
-    newest = db.session.scalar(sa.select(sa.func.max(Message.id)).where(Message.friend_id == friend.id)) or 0
-    conversation.last_read_message_id = max(conversation.last_read_message_id or 0, newest)
+    db.session.execute(
+        sa.update(Conversation)
+        .where(Conversation.id == conversation.id, _has_unread())
+        .values(
+            last_read_message_id=sa.func.coalesce(Conversation.last_message_id, Conversation.last_read_message_id),
+            unread_count=0,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    db.session.expire(conversation)
     return conversation
 
 

@@ -32,14 +32,16 @@ def _filter_from_request() -> services.InboxFilter:
 
 def _list_context(selected_id: int | None = None) -> dict:
     criteria = _filter_from_request()
-    rows = services.conversations(criteria, current_user.id)
+    page = services.conversations(criteria, current_user.id, before=request.args.get("before"))
     record_list_view(
-        [row.friend.id for row in rows],
-        [row.last_message.id for row in rows if row.last_message],
+        [row.friend.id for row in page.rows],
+        [row.last_message.id for row in page.rows if row.last_message],
         poll=request.headers.get("HX-Request") == "true",
     )
     return {
-        "rows": rows,
+        "rows": page.rows,
+        "next_before": page.next_before,
+        "changed": services.latest_change(),
         "criteria": criteria,
         "selected_id": selected_id,
         "status_labels": STATUS_LABELS,
@@ -75,8 +77,18 @@ def index():
 @login_required
 @require("chat.read")
 def conversation_list():
-    """The list alone (htmx polls it)."""
+    """The list alone (re-rendered when the poll says something changed, or for the next page)."""
     return render_template("inbox/_list.html", **_list_context(request.args.get("selected", type=int)))
+
+
+@bp.get("/changes")
+@login_required
+@require("chat.read")
+def changes():
+    """The list's cheap poll: 204 when nothing changed since ``since``, else a trigger to re-render it."""
+    if request.args.get("since", "") == services.latest_change():
+        return "", 204
+    return "", 200, {"HX-Trigger": "inbox-changed"}
 
 
 def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", needs_confirm: list | None = None):
@@ -90,6 +102,8 @@ def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", ne
         conversation=conversation,
         status=services.status_of(friend, conversation),
         messages=messages,
+        senders=services.senders_of(messages),
+        urgent_at=services.urgent_since(friend),
         last_id=messages[-1].id if messages else 0,
         detector=detector_for(clinic.id),
         plan=sending.delivery_plan(clinic, friend),
@@ -120,7 +134,7 @@ def new_messages(friend_id: int):
     """Messages newer than ``after`` (htmx polls this); showing new ones is audited as a view."""
     friend = _friend_or_404(friend_id)
     after = request.args.get("after", 0, type=int)
-    fresh = [m for m in friends.conversation(friend, limit=50) if m.id > after]
+    fresh = friends.conversation(friend, limit=50, after=after)
     if fresh:
         services.mark_read(friend)
         record_conversation_view(friend.id, live=len(fresh))
@@ -128,6 +142,7 @@ def new_messages(friend_id: int):
         "inbox/_new_messages.html",
         friend=friend,
         messages=fresh,
+        senders=services.senders_of(fresh),
         last_id=fresh[-1].id if fresh else after,
         detector=detector_for(current_clinic().id),
     )

@@ -38,6 +38,7 @@ AUTOREPLY_COLUMNS = {
     "greeting": "greeting_messages",
     "greeting_shows_closures": "greeting_shows_closures",
     "fallback": "fallback_messages",
+    "emergency_keywords": "emergency_keywords",
 }
 HANDOFF_COLUMNS = {"phrases": "handoff_phrases", "reply": "handoff_reply", "resume_after_hours": "handoff_resume_hours"}
 

@@ -99,6 +99,7 @@ def autoreply_spec(clinic) -> AutoreplySpec:
         fallback=messages_to_spec(settings.fallback_messages),
         handoff=HandoffSpec(phrases=list(settings.handoff_phrases or []), reply=settings.handoff_reply,
                             resume_after_hours=settings.handoff_resume_hours),
+        emergency_keywords=settings.emergency_keywords,
         rules=[rule_spec(rule) for rule in rules],
     )  # fmt: skip
 

@@ -163,6 +163,7 @@ class AutoreplySpec(Strict):
     greeting_shows_closures: bool = True
     fallback: list[Message] = []
     handoff: HandoffSpec = HandoffSpec()
+    emergency_keywords: list[str] | None = None  # None: the shipped list of emergency symptoms
     rules: list[RuleSpec] = []
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -133,11 +134,14 @@ def month_key(moment: datetime) -> str:
 
 
 def _redis_key(clinic_id: int, month: str) -> str:
-    return f"tsunagu:quota:{clinic_id}:{month}"
+    return f"tsunagu:{{clinic:{clinic_id}}}:quota:{month}"  # hash tag: one Redis Cluster slot per clinic
 
 
 def _grants_key(clinic_id: int, month: str) -> str:
-    return f"tsunagu:quota-grants:{clinic_id}:{month}"
+    return f"tsunagu:{{clinic:{clinic_id}}}:quota-grants:{month}"  # same slot as the counter: one script uses both
+
+
+_GRANTS_KEY = re.compile(r"tsunagu:\{clinic:(\d+)\}:quota-grants:(.+)")
 
 
 def _require_scope(clinic_id: int) -> None:
@@ -232,8 +236,8 @@ def give_back_orphaned_grants(older_than_seconds: float = 60.0) -> int:
     Runs from the sweeper under the platform scope; returns how many messages were given back.
     """
     connection, cutoff, given = get_redis(), time.time() - older_than_seconds, 0
-    for key in connection.scan_iter(match="tsunagu:quota-grants:*", count=500):
-        _, clinic_id, month = key.decode().rsplit(":", 2)
+    for key in connection.scan_iter(match="tsunagu:{clinic:*}:quota-grants:*", count=500):
+        clinic_id, month = _GRANTS_KEY.fullmatch(key.decode()).groups()
         for token, grant in connection.hgetall(key).items():
             if int(grant.decode().split(":")[1]) > cutoff:
                 continue

@@ -80,21 +80,62 @@ def create():
     return redirect(url_for(".edit", menu_id=menu.id))
 
 
-def _areas_from_form(form) -> list[dict]:
-    areas = []
+def _cell_number(form, name: str, label: str, limit: int) -> int:
+    value = form.get(name, "")
+    if not value.isdigit() or not 1 <= int(value) <= limit:
+        raise services.MenuProblem(_("「%(label)s」の位置を選んでください", label=label))
+    return int(value) - 1
+
+
+def _cells_from_form(form, index: int, label: str, size: str) -> layouts.Cells:
+    """The grid cells an area covers, from its 列/行 selects (first and last, 1-based)."""
+    rows = layouts.GRID_ROWS[size]
+    first_column = _cell_number(form, f"a{index}_col_from", label, layouts.GRID_COLUMNS)
+    last_column = _cell_number(form, f"a{index}_col_to", label, layouts.GRID_COLUMNS)
+    first_row = _cell_number(form, f"a{index}_row_from", label, rows)
+    last_row = _cell_number(form, f"a{index}_row_to", label, rows)
+    if last_column < first_column or last_row < first_row:
+        raise services.MenuProblem(_("「%(label)s」の終わりの列・行が始まりより前です", label=label))
+    return layouts.Cells(first_column, first_row, last_column - first_column + 1, last_row - first_row + 1)
+
+
+def _action_from_form(form, index: int, label: str) -> tuple[str, dict]:
+    """(feature, action): a clinic feature (予約, 診療時間 …) or a custom link/message/tab."""
+    choice = form.get(f"a{index}_action", "")
+    if choice.startswith("feature:") and choice[8:] in layouts.FEATURES:
+        return choice[8:], dict(layouts.FEATURES[choice[8:]][1])
+    if choice not in VALUE_KEYS:
+        raise services.MenuProblem(_("「%(label)s」のアクションを選んでください", label=label))
+    return "", {"type": choice, VALUE_KEYS[choice]: form.get(f"a{index}_value", "").strip()}
+
+
+def _overlap(first: layouts.Cells, second: layouts.Cells) -> bool:
+    return not (
+        first.column + first.columns <= second.column
+        or second.column + second.columns <= first.column
+        or first.row + first.rows <= second.row
+        or second.row + second.rows <= first.row
+    )
+
+
+def _areas_from_form(form, size: str, *, placed_by_preset: bool = False) -> list[dict]:
+    """The labelled rows as areas; their cells are ignored when a preset places them."""
+    areas, placed = [], []
     for index in range(MAX_AREAS):
         label = form.get(f"a{index}_label", "").strip()
         if not label:
             continue
-        try:
-            bounds = {k: int(form.get(f"a{index}_{k}", "")) for k in ("x", "y", "width", "height")}
-        except ValueError as exc:
-            raise services.MenuProblem(_("「%(label)s」の位置と大きさは数字で入力してください", label=label)) from exc
-        kind = form.get(f"a{index}_type", "")
-        if kind not in VALUE_KEYS:
-            raise services.MenuProblem(_("「%(label)s」のアクションを選んでください", label=label))
-        action = {"type": kind, VALUE_KEYS[kind]: form.get(f"a{index}_value", "").strip()}
-        areas.append({**bounds, "label": label, "action": action})
+        feature, action = _action_from_form(form, index, label)
+        if placed_by_preset:
+            areas.append({"label": label, "action": action, **({"feature": feature} if feature else {})})
+            continue
+        cells = _cells_from_form(form, index, label, size)
+        for other_label, other in placed:
+            if _overlap(cells, other):
+                raise services.MenuProblem(_("「%(a)s」と「%(b)s」が重なっています", a=other_label, b=label))
+        placed.append((label, cells))
+        area = {**layouts.cell_bounds(size, cells), "label": label, "action": action}
+        areas.append({**area, "feature": feature} if feature else area)
     return areas
 
 
@@ -121,11 +162,24 @@ def edit(menu_id: int):
         "richmenu/edit.html",
         menu=menu,
         sizes=SIZES,
-        rows=list(menu.areas) + [{}] * max(0, min(3, MAX_AREAS - len(menu.areas))),
+        rows=_editor_rows(menu),
+        grid_columns=layouts.GRID_COLUMNS,
+        grid_rows=layouts.GRID_ROWS,
+        presets=layouts.PRESETS,
         value_keys=VALUE_KEYS,
         features=layouts.FEATURES,
+        feature_labels=[(key, layouts.FEATURES[key][0]) for key in layouts.DEFAULT_ORDER],
         tags=db.session.scalars(sa.select(Tag).order_by(Tag.name)).all(),
     )
+
+
+def _editor_rows(menu: RichMenu) -> list[dict]:
+    """One row per area (its cells and feature), then blank rows up to the most a preset needs."""
+    rows = []
+    for area in menu.areas:
+        rows.append({**area, "cells": layouts.cells_of(menu.size, area), "feature": layouts.feature_of(area)})
+    blank = {"cells": layouts.Cells(0, 0), "feature": "", "action": {}}
+    return rows + [blank] * max(0, min(max(6 - len(rows), 2), MAX_AREAS - len(rows)))
 
 
 def _apply(menu: RichMenu, form) -> None:
@@ -138,15 +192,20 @@ def _apply(menu: RichMenu, form) -> None:
     tag_id = int(form["segment_tag_id"]) if form.get("segment_tag_id", "").isdigit() else None
     if tag_id is not None and db.session.get(Tag, tag_id) is None:
         abort(400)
+    preset = form.get("preset", "")
+    if preset in layouts.PRESETS:
+        size, areas = layouts.relayout(preset, _areas_from_form(form, size, placed_by_preset=True))
+    else:
+        areas = _areas_from_form(form, size)
+    if menu.image and size != menu.size:
+        menu.image, menu.image_type = None, ""
     menu.name = form.get("name", "").strip()[:120] or menu.name
     menu.size, menu.alias_id, menu.segment_tag_id = size, alias, tag_id
     menu.chat_bar_text = form.get("chat_bar_text", "").strip()[:14] or "メニュー"
-    menu.areas = _areas_from_form(form)
+    menu.areas = areas
     if form.get("is_default") and not menu.is_default:
         db.session.execute(sa.update(RichMenu).where(RichMenu.id != menu.id).values(is_default=False))
     menu.is_default = bool(form.get("is_default"))
-    if menu.image and size != menu.size:
-        menu.image, menu.image_type = None, ""
 
 
 @bp.get("/<int:menu_id>/image.png")

@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from saas.common import clinic_row, zone_of
 from saas.extensions import db
 from saas.schedule.models import WEEKDAY_LABELS, Closure, ScheduleSettings, UrgentNoticeRequest, WeeklyBlock
+from saas.tenancy.models import Clinic
 
 SEARCH_DAYS = 60  # how far next_open_day looks ahead before giving up
 
@@ -178,6 +179,12 @@ def weekly_text(clinic) -> str:
     return "\n".join(lines)
 
 
+def notice_text(clinic, closure: Closure) -> str:
+    """What friends receive about a closure: the clinic's name, then the closure in one line."""
+    kind = "代診" if closure.is_substitute else "休診"
+    return f"【{clinic.name}より{kind}のお知らせ】\n{describe_closure(closure)}"
+
+
 def request_urgent_notice(clinic_id: int, closure_id: int) -> UrgentNoticeRequest:
     """Record that friends must be told about this closure; the send pipeline sends 'pending' rows.
 
@@ -191,10 +198,11 @@ def request_urgent_notice(clinic_id: int, closure_id: int) -> UrgentNoticeReques
             UrgentNoticeRequest.closure_id == closure_id, UrgentNoticeRequest.status == "pending"
         )
     ).first()
+    text = notice_text(db.session.get(Clinic, clinic_id), closure)
     if existing is not None:
-        existing.text = describe_closure(closure)
+        existing.text = text
         return existing
-    request = UrgentNoticeRequest(clinic_id=clinic_id, closure_id=closure_id, text=describe_closure(closure))
+    request = UrgentNoticeRequest(clinic_id=clinic_id, closure_id=closure_id, text=text)
     db.session.add(request)
     db.session.flush()
     return request

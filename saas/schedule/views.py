@@ -97,8 +97,59 @@ def _closure_from_form(form, closure: Closure) -> str | None:
     closure.blocks = ",".join(form.getlist("blocks"))
     closure.reason = form.get("reason", "").strip()[:300]
     closure.substitute_doctor = form.get("substitute_doctor", "").strip()[:120]
-    closure.notify_friends = bool(form.get("notify_friends"))
     return None
+
+
+NOTIFY_CHOICES = ("none", "urgent", "consenting")
+
+
+def _notify_choice(form) -> str:
+    if form.get("skip_send") == "1":
+        return "none"
+    choice = form.get("notify") or ("urgent" if form.get("notify_friends") else "none")
+    return choice if choice in NOTIFY_CHOICES else "none"
+
+
+def _send_preview(clinic, closure: Closure, choice: str) -> dict:
+    """What sending would do: how many friends, the exact text, urgent or not."""
+    from saas.delivery import audience
+
+    counts = audience.count_audience("urgent" if choice == "urgent" else "broadcast")
+    return {"choice": choice, "recipients": counts.eligible, "text": services.notice_text(clinic, closure)}
+
+
+def _send_to_consenting_friends(clinic, closure: Closure) -> None:
+    """An ordinary broadcast (friends with marketing consent only), started now."""
+    from flask_login import current_user
+
+    from saas.delivery import services as deliveries
+
+    text = services.notice_text(clinic, closure)
+    delivery = deliveries.create_delivery(messages=[{"type": "text", "text": text}], actor=current_user)
+    db.session.commit()
+    deliveries.submit(delivery)
+
+
+def _save_closure(clinic, closure: Closure, choice: str):
+    closure.notify_friends = choice == "urgent"
+    db.session.add(closure)
+    db.session.flush()
+    if choice == "urgent":
+        services.request_urgent_notice(clinic.id, closure.id)
+    db.session.commit()
+    if choice == "consenting":
+        _send_to_consenting_friends(clinic, closure)
+    messages = {
+        "none": _(
+            "保存しました。「今日の診療時間」の自動応答と挨拶メッセージに反映されます。友だちへの送信はしていません。"
+        ),
+        "urgent": _("保存しました。緊急のお知らせを友だちに送信しています。進み具合は配信履歴で確認できます。"),
+        "consenting": _(
+            "保存しました。お知らせを配信に同意した友だちに送信しています。進み具合は配信履歴で確認できます。"
+        ),
+    }
+    flash(messages[choice], "success")
+    return redirect(url_for("schedule.weekly"))
 
 
 @bp.route("/closures/new", methods=["GET", "POST"])
@@ -106,24 +157,27 @@ def _closure_from_form(form, closure: Closure) -> str | None:
 @login_required
 @require("schedule.edit")
 def edit_closure(closure_id: int | None = None):
-    """Add or change a 休診 / 代診; ticking 「友だちに緊急のお知らせ」 records an urgent notice request."""
+    """Add or change a 休診 / 代診. Sending it to friends is a choice shown before it happens:
+    the first POST with a sending choice only previews (recipients, text, urgent or not)."""
     clinic = current_clinic()
     closure = db.session.get(Closure, closure_id) if closure_id else Closure(kind=ClosureKind.CLOSED)
     if closure is None:
         abort(404)
+    preview, choice = None, "none"
     if request.method == "POST":
-        error = _closure_from_form(request.form, closure)
+        error, choice = _closure_from_form(request.form, closure), _notify_choice(request.form)
+        if error is None and (choice == "none" or request.form.get("confirm_send") == "1"):
+            return _save_closure(clinic, closure, choice)
         if error is None:
-            db.session.add(closure)
-            db.session.flush()
-            if closure.notify_friends:
-                services.request_urgent_notice(clinic.id, closure.id)
-            db.session.commit()
-            flash(_("保存しました。「今日の診療時間」の自動応答と挨拶メッセージに反映されます。"), "success")
-            return redirect(url_for("schedule.weekly"))
-        flash(error, "error")
+            preview = _send_preview(clinic, closure, choice)
+        else:
+            flash(error, "error")
     labels = sorted({b.label for blocks in services.weekly_blocks(clinic.id).values() for b in blocks if b.label})
-    return render_template("schedule/closure_form.html", closure=closure, block_labels=labels)
+    page = render_template(
+        "schedule/closure_form.html", closure=closure, block_labels=labels, preview=preview, choice=choice
+    )
+    db.session.rollback()  # a preview saves nothing
+    return page
 
 
 @bp.post("/closures/<int:closure_id>/delete")

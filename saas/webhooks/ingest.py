@@ -90,13 +90,14 @@ def store_events(clinic_id: int, rows: list[dict]) -> list[int]:
 
 
 def _insert(insert, rows: list[dict]) -> list[int]:
+    # The rows go as parameters (one multi-row INSERT built by the driver layer), not into the
+    # statement: the statement stays the same for every request and its compiled form is cached.
     statement = (
         insert(WebhookEvent)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=["clinic_id", "webhook_event_id"])
         .returning(WebhookEvent.id)
     )
-    return list(db.session.execute(statement).scalars())
+    return list(db.session.scalars(statement, rows))
 
 
 def _store_each_alone(insert, rows: list[dict]) -> list[int]:

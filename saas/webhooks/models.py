@@ -8,7 +8,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from saas.common import utcnow
+from saas.common import BigId, utcnow
 from saas.extensions import db
 from saas.tenancy.scoping import TenantOwned
 
@@ -25,7 +25,7 @@ class WebhookEvent(TenantOwned, db.Model):
 
     __table_args__ = (sa.UniqueConstraint("clinic_id", "webhook_event_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
     webhook_event_id: Mapped[str] = mapped_column(sa.String(64))
     event_type: Mapped[str] = mapped_column(sa.String(32))
     line_user_id: Mapped[str | None] = mapped_column(sa.String(64))

@@ -85,9 +85,10 @@ def test_audit_page_paginates(client):
     _seed(clinic, [("message.send", f"s{n}@example.jp") for n in range(60)])
     login(client, admin)
     first = client.get(f"/c/{clinic.slug}/audit/").get_data(as_text=True)
-    second = client.get(f"/c/{clinic.slug}/audit/?page=2").get_data(as_text=True)
+    next_url = first.split('data-testid="audit-next" href="')[1].split('"')[0].replace("&amp;", "&")
+    second = client.get(next_url).get_data(as_text=True)
     assert "s59@example.jp" in first and "s0@example.jp" not in first
-    assert "s0@example.jp" in second and "1 / 2" not in second and "2 / 2" in second
+    assert "s0@example.jp" in second and "s59@example.jp" not in second and 'data-testid="audit-next"' not in second
 
 
 def test_admin_of_clinic_a_sees_no_audit_events_of_clinic_b(client):

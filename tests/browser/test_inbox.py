@@ -59,4 +59,4 @@ def test_responder_replies_with_the_reply_token_resolves_and_the_audit_log_shows
     _sign_in(page, admin)
     page.goto(f"/c/{clinic.slug}/audit/")
     log = page.locator("table").inner_text()
-    assert "conversation.view" in log and "message.send" in log and responder.email in log
+    assert "チャットを閲覧" in log and "チャットでメッセージを送信" in log and responder.email in log

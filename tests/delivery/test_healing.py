@@ -33,7 +33,7 @@ def used(clinic) -> int:
 
 def redis_used(clinic) -> int:
     month = counter.month_key(counter.japan_now())
-    return int(get_redis().get(f"tsunagu:quota:{clinic.id}:{month}") or 0)
+    return int(get_redis().get(counter._redis_key(clinic.id, month)) or 0)
 
 
 def test_submitting_only_records_the_delivery_and_planning_runs_in_a_job(sandbox, sandbox_state):

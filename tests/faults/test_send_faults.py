@@ -63,7 +63,7 @@ def assert_exactly_once_and_counts_true(clinic, delivery_id, sandbox_state, chan
     assert (delivery.targeted, delivery.sent, delivery.failed) == (FRIENDS, sum(counts), 0)
     with tenant_scope(clinic_id):
         assert usage(clinic_id).used == FRIENDS
-    live = get_redis().get(f"tsunagu:quota:{clinic_id}:{counter.month_key(counter.japan_now())}")
+    live = get_redis().get(counter._redis_key(clinic_id, counter.month_key(counter.japan_now())))
     assert live is None or int(live) == FRIENDS  # absent after a Redis restart: seeded from the database
 
 

@@ -241,3 +241,19 @@ def test_an_agency_left_out_of_a_manifest_stays_the_organizations_agency(runner,
     with platform_scope("test"):
         organization = db.session.scalars(sa.select(Organization).where(Organization.slug == "aoba-derm")).one()
         assert organization.agency is not None and organization.agency.slug == "mirai-support"
+
+
+def test_a_manifest_sets_the_emergency_keywords_and_exports_them_back(runner, tmp_path):
+    edited = tmp_path / "hikari.yaml"
+    text = (TENANTS / "hikari-kenshin.yaml").read_text(encoding="utf-8")
+    edited.write_text(
+        text.replace("    autoreply:\n", "    autoreply:\n      emergency_keywords: [胸が痛, 意識がない]\n", 1),
+        encoding="utf-8",
+    )
+    result = apply(runner, edited)
+    assert result.exit_code == 0 and "autoreply.emergency_keywords を更新" in result.output
+    with platform_scope("test"):
+        assert export.clinic_spec(_hikari()).autoreply.emergency_keywords == ["胸が痛", "意識がない"]
+    assert (
+        "変更はありません / no changes" in apply(runner, TENANTS / "hikari-kenshin.yaml").output
+    )  # not mentioned: kept

@@ -1,32 +1,27 @@
-"""Webhook-ingest benchmark: our queue-backed endpoint beside a naive in-request handler.
+"""Webhook-ingest benchmark: the product's endpoint under the Procfile's gunicorn, beside the
+previous server configuration and beside a naive handler that does the work inside the request.
 
 Run::
 
-    python -m tests.perf.webhook_ingest                 # 1,000 events per mode, 32 concurrent
-    python -m tests.perf.webhook_ingest --events 3000 --concurrency 64 --line-latency-ms 80
+    python -m tests.perf.webhook_ingest                  # 10 s per mode, 32 connections
+    python -m tests.perf.webhook_ingest --seconds 20 --connections 64 --line-latency-ms 80
 
-What it does, all on loopback with embedded defaults (a temporary SQLite database and the
-embedded Redis, nothing from the environment's DATABASE_URL/REDIS_URL; ``--database-url``
-points it at an empty Postgres database instead, which is what production runs):
+Configuration: with DATABASE_URL and REDIS_URL set (production), a scratch database
+``tsunagu_bench_webhooks`` on that Postgres server (dropped afterwards) and that Redis;
+otherwise a temporary SQLite file and the embedded Redis (stopped afterwards).
 
 1. starts the LINE sandbox under gunicorn (one process: its state is in memory), with an
-   artificial latency per Messaging API call (``--line-latency-ms``, LINE's real round trip
-   from Japan is tens of milliseconds);
-2. starts the product under gunicorn (``--workers`` × ``--threads``), with one extra route
-   mounted only here: ``/naive/line/<key>``, which does what a first draft would do inside
-   the request: verify, fetch the profile from LINE, store the friend and the message, reply;
-3. has the sandbox make N message events (real reply tokens), then fires them as signed
-   webhook requests from a thread pool (``requests`` with keep-alive), one event per request,
-   first at ``/webhooks/line/<key>`` (store + enqueue, the product) and then at the naive route;
-4. prints events/s and p50/p99 latency per mode. LINE gives up on a webhook after 2 seconds.
+   artificial latency per Messaging API call (``--line-latency-ms``);
+2. starts the product under gunicorn with ``-c gunicorn.conf.py`` (what the Procfile runs), with
+   one extra route mounted only here: ``/naive/line/<key>``, which does what a first draft would
+   do inside the request: verify, fetch the profile from LINE, store friend and message, reply;
+3. loads ``/webhooks/line/<key>`` with signed single-event deliveries, each with its own
+   ``webhookEventId``: with ``wrk`` (C, closed loop, ``--connections``) when it is installed,
+   else from a Python thread pool (which then limits the figure: it is printed as such);
+4. repeats 3. against the previous configuration (``gunicorn --workers 3``, sync workers);
+5. fires real message events (sandbox reply tokens) at the naive route from a thread pool.
 
-Reading the figures: with SQLite, concurrent writers from several gunicorn processes queue
-on SQLite's single write lock (its busy handler backs off in steps of up to 100 ms), which
-shows in the queued mode's p99; one request alone takes a few milliseconds
-(``--concurrency 1``). The naive mode pays at least two LINE round trips per event.
-
-The product's queued jobs are not run here: ingest is what LINE waits for. Bounded: at most
-``--events`` requests per mode, a 30 s timeout per request.
+The queued jobs are not run here: ingest is what LINE waits for (it gives up after ~2 s).
 """
 
 from __future__ import annotations
@@ -34,6 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -42,9 +40,12 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from pathlib import Path
 
 import requests
+
+from tests.perf import support
 
 ROOT = Path(__file__).resolve().parents[2]
 CHANNEL_ID, SECRET, TOKEN = "1999000001", "b" * 32, "benchmark-token-" + "t" * 40
@@ -98,13 +99,23 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _gunicorn(target: str, port: int, workers: int, threads: int, env: dict) -> subprocess.Popen:
-    command = [sys.executable, "-m", "gunicorn", "-w", str(workers), "-k", "gthread", "--threads", str(threads)]
-    command += ["-b", f"127.0.0.1:{port}", "--log-level", "warning", target]
-    return subprocess.Popen(command, cwd=ROOT, env=env)
+def _gunicorn(target: str, port: int, env: dict, *options: str) -> subprocess.Popen:
+    command = [sys.executable, "-m", "gunicorn", *options, "-b", f"127.0.0.1:{port}", "--log-level", "warning"]
+    return subprocess.Popen([*command, target], cwd=ROOT, env=env, start_new_session=True)
 
 
-def _wait_until_up(url: str, timeout: float = 30) -> None:
+def _stop(process: subprocess.Popen) -> None:
+    """Stop a gunicorn master and its workers (its own process group)."""
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def _wait_until_up(url: str, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -183,75 +194,207 @@ def _fire(url: str, events: list[dict | None], concurrency: int) -> dict:
     }
 
 
-def _print(rows: dict[str, dict], args) -> None:
-    print(
-        f"\nwebhook ingest: {args.events} events per mode, {args.concurrency} concurrent, "
-        f"gunicorn {args.workers}x{args.threads} gthread, LINE latency {args.line_latency_ms} ms"
+WRK_SCRIPT = """
+local bodies, signatures = dofile("%(data)s")
+local threads, counter = 0, 0
+function setup(thread)
+  thread:set("offset", threads)
+  threads = threads + 1
+  thread:set("stride", %(threads)d)
+end
+function request()
+  local n = (offset + counter * stride) %% #bodies + 1
+  counter = counter + 1
+  return wrk.format("POST", nil, {["content-type"] = "application/json", ["x-line-signature"] = signatures[n]}, bodies[n])
+end
+"""
+
+
+def _lua_string(text: str) -> str:
+    return "[==[" + text + "]==]"
+
+
+def _signed_bodies(count: int, tag: str) -> list[tuple[str, str]]:
+    from tests.webhooks.support import sign, text_event
+
+    bodies = []
+    for n in range(count):
+        event = text_event("U" + f"{n % 500:032x}", f"質問{n}", event_id=f"01{tag}{n:022d}")
+        body = json.dumps({"destination": "U" + "0" * 32, "events": [event]}, ensure_ascii=False)
+        bodies.append((body, sign(SECRET, body.encode())))
+    return bodies
+
+
+def _wrk(url: str, seconds: int, connections: int, tag: str, tmp: Path) -> dict:
+    """Closed-loop load with wrk; every request a distinct signed event (until the bodies run out)."""
+    threads = 2
+    bodies = _signed_bodies(max(5000, seconds * 4000), tag)
+    data = tmp / f"bodies-{tag}.lua"
+    data.write_text(
+        "return {"
+        + ",".join(_lua_string(b) for b, _ in bodies)
+        + "}, {"
+        + ",".join(_lua_string(s) for _, s in bodies)
+        + "}"
     )
-    print(f"{'mode':<28}{'events/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'>2 s':>7}{'errors':>8}")
+    script = tmp / f"load-{tag}.lua"
+    script.write_text(WRK_SCRIPT % {"data": data, "threads": threads})
+    command = [
+        "wrk",
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds}s",
+        "--latency",
+        "-s",
+        str(script),
+        url,
+    ]
+    output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
+    return _parse_wrk(output, len(bodies))
+
+
+def _milliseconds(text: str) -> float:
+    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def _parse_wrk(output: str, bodies: int) -> dict:
+    requests_done = int(re.search(r"(\d+) requests in", output).group(1))
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
+    return {
+        "events": requests_done,
+        "events_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
+        "p50_ms": _milliseconds(re.search(r"50%\s+(\S+)", output).group(1)),
+        "p99_ms": _milliseconds(re.search(r"99%\s+(\S+)", output).group(1)),
+        "errors": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, errors.groups())) if errors else 0),
+        "repeated_bodies": max(0, requests_done - bodies),
+        "client": "wrk",
+    }
+
+
+def _load(url: str, args, tag: str, tmp: Path) -> dict:
+    if shutil.which("wrk"):
+        return _wrk(url, args.seconds, args.connections, tag, tmp)
+    from tests.webhooks.support import text_event
+
+    events = [text_event("U" + f"{n % 500:032x}", f"質問{n}", event_id=f"01{tag}{n:022d}") for n in range(args.events)]
+    return {**_fire(url, events, args.connections), "client": "python threads (limits the figure)"}
+
+
+def _print(rows: dict[str, dict], args) -> None:
+    print(f"\nwebhook ingest, {support.configuration()}, LINE latency {args.line_latency_ms} ms, {support.machine()}")
+    print(f"{'mode':<44}{'events/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}  client")
     for name, row in rows.items():
         print(
-            f"{name:<28}{row['events_per_s']:>10.0f}{row['p50_ms']:>10.1f}{row['p99_ms']:>10.1f}"
-            f"{row['over_2s']:>7}{row['errors']:>8}"
+            f"{name:<44}{row['events_per_s']:>10.0f}{row['p50_ms']:>10.1f}{row['p99_ms']:>10.1f}"
+            f"{row['errors']:>8}  {row.get('client', '')}"
         )
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--workers", type=int, default=4)
-    parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--line-latency-ms", type=int, default=50)
-    parser.add_argument("--database-url", default="", help="an EMPTY database to use instead of temp SQLite")
-    args = parser.parse_args(argv)
-    args.events = max(1, min(args.events, 20000))
-
-    tmp = Path(tempfile.mkdtemp(prefix="tsunagu-bench-"))
-    sandbox_port, product_port = _free_port(), _free_port()
-    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
-    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+def _environment(tmp: Path, sandbox_url: str, product_port: int, database_url: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     env.update(
         TSUNAGU_INSTANCE_DIR=str(tmp),
         LINE_API_BASE=sandbox_url,
         LINE_DATA_API_BASE=sandbox_url,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{product_port}",
         SECRET_KEY="benchmark",
+        DATABASE_URL=database_url,
+        PORT=str(product_port),
         SANDBOX_ENABLED="1",  # development secrets are fine for a benchmark on loopback
     )
-    if args.database_url:
-        env["DATABASE_URL"] = args.database_url
+    return env
+
+
+def _run(args, tmp: Path, database_url: str) -> dict:
+    sandbox_port, product_port, old_port = _free_port(), _free_port(), _free_port()
+    sandbox_url = f"http://127.0.0.1:{sandbox_port}"
+    env = _environment(tmp, sandbox_url, product_port, database_url)
     os.environ.clear()
     os.environ.update(env)
+    webhook_key = _prepare_database()
     processes = []
     try:
-        webhook_key = _prepare_database()
-        processes.append(_gunicorn("saas.sandbox:create_sandbox_app()", sandbox_port, 1, 32, env))
         processes.append(
-            _gunicorn("tests.perf.webhook_ingest:benchmark_app()", product_port, args.workers, args.threads, env)
+            _gunicorn(
+                "saas.sandbox:create_sandbox_app()", sandbox_port, env, "-w", "1", "-k", "gthread", "--threads", "32"
+            )
         )
-        _wait_until_up(sandbox_url + "/_sandbox/channels")
-        _wait_until_up(f"http://127.0.0.1:{product_port}/healthz")
-
+        processes.append(
+            _gunicorn("tests.perf.webhook_ingest:benchmark_app()", product_port, env, "-c", "gunicorn.conf.py")
+        )
+        processes.append(_gunicorn("tests.perf.webhook_ingest:benchmark_app()", old_port, env, "--workers", "3"))
+        for url in (
+            sandbox_url + "/_sandbox/channels",
+            f"http://127.0.0.1:{product_port}/healthz",
+            f"http://127.0.0.1:{old_port}/healthz",
+        ):
+            _wait_until_up(url)
         from saas.sandbox.control import SandboxControl
 
         control = SandboxControl(sandbox_url)
         control.add_channel(CHANNEL_ID, SECRET, TOKEN)
         control.configure(CHANNEL_ID, latency_ms=args.line_latency_ms, rate_limits={})
-        events = _make_events(control, 2 * args.events)
-        base = f"http://127.0.0.1:{product_port}"
-        _warm_up(f"{base}/webhooks/line/{webhook_key}", args.concurrency)
-        _warm_up(f"{base}/naive/line/{webhook_key}", args.concurrency)
+        product, old = f"http://127.0.0.1:{product_port}", f"http://127.0.0.1:{old_port}"
+        for base in (product, old):
+            _warm_up(f"{base}/webhooks/line/{webhook_key}", args.connections)
         rows = {
-            "queued (product)": _fire(f"{base}/webhooks/line/{webhook_key}", events[: args.events], args.concurrency),
-            "naive (in-request)": _fire(f"{base}/naive/line/{webhook_key}", events[args.events :], args.concurrency),
+            "queued, gunicorn.conf.py (Procfile)": _load(f"{product}/webhooks/line/{webhook_key}", args, "NEW", tmp),
+            "queued, previous: gunicorn --workers 3 (sync)": _load(
+                f"{old}/webhooks/line/{webhook_key}", args, "OLD", tmp
+            ),
         }
-        _print(rows, args)
+        events = _make_events(control, args.naive_events)
+        _warm_up(f"{product}/naive/line/{webhook_key}", args.connections)
+        rows["naive: in-request handling"] = {
+            **_fire(f"{product}/naive/line/{webhook_key}", events, args.connections),
+            "client": "python threads",
+        }
+        return rows
     finally:
         for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=15)
+            _stop(process)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    from tests.perf import support
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=int, default=10, help="load duration per queued mode (wrk)")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--events", type=int, default=3000, help="requests per queued mode without wrk")
+    parser.add_argument("--naive-events", type=int, default=600)
+    parser.add_argument("--line-latency-ms", type=int, default=50)
+    parser.add_argument("--json", default="")
+    args = parser.parse_args(argv)
+    tmp = Path(tempfile.mkdtemp(prefix="tsunagu-bench-"))
+    from saas.queues import stop_embedded_servers
+
+    database = (
+        support.scratch_postgres("tsunagu_bench_webhooks")
+        if support.production()
+        else nullcontext(f"sqlite:///{tmp}/webhooks.sqlite3")
+    )
+    configuration = support.configuration()
+    try:
+        with database as url:
+            rows = _run(args, tmp, url)
+    finally:
+        stop_embedded_servers()
+    _print(rows, args)
+    result = {
+        "configuration": configuration,
+        "machine": support.machine(),
+        "line_latency_ms": args.line_latency_ms,
+        "connections": args.connections,
+        "modes": rows,
+    }
+    support.write_json(args.json, result)
+    return result
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from saas.extensions import db
 from saas.queues import get_redis
-from saas.quota.counter import QuotaExceeded, Reservation, reconcile_with_line, release, reserve
+from saas.quota.counter import QuotaExceeded, Reservation, _redis_key, reconcile_with_line, release, reserve
 from saas.quota.models import ClinicPlan, LinePlan, MessageUsage, MessageUsageDay, QuotaReservation
 from saas.quota.plans import extra_cost_yen, get_plan, load_plans, set_clinic_plan
 from saas.quota.usage import daily_usage, usage
@@ -57,7 +57,7 @@ def test_reserving_counts_the_messages_in_redis_and_the_database(clinic):
         assert (granted.granted, granted.trimmed, granted.remaining, granted.limit) == (150, 0, 50, 200)
         assert db.session.scalar(sa.select(MessageUsage.used)) == 150
         assert db.session.scalar(sa.select(MessageUsageDay.used)) == 150
-    assert int(get_redis().get(f"tsunagu:quota:{clinic.id}:2025-07")) == 150
+    assert int(get_redis().get(_redis_key(clinic.id, "2025-07"))) == 150
 
 
 def test_a_send_over_a_plan_without_extra_messages_is_refused_with_the_numbers(clinic):

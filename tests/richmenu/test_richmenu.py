@@ -122,13 +122,23 @@ def test_a_missing_binding_is_explained_before_anything_is_sent(sandbox, live_se
     assert [r for r in sandbox.requests(channel) if r["operation"] == "createRichMenu"] == []
 
 
-def test_the_editor_saves_areas_and_shows_the_preview(client, sandbox, live_server):
+def _cells(index: int, columns: tuple[int, int], rows: tuple[int, int]) -> dict:
+    return {
+        f"a{index}_col_from": columns[0],
+        f"a{index}_col_to": columns[1],
+        f"a{index}_row_from": rows[0],
+        f"a{index}_row_to": rows[1],
+    }
+
+
+def test_the_editor_places_areas_on_grid_cells_and_binds_features(client, sandbox, live_server):
     clinic, _ = connect_clinic(sandbox, live_server)
     login(client, gen_user("admin", clinic=clinic))
     answer = client.post(f"/c/{clinic.slug}/richmenus/new", data={"preset": "half2", "csrf_token": csrf_token(client)})
     edit_url = answer.headers["Location"]
     page = client.get(edit_url).get_data(as_text=True)
     assert 'data-testid="richmenu-preview"' in page and "予約" in page
+    assert "{{clinic.booking_url}}" not in page, "a bound area shows its feature, not the binding"
     form = {
         "csrf_token": csrf_token(client),
         "name": "タブA",
@@ -136,27 +146,56 @@ def test_the_editor_saves_areas_and_shows_the_preview(client, sandbox, live_serv
         "chat_bar_text": "メニュー",
         "alias_id": "tab-a",
         "a0_label": "よくある質問",
-        **{"a0_x": 0, "a0_y": 0, "a0_width": 1250, "a0_height": 843, "a0_type": "message", "a0_value": "よくある質問"},
+        "a0_action": "feature:faq",
+        **_cells(0, (1, 4), (1, 2)),
         "a1_label": "タブB",
-        **{
-            "a1_x": 1250,
-            "a1_y": 0,
-            "a1_width": 1250,
-            "a1_height": 843,
-            "a1_type": "richmenuswitch",
-            "a1_value": "tab-b",
-        },
+        "a1_action": "richmenuswitch",
+        "a1_value": "tab-b",
+        **_cells(1, (5, 6), (1, 2)),
     }
     client.post(edit_url, data=form)
     with tenant_scope(clinic.id):
         menu = db.session.scalars(sa.select(RichMenu)).one()
-        assert [a["label"] for a in menu.areas] == ["よくある質問", "タブB"]
+        assert [(a["label"], a["x"], a["width"], a["height"]) for a in menu.areas] == [
+            ("よくある質問", 0, 1666, 843),
+            ("タブB", 1666, 834, 843),
+        ]
+        assert menu.areas[0]["action"] == {"type": "message", "text": "よくある質問"}
         assert services.line_menu(menu, clinic)["areas"][1]["action"]["richMenuAliasId"] == "tab-b"
-    form["a1_width"] = 1300  # outside the menu
+    form.update(_cells(1, (4, 6), (1, 2)))  # now covers column 4 of よくある質問 too
     client.post(edit_url, data=form)
-    assert "はみ出しています" in client.get(edit_url).get_data(as_text=True)
+    assert "「よくある質問」と「タブB」が重なっています" in client.get(edit_url).get_data(as_text=True)
     image = client.get(edit_url + "/image.png")
     assert image.mimetype == "image/png" and Image.open(io.BytesIO(image.data)).size == (2500, 843)
+
+
+def test_choosing_a_preset_lays_the_areas_out_again_keeping_their_order(client, sandbox, live_server):
+    clinic, _ = connect_clinic(sandbox, live_server)
+    clinic.website_url, clinic.address = "https://clinic.example.jp/", "東京都渋谷区道玄坂1-2-3"
+    db.session.commit()
+    login(client, gen_user("admin", clinic=clinic))
+    edit_url = client.post(
+        f"/c/{clinic.slug}/richmenus/new", data={"preset": "half2", "csrf_token": csrf_token(client)}
+    ).headers["Location"]
+    form = {
+        "csrf_token": csrf_token(client),
+        "size": "half",
+        "preset": "full4",
+        "a0_label": "ご予約",
+        "a0_action": "feature:booking",
+        **_cells(0, (1, 3), (1, 2)),
+        "a1_label": "サイト",
+        "a1_action": "uri",
+        "a1_value": "https://example.jp/",
+        **_cells(1, (4, 6), (1, 2)),
+    }
+    client.post(edit_url, data=form)
+    with tenant_scope(clinic.id):
+        menu = db.session.scalars(sa.select(RichMenu)).one()
+        assert menu.size == "full"
+        assert [a["label"] for a in menu.areas] == ["ご予約", "サイト", "診療時間", "アクセス"]
+        assert [(a["x"], a["y"]) for a in menu.areas] == [(0, 0), (1250, 0), (0, 843), (1250, 843)]
+        assert menu.areas[1]["action"] == {"type": "uri", "uri": "https://example.jp/"}
 
 
 def test_rich_menu_rows_are_isolated_between_clinics(sandbox, live_server):

@@ -81,9 +81,15 @@ def test_one_closure_from_the_portal_changes_the_answer_and_queues_the_notice(cl
     page = client.get(f"/c/{clinic.slug}/schedule/closures/new").get_data(as_text=True)
     token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
     today = services.clinic_now(clinic).date().isoformat()
-    response = client.post(f"/c/{clinic.slug}/schedule/closures/new",
-                           data={"csrf_token": token, "kind": "closed", "starts_on": today, "reason": "院長急病のため",
-                                 "notify_friends": "1"})  # fmt: skip
+    form = {"csrf_token": token, "kind": "closed", "starts_on": today, "reason": "院長急病のため", "notify": "urgent"}
+    preview = client.post(f"/c/{clinic.slug}/schedule/closures/new", data=form)
+    assert preview.status_code == 200, "choosing to send first shows what will be sent"
+    shown = preview.get_data(as_text=True)
+    assert f"【{clinic.name}より休診のお知らせ】" in shown and "配信に同意していない友だちにも届きます" in shown
+    assert 'data-testid="send-recipients"' in shown
+    with tenant_scope(clinic.id):
+        assert db.session.scalars(sa.select(UrgentNoticeRequest)).all() == [], "a preview saves and sends nothing"
+    response = client.post(f"/c/{clinic.slug}/schedule/closures/new", data={**form, "confirm_send": "1"})
     assert response.status_code == 302
     schedule_page = client.get(f"/c/{clinic.slug}/schedule/").get_data(as_text=True)
     assert "院長急病のため" in schedule_page and "配信待ち" in schedule_page
@@ -91,6 +97,23 @@ def test_one_closure_from_the_portal_changes_the_answer_and_queues_the_notice(cl
     assert test.status_code == 200
     with tenant_scope(clinic.id):
         assert db.session.scalars(sa.select(UrgentNoticeRequest.status)).all() == ["pending"]
+        assert db.session.scalars(sa.select(UrgentNoticeRequest.text)).one().startswith(f"【{clinic.name}")
+
+
+def test_a_closure_saved_without_choosing_to_send_sends_nothing(client, clinic):
+    login(client, gen_user("admin", clinic=clinic))
+    page = client.get(f"/c/{clinic.slug}/schedule/closures/new").get_data(as_text=True)
+    assert 'value="none" checked' in page, "not sending is the default"
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    today = services.clinic_now(clinic).date().isoformat()
+    response = client.post(
+        f"/c/{clinic.slug}/schedule/closures/new",
+        data={"csrf_token": token, "kind": "closed", "starts_on": today, "notify": "none"},
+    )
+    assert response.status_code == 302
+    with tenant_scope(clinic.id):
+        assert db.session.scalars(sa.select(UrgentNoticeRequest)).all() == []
+        assert len(db.session.scalars(sa.select(Closure)).all()) == 1
 
 
 def test_portal_pages_render_for_staff_and_editing_needs_permission(client, clinic):

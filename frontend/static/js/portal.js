@@ -15,3 +15,15 @@ document.addEventListener("DOMContentLoaded", () => {
     });
   });
 });
+
+// A chat opens at its newest message, and stays there when new messages arrive.
+(() => {
+  const toNewest = () => {
+    const conversation = document.getElementById("conversation");
+    if (conversation) conversation.scrollTop = conversation.scrollHeight;
+  };
+  document.addEventListener("DOMContentLoaded", toNewest);
+  document.addEventListener("htmx:afterSwap", (event) => {
+    if (event.target && event.target.closest && event.target.closest("#conversation")) toNewest();
+  });
+})();

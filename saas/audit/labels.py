@@ -1,0 +1,179 @@
+"""Audit events in the clinic's words: action labels (the code stays in a tooltip), targets, details.
+
+Actions not listed here are named from their first part (``booking.*`` → 予約) so an action
+added elsewhere still reads as Japanese before it gets its own label.
+"""
+
+from __future__ import annotations
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
+ACTION_LABELS = {
+    "audit.purge": _l("監査ログの期限切れ分を削除"),
+    "auth.enrol_two_factor": _l("二要素認証を設定"),
+    "auth.login": _l("ログイン"),
+    "auth.two_factor": _l("二要素認証でログイン"),
+    "login.failure": _l("ログイン失敗"),
+    "login.sso": _l("シングルサインオンでログイン"),
+    "booking.cancel": _l("予約をキャンセル"),
+    "booking.cancel_notice_sent": _l("予約キャンセルのお知らせを送信"),
+    "booking.closure_notice": _l("休診による予約変更のお知らせを送信"),
+    "booking.settings": _l("予約の設定を変更"),
+    "booking.status": _l("予約の状態を変更"),
+    "conversation.assign": _l("チャットの担当者を変更"),
+    "conversation.status": _l("チャットのステータスを変更"),
+    "conversation.view": _l("チャットを閲覧"),
+    "inbox.conversation": _l("チャットを閲覧"),
+    "delivery.cancel": _l("配信をキャンセル"),
+    "delivery.refused": _l("配信が通数上限で止まりました"),
+    "delivery.send": _l("配信を送信"),
+    "message.send": _l("チャットでメッセージを送信"),
+    "message.send.failed": _l("チャットのメッセージ送信に失敗"),
+    "friends.erase": _l("友だちの個人データを削除"),
+    "friends.export": _l("友だちの個人データを書き出し"),
+    "privacy.friend_data": _l("友だちの個人データを閲覧"),
+    "privacy.settings": _l("個人情報の設定を変更"),
+    "invitation.create": _l("スタッフを招待"),
+    "invitation.revoke": _l("招待を取り消し"),
+    "membership.create": _l("スタッフを追加"),
+    "membership.delete": _l("スタッフを削除"),
+    "membership.update": _l("スタッフの権限を変更"),
+    "organization.links.update": _l("グループ共通リンクを変更"),
+    "richmenu.deploy": _l("リッチメニューを公開"),
+    "security.key_rotation": _l("暗号鍵を更新"),
+    "sso_provider.create": _l("シングルサインオンを設定"),
+    "library.set.create": _l("ライブラリのセットを追加"),
+    "library.set.update": _l("ライブラリのセットを変更"),
+    "library.set.delete": _l("ライブラリのセットを削除"),
+    "library.item.create": _l("ライブラリの項目を追加"),
+    "library.item.update": _l("ライブラリの項目を変更"),
+    "library.item.delete": _l("ライブラリの項目を削除"),
+}
+AREA_LABELS = {
+    "audit": _l("監査ログ"),
+    "auth": _l("ログイン"),
+    "login": _l("ログイン"),
+    "autoreply": _l("自動応答"),
+    "booking": _l("予約"),
+    "channel": _l("LINE連携"),
+    "conversation": _l("チャット"),
+    "inbox": _l("チャット"),
+    "delivery": _l("配信"),
+    "message": _l("メッセージ"),
+    "friends": _l("友だち"),
+    "friend": _l("友だち"),
+    "privacy": _l("個人情報"),
+    "invitation": _l("招待"),
+    "membership": _l("スタッフ"),
+    "members": _l("スタッフ"),
+    "organization": _l("グループ"),
+    "richmenu": _l("リッチメニュー"),
+    "schedule": _l("診療スケジュール"),
+    "security": _l("セキュリティ"),
+    "library": _l("ライブラリ"),
+    "quota": _l("通数・プラン"),
+}
+TARGET_LABELS = {
+    "audit_log": _l("監査ログ"),
+    "booking": _l("予約"),
+    "clinic": _l("医院"),
+    "delivery": _l("配信"),
+    "friend": _l("友だち"),
+    "invitation": _l("招待"),
+    "membership": _l("スタッフ"),
+    "organization": _l("グループ"),
+    "privacy_settings": _l("個人情報の設定"),
+    "richmenu": _l("リッチメニュー"),
+    "sso_provider": _l("シングルサインオン"),
+    "library_set": _l("ライブラリのセット"),
+    "library_item": _l("ライブラリの項目"),
+    "closure": _l("休診・代診"),
+    "auto_reply_rule": _l("自動応答ルール"),
+}
+DETAIL_LABELS = {
+    "kind": _l("種類"),
+    "title": _l("タイトル"),
+    "recipients": _l("対象"),
+    "skipped": _l("スキップ"),
+    "segment": _l("条件"),
+    "by": _l("作成者"),
+    "role": _l("権限"),
+    "email": _l("メールアドレス"),
+    "user_email": _l("スタッフ"),
+    "status": _l("ステータス"),
+    "via": _l("送信方法"),
+    "from": _l("変更前"),
+    "to": _l("変更後"),
+    "reason": _l("理由"),
+    "needed": _l("必要な通数"),
+    "remaining": _l("残り通数"),
+    "limit": _l("上限"),
+    "live": _l("新着"),
+    "format": _l("形式"),
+    "rows": _l("件数"),
+    "messages": _l("メッセージ数"),
+    "deleted": _l("削除件数"),
+    "name": _l("名前"),
+    "assignee_user_id": _l("担当者"),
+}
+VALUE_LABELS = {
+    "broadcast": _l("全員配信"),
+    "segment": _l("セグメント配信"),
+    "urgent": _l("緊急のお知らせ"),
+    "push": _l("個別送信"),
+    "reply": _l("応答メッセージ（無料）"),
+    "open": _l("未対応"),
+    "waiting": _l("返信待ち"),
+    "resolved": _l("解決済み"),
+}
+HIDDEN_DETAILS = {"owner", "set_id", "invitation_id", "provider_id"}  # ids that say nothing to staff
+
+
+def action_label(code: str) -> str:
+    """The Japanese label of an audit action code."""
+    if code in ACTION_LABELS:
+        return str(ACTION_LABELS[code])
+    area = AREA_LABELS.get(code.split(".", 1)[0])
+    return _("%(area)sの操作", area=area) if area else _("その他の操作")
+
+
+def target_label(target_type: str | None, target_id) -> str:
+    """「友だち #12」 for ("friend", 12); empty when the event has no target."""
+    if not target_type:
+        return ""
+    name = str(TARGET_LABELS.get(target_type, _l("対象")))
+    return f"{name} #{target_id}" if target_id else name
+
+
+def _value_text(value) -> str:
+    if isinstance(value, str) and value in VALUE_LABELS:
+        return str(VALUE_LABELS[value])
+    if isinstance(value, dict):
+        return "、".join(f"{key}: {_value_text(item)}" for key, item in value.items()) or "—"
+    if isinstance(value, list | tuple):
+        return "、".join(_value_text(item) for item in value) or "—"
+    if value is None:
+        return "—"
+    return str(value)
+
+
+def detail_items(details: dict | None) -> list[tuple[str, str]]:
+    """(label, value) pairs of an event's details, ids that mean nothing to staff left out."""
+    from saas.delivery.describe import describe_segment, title_in_words
+    from saas.delivery.services import SKIP_REASONS
+
+    items = []
+    for key, value in (details or {}).items():
+        if key in HIDDEN_DETAILS or value in ({}, [], None, ""):
+            continue
+        if key == "title" and isinstance(value, str):
+            text = title_in_words(value)
+        elif key == "segment" and isinstance(value, dict):
+            text = "、".join(f"{label}：{condition}" for label, condition in describe_segment(value))
+        elif key == "skipped" and isinstance(value, dict):
+            text = "、".join(f"{_(SKIP_REASONS.get(reason, reason))} {count}" for reason, count in value.items())
+        else:
+            text = _value_text(value)
+        items.append((str(DETAIL_LABELS.get(key, key)), text))
+    return items

@@ -1,0 +1,77 @@
+"""A stored segment in the words staff chose it with (タグ「…」のいずれか, 友だち追加日 …)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+from flask_babel import gettext as _
+
+from saas.extensions import db
+from saas.friends.models import Tag
+
+
+def _tag_names(ids) -> list[str]:
+    wanted = [int(v) for v in ids or [] if str(v).isdigit()]
+    if not wanted:
+        return []
+    names = dict(db.session.execute(sa.select(Tag.id, Tag.name).where(Tag.id.in_(wanted))).all())
+    return [f"「{names[i]}」" if i in names else _("（削除されたタグ）") for i in wanted]
+
+
+def _japanese_date(text: str) -> str:
+    try:
+        day = date.fromisoformat(text)
+    except (TypeError, ValueError):
+        return str(text)
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def _tags(segment: dict) -> list[tuple[str, str]]:
+    lines = []
+    names = _tag_names(segment.get("tag_ids"))
+    if names:
+        how = _("すべてが付いている") if segment.get("tag_match") == "all" else _("いずれかが付いている")
+        lines.append((_("タグ"), f"{'・'.join(names)} {how}"))
+    excluded = _tag_names(segment.get("exclude_tag_ids"))
+    if excluded:
+        lines.append((_("除外するタグ"), "・".join(excluded)))
+    return lines
+
+
+def _followed(segment: dict) -> list[tuple[str, str]]:
+    start, end = segment.get("followed_from"), segment.get("followed_to")
+    if not (start or end):
+        return []
+    text = "〜".join([_japanese_date(start) if start else "", _japanese_date(end) if end else ""])
+    return [(_("友だち追加日"), text)]
+
+
+def _messages(segment: dict) -> list[tuple[str, str]]:
+    lines = []
+    if segment.get("messaged_within_days") not in (None, ""):
+        lines.append((_("最終メッセージ"), _("%(n)s日以内", n=segment["messaged_within_days"])))
+    if segment.get("silent_for_days") not in (None, ""):
+        lines.append((_("最終メッセージ"), _("%(n)s日以上前（またはなし）", n=segment["silent_for_days"])))
+    return lines
+
+
+def _others(segment: dict) -> list[tuple[str, str]]:
+    lines = [(_("属性"), f"{key} = {value}") for key, value in (segment.get("attributes") or {}).items()]
+    sources = segment.get("inflow_source_ids") or []
+    if sources:
+        lines.append((_("流入経路"), _("%(n)s件", n=len(sources))))
+    return lines
+
+
+def describe_segment(segment: dict | None) -> list[tuple[str, str]]:
+    """(label, condition) pairs in Japanese for a delivery's segment; empty for everyone."""
+    segment = segment or {}
+    return _tags(segment) + _followed(segment) + _messages(segment) + _others(segment)
+
+
+def title_in_words(title: str) -> str:
+    """A delivery title with each variable shown as what it stands for: ［友だちの表示名］さま…"""
+    from saas.messaging.variables import PLACEHOLDER, VARIABLES
+
+    return PLACEHOLDER.sub(lambda m: f"［{VARIABLES.get(m.group(1), _('差し込み'))}］", title or "")

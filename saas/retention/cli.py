@@ -1,0 +1,27 @@
+"""``flask retention purge``: apply every clinic's retention settings now."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from saas.retention import services
+
+group = AppGroup("retention", help="Data retention (webhook events, send bookkeeping, message bodies).")
+
+
+@group.command("purge")
+def purge() -> None:
+    """Delete and archive what every clinic's retention settings say has expired."""
+    done = services.purge_all()
+    click.echo(
+        f"webhook events {done.webhook_events}, delivery recipients {done.delivery_recipients}, "
+        f"message bodies archived {done.message_bodies}"
+    )
+    for path in done.archives:
+        click.echo(f"archive: {path}")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(group)
