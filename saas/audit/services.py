@@ -85,7 +85,9 @@ def record_conversation_view(friend_id: int, **details) -> AuditEvent:
     return record(CONVERSATION_VIEW, target_type="friend", target_id=friend_id, details=details, commit=True)
 
 
-def record_list_view(friend_ids: list[int], message_ids: list[int], *, poll: bool = False) -> AuditEvent | None:
+def record_list_view(
+    friend_ids: list[int], message_ids: list[int], *, poll: bool = False, commit: bool = True
+) -> AuditEvent | None:
     """A list showed previews (last messages) of these friends' conversations.
 
     A page load is always recorded. A poll (htmx refresh) is recorded only when it shows other
@@ -96,7 +98,7 @@ def record_list_view(friend_ids: list[int], message_ids: list[int], *, poll: boo
         return None
     if poll and _previous_list_view(_request_actor(), _request_clinic_id()) == details:
         return None
-    return record(CONVERSATION_VIEW, target_type="conversation_list", details=details, commit=True)
+    return record(CONVERSATION_VIEW, target_type="conversation_list", details=details, commit=commit)
 
 
 def _previous_list_view(actor, clinic_id: int | None) -> dict | None:

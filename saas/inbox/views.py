@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    after_this_request,
+    flash,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -37,7 +47,9 @@ def _list_context(selected_id: int | None = None) -> dict:
         [row.friend.id for row in page.rows],
         [row.last_message.id for row in page.rows if row.last_message],
         poll=request.headers.get("HX-Request") == "true",
+        commit=False,
     )
+    after_this_request(_commit_after_rendering)
     return {
         "rows": page.rows,
         "next_before": page.next_before,
@@ -47,6 +59,12 @@ def _list_context(selected_id: int | None = None) -> dict:
         "status_labels": STATUS_LABELS,
         "filter_args": {k: v for k, v in request.args.items() if k in ("mine", "unassigned", "status") and v},
     }
+
+
+def _commit_after_rendering(response):
+    # Committing before the page is rendered would expire every row it shows (a query per row).
+    db.session.commit()
+    return response
 
 
 def _friend_or_404(friend_id: int) -> Friend:
