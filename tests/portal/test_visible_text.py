@@ -241,5 +241,6 @@ def _receptionist_reads_deliveries_and_the_audit_log(owner, demo) -> None:
     assert "配信をキャンセル" in owner.get(f"/c/{demo.clinic.slug}/deliveries/{later}").get_data(as_text=True)
     conditions = owner.get(f"/c/{demo.clinic.slug}/deliveries/{segment}").get_data(as_text=True)
     assert "「インフルエンザ予防接種」 いずれかが付いている" in conditions and "tag_ids" not in conditions
-    audit = owner.get(f"/c/{demo.clinic.slug}/audit/").get_data(as_text=True)
+    audit = owner.get(f"/c/{demo.clinic.slug}/audit/?action=delivery.send").get_data(as_text=True)
+    audit += owner.get(f"/c/{demo.clinic.slug}/audit/?action=conversation.view").get_data(as_text=True)
     assert 'title="delivery.send"' in audit and ">配信を送信<" in audit and ">チャットを閲覧<" in audit
