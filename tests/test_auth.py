@@ -102,3 +102,11 @@ def test_logout_ends_the_session(client):
     login(client, gen_user("sender", clinic=clinic))
     client.post("/auth/logout", data={"csrf_token": csrf_token(client)})
     assert client.get(f"/c/{clinic.slug}/").status_code == 302
+
+
+def test_sign_in_forms_carry_no_unset_attributes(client):
+    """An unset attribute printed as "None" (inputmode="None") hides the keyboard on phones."""
+    for path in ("/auth/login", "/auth/password/forgot"):
+        page = client.get(path).get_data(as_text=True)
+        assert '="None"' not in page, path
+        assert 'type="email"' in page or 'name="email"' in page

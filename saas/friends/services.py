@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
@@ -14,6 +15,14 @@ from saas.extensions import db
 from saas.friends.models import Direction, Friend, FriendStatus, FriendTag, Message, MessageMedia, Tag
 
 TAG_COLORS = ("green", "blue", "orange", "pink", "purple", "gray")
+TAG_COLOR_LABELS = {
+    "green": _l("緑"),
+    "blue": _l("青"),
+    "orange": _l("オレンジ"),
+    "pink": _l("ピンク"),
+    "purple": _l("紫"),
+    "gray": _l("グレー"),
+}
 
 
 def get_or_create_friend(line_user_id: str) -> tuple[Friend, bool]:

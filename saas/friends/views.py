@@ -196,7 +196,9 @@ def _tag_or_404(tag_id: int):
 @require("friends.view")
 def tag_list():
     """The clinic's tags with how many friends carry each."""
-    return render_template("friends/tags.html", rows=tags.with_counts(), colors=services.TAG_COLORS)
+    return render_template(
+        "friends/tags.html", rows=tags.with_counts(), colors=services.TAG_COLORS, color_labels=services.TAG_COLOR_LABELS
+    )
 
 
 def _tag_change(change, message: str, **audit):

@@ -47,6 +47,7 @@ def test_merging_moves_friends_without_duplicates_and_repoints_the_rich_menu(cli
         menu_id = menu.id
     login(client, gen_user("sender", clinic=clinic))
     page = client.get(f"/c/{clinic.slug}/friends/tags").get_data(as_text=True)
+    assert ">緑</option>" in page and ">green</option>" not in page  # colour names in Japanese
     assert 'data-testid="count">2<' in page
     client.post(
         f"/c/{clinic.slug}/friends/tags/{ids['インフル']}/merge",
