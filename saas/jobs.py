@@ -52,6 +52,9 @@ def job(func: Callable) -> Callable:
 WORKER_MODES = ("fork", "simple")
 RECONNECT_FIRST_WAIT, RECONNECT_MAX_WAIT = 0.5, 30.0
 _STEADY_SECONDS = 60.0  # a worker that ran this long before losing Redis starts its back-off afresh
+# RQ's scheduler (retries, deferrals, enqueue_at) runs inside one worker, under a lock that outlives
+# a killed worker by a minute; the others try to take it over at every maintenance (RQ: 10 min).
+WORKER_MAINTENANCE_SECONDS = 30
 
 
 class _StopAware:
@@ -104,7 +107,8 @@ def run_worker(
             with app.app_context():
                 connection = get_redis()
                 queues = [get_queue(name) for name in queue_names]
-            worker = worker_class(queues, connection=connection)
+            maintenance = app.config.get("WORKER_MAINTENANCE_SECONDS", WORKER_MAINTENANCE_SECONDS)
+            worker = worker_class(queues, connection=connection, maintenance_interval=int(maintenance))
             worker.work(burst=burst, with_scheduler=with_scheduler)
         except (redis.ConnectionError, redis.TimeoutError, OSError) as error:
             log.warning("worker lost Redis (%s)", error)

@@ -5,7 +5,10 @@ database blip that failed a job past its retries leave rows behind that say what
 - a delivery waiting to be planned, or planning without a heartbeat → its planning job again;
 - a chunk SENDING without a heartbeat → PENDING, and its job again (same retry key: LINE
   answers 409 if the lost attempt got through, which counts as sent);
-- a PENDING chunk whose job is not queued or scheduled in Redis → its job again;
+- a PENDING chunk whose job is not queued or scheduled in Redis → its job again; a job
+  scheduled (a retry, a rate-limit deferral) but overdue by more than the stale time counts
+  as lost: RQ's scheduler ran inside a worker that died, and a replacement only takes the
+  scheduler over at its next maintenance, so the sweeper enqueues the job itself;
 - a SENDING delivery with nothing left open → finished (counts, outcome, quota given back);
 - a quota grant in Redis whose reservation row was never committed → given back.
 Enqueuing twice is harmless: every job claims its row before doing anything.
@@ -14,10 +17,12 @@ Enqueuing twice is harmless: every job claims its row before doing anything.
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 import sqlalchemy as sa
+from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+from rq.registry import ScheduledJobRegistry
 
 from saas.common import utcnow
 from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
@@ -42,11 +47,29 @@ def _rows(reason: str, statement) -> list:
 
 
 def _waiting(job_ids: list[str]) -> set[str]:
-    """The ids among ``job_ids`` that RQ still holds as queued, scheduled or deferred."""
+    """The ids among ``job_ids`` that RQ will still run: queued, deferred, or scheduled and not overdue."""
     if not job_ids:
         return set()
+    overdue_before = _stale_before().replace(tzinfo=UTC)
     jobs = Job.fetch_many(job_ids, connection=get_redis())
-    return {job.id for job in jobs if job is not None and job.get_status(refresh=False) in WAITING}
+    return {job.id for job in jobs if job is not None and _will_run(job, overdue_before)}
+
+
+def _will_run(job: Job, overdue_before) -> bool:
+    status = job.get_status(refresh=False)
+    if status != JobStatus.SCHEDULED:
+        return status in WAITING
+    registry = ScheduledJobRegistry(job.origin, connection=job.connection)
+    try:
+        return registry.get_scheduled_time(job) >= overdue_before
+    except NoSuchJobError:  # left the registry a moment ago; enqueuing it twice is harmless
+        return False
+
+
+def _enqueue_now(queue, func, *args, job_id: str, **options) -> None:
+    """Enqueue at once, taking the job out of the schedule if an overdue copy waits there."""
+    ScheduledJobRegistry(queue=queue).remove(job_id)
+    queue.enqueue(func, *args, job_id=job_id, **options)
 
 
 def heal() -> dict:
@@ -79,7 +102,7 @@ def restart_planning(*, due_only: bool = False) -> int:
         if plan_job_id(delivery_id) in alive or start_job_id(delivery_id) in alive:
             continue
         queue = get_queue("urgent" if kind == DeliveryKind.URGENT else "default")
-        queue.enqueue(start_delivery, delivery_id, clinic_id, job_id=plan_job_id(delivery_id))
+        _enqueue_now(queue, start_delivery, delivery_id, clinic_id, job_id=plan_job_id(delivery_id))
         started += 1
     return started
 
@@ -111,7 +134,7 @@ def restart_chunks() -> int:
             if status == ChunkStatus.SENDING and not _take_back(chunk_id, stale):
                 continue
         queue = get_queue("urgent" if kind == DeliveryKind.URGENT else "bulk")
-        queue.enqueue(send_chunk, chunk_id, clinic_id, job_id=job_id(chunk_id, attempts), result_ttl=600)
+        _enqueue_now(queue, send_chunk, chunk_id, clinic_id, job_id=job_id(chunk_id, attempts), result_ttl=600)
         restarted += 1
     if restarted:
         log.warning("sweeper re-enqueued %s delivery chunks", restarted)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ from saas.delivery import healing, planner, resend, services
 from saas.delivery.jobs import send_pending_chunks
 from saas.delivery.models import Delivery, DeliveryChunk, DeliveryRecipient, DeliveryStatus
 from saas.extensions import db
-from saas.queues import get_queue, get_redis
+from saas.queues import all_queues, get_queue, get_redis
 from saas.quota import counter
 from saas.quota.usage import usage
 from saas.schedule.models import Closure
@@ -133,6 +133,54 @@ def test_pending_chunks_whose_jobs_redis_lost_are_enqueued_again(settings, sandb
     drain()
     assert reload(clinic, delivery_id).sent == 1_500
     assert set(received(sandbox_state, "1730000004", friends).values()) == {1}
+
+
+def test_chunks_waiting_in_a_dead_schedulers_schedule_are_enqueued_once_overdue(settings, sandbox, sandbox_state):
+    """RQ's scheduler runs inside one worker; when that worker is killed, deferred chunks wait
+    for a scheduler that is not there (a replacement takes it over only at its maintenance)."""
+    settings(DELIVERY_STALE_SECONDS=30)
+    clinic = connected_clinic(sandbox, "1730000005")
+    friends = add_friends(sandbox, clinic, 1_000)
+    delivery_id = send(clinic, kind="broadcast")
+    SimpleWorker([get_queue("default")], connection=get_redis()).work(burst=True, max_jobs=1)  # planned
+    bulk = get_queue("bulk")
+    deferred = bulk.job_ids
+    bulk.empty()
+    from saas.delivery.jobs import send_chunk
+
+    for job_id in deferred:  # deferred by the rate limiter a minute ago; nobody moved them since
+        chunk_id, _ = (int(part) for part in job_id.removeprefix("delivery-chunk-").split("-"))
+        bulk.enqueue_at(datetime.now(UTC) - timedelta(seconds=60), send_chunk, chunk_id, clinic.id, job_id=job_id)
+    with tenant_scope(clinic.id):
+        db.session.execute(sa.update(DeliveryChunk).values(updated_at=utcnow() - timedelta(seconds=90)))
+        db.session.commit()
+        assert healing.heal()["chunks"] == 2
+        assert healing.heal()["chunks"] == 0  # queued now, and out of the schedule
+    assert bulk.scheduled_job_registry.count == 0
+    SimpleWorker(all_queues(), connection=get_redis()).work(burst=True)  # no scheduler run
+    assert reload(clinic, delivery_id).sent == 1_000
+    assert set(received(sandbox_state, "1730000005", friends).values()) == {1}
+
+
+def test_a_chunk_deferred_for_later_is_left_to_the_scheduler(settings, sandbox):
+    settings(DELIVERY_STALE_SECONDS=30)
+    clinic = connected_clinic(sandbox, "1730000006")
+    add_friends(sandbox, clinic, 600)
+    send(clinic, kind="broadcast")
+    SimpleWorker([get_queue("default")], connection=get_redis()).work(burst=True, max_jobs=1)
+    bulk = get_queue("bulk")
+    deferred = bulk.job_ids
+    bulk.empty()
+    from saas.delivery.jobs import send_chunk
+
+    for job_id in deferred:  # a rate-limit deferral due in ten seconds
+        chunk_id, _ = (int(part) for part in job_id.removeprefix("delivery-chunk-").split("-"))
+        bulk.enqueue_at(datetime.now(UTC) + timedelta(seconds=10), send_chunk, chunk_id, clinic.id, job_id=job_id)
+    with tenant_scope(clinic.id):
+        db.session.execute(sa.update(DeliveryChunk).values(updated_at=utcnow() - timedelta(seconds=90)))
+        db.session.commit()
+        assert healing.heal()["chunks"] == 0
+    assert bulk.scheduled_job_registry.count == 2
 
 
 def test_a_long_line_incident_fails_the_chunks_after_the_retry_window_and_never_says_done(
