@@ -17,6 +17,7 @@ from saas.delivery.jobs import heal_deliveries, pick_up_urgent_notices, reconcil
 from saas.friends.jobs import resync_all_friends
 from saas.reminders.jobs import scan_due as scan_due_reminders
 from saas.retention.jobs import purge_expired_data
+from saas.steps.jobs import run_due_steps
 from saas.webhooks.jobs import resume_webhook_events
 
 SWEEP_SECONDS = int(os.environ.get("DELIVERY_SWEEP_SECONDS", "15"))  # the cron process's own setting
@@ -30,3 +31,4 @@ cron.register(scan_due_reminders, "default", interval=300)
 cron.register(resume_webhook_events, "webhooks", interval=60)
 cron.register(resync_all_friends, "default", cron="40 4 * * *")
 cron.register(purge_expired_data, "default", cron="45 3 * * *")
+cron.register(run_due_steps, "default", interval=60)

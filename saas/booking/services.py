@@ -13,6 +13,7 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
+from saas.booking import hooks
 from saas.booking.models import Booking, BookingSettings, BookingStatus, ReminderState, Slot, new_retry_key
 from saas.common import clinic_row, to_utc, utcnow, zone_of
 from saas.extensions import db
@@ -182,6 +183,7 @@ def book(clinic, *, line_user_id: str, patient_name: str, starts_at: datetime) -
     )
     db.session.add(booking)
     db.session.commit()
+    hooks.notify(booking, hooks.MADE)
     return booking
 
 
@@ -232,8 +234,11 @@ def mark(booking: Booking, status: str) -> None:
     """Record a visit or a no-show (staff), committed."""
     if status not in {BookingStatus.VISITED, BookingStatus.NO_SHOW, BookingStatus.CONFIRMED}:
         raise ValueError(status)
+    was = booking.status
     booking.status = status
     db.session.commit()
+    if status == BookingStatus.VISITED and was != status:
+        hooks.notify(booking, hooks.VISITED)
 
 
 def bookings_between(first: datetime, last: datetime) -> list[Booking]:

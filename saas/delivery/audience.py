@@ -105,13 +105,22 @@ def segment_filters(segment: dict, *, now: datetime | None = None) -> list:
 def _base(kind: str, segment: dict, friend_id: int | None) -> list:
     if kind == "push":
         return [Friend.id == (friend_id or 0)]
+    if kind == "step":  # a fixed set of friends (step delivery), never "everybody"
+        return [Friend.id.in_(_ids(segment.get("friend_ids")) or [0])]
     return segment_filters(segment) if kind == "segment" else []
+
+
+def _consent(kind: str, segment: dict):
+    """Step deliveries name the consent they need (reminder-like scenarios need reminders)."""
+    if kind == "step" and segment.get("consent") in consent.KINDS:
+        return consent.allows(segment["consent"])
+    return consent.for_delivery(kind)
 
 
 def count_audience(kind: str, segment: dict | None = None, friend_id: int | None = None) -> AudienceCounts:
     """How many friends the audience matches, will receive, and are skipped (by reason)."""
     following = Friend.status == FriendStatus.FOLLOWING
-    consenting = consent.for_delivery(kind)
+    consenting = _consent(kind, segment or {})
     row = db.session.execute(
         sa.select(
             sa.func.count(Friend.id),
@@ -125,7 +134,7 @@ def count_audience(kind: str, segment: dict | None = None, friend_id: int | None
 
 def audience_filters(kind: str, segment: dict | None = None, friend_id: int | None = None) -> list:
     """The audience's conditions on Friend besides following: the segment, the one friend, consent."""
-    return [*_base(kind, segment or {}, friend_id), consent.for_delivery(kind)]
+    return [*_base(kind, segment or {}, friend_id), _consent(kind, segment or {})]
 
 
 def eligible_friends(kind: str, segment: dict | None = None, friend_id: int | None = None) -> list[Candidate]:

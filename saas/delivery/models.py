@@ -18,6 +18,7 @@ class DeliveryKind(enum.StrEnum):
     SEGMENT = "segment"
     URGENT = "urgent"  # 休診・代診・災害: every following friend, `urgent` queue
     PUSH = "push"  # one friend
+    STEP = "step"  # ステップ配信: the friends due for one scenario step (``segment["friend_ids"]``)
 
 
 class DeliveryStatus(enum.StrEnum):

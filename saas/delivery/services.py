@@ -17,7 +17,14 @@ import sqlalchemy as sa
 
 from saas.audit import services as audit
 from saas.common import N_, utcnow
-from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
+from saas.delivery.models import (
+    ChunkStatus,
+    Delivery,
+    DeliveryChunk,
+    DeliveryKind,
+    DeliveryRecipient,
+    DeliveryStatus,
+)
 from saas.extensions import db
 from saas.queues import get_queue
 from saas.quota.counter import Reservation, release
@@ -61,6 +68,34 @@ def create_delivery(
     db.session.add(delivery)
     db.session.flush()
     return delivery
+
+
+def create_for_friends(
+    friend_ids: list[int], messages: list[dict], *, title: str, consent: str = "marketing"
+) -> Delivery:
+    """A delivery to exactly these friends (step delivery), not yet submitted; flushes, no commit.
+
+    The pipeline treats it like any send: quota reserved in full first (never trimmed), blocked
+    and non-consenting friends skipped and counted, chunks of 500 with retry keys, rate limited.
+    """
+    segment = {"friend_ids": sorted(set(friend_ids)), "consent": consent}
+    return create_delivery(messages=messages, kind=DeliveryKind.STEP, title=title, segment=segment)
+
+
+def recipient_outcomes(delivery_id: int) -> dict[int, str]:
+    """friend id → ``ChunkStatus`` of each planned recipient (friends skipped at planning are absent)."""
+    rows = db.session.execute(
+        sa.select(DeliveryRecipient.friend_id, DeliveryRecipient.status).where(
+            DeliveryRecipient.delivery_id == delivery_id
+        )
+    )
+    return dict(rows.all())
+
+
+def state_of(delivery_id: int) -> tuple[str, datetime] | None:
+    """A delivery's status and last change, or None when it no longer exists."""
+    row = db.session.execute(sa.select(Delivery.status, Delivery.updated_at).where(Delivery.id == delivery_id)).first()
+    return (row.status, row.updated_at) if row else None
 
 
 def create_draft(messages: list[dict], actor=None) -> Delivery:

@@ -29,6 +29,7 @@ KIND_LABELS = {
     "segment": N_("セグメント配信"),
     "urgent": N_("緊急のお知らせ"),
     "push": N_("個別送信"),
+    "step": N_("ステップ配信"),
 }
 STATUS_LABELS = {
     "draft": (N_("下書き"), ""),

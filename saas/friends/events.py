@@ -62,6 +62,9 @@ def on_unfollow(clinic, event) -> None:
     friend, _ = services.get_or_create_friend(event.line_user_id)
     services.mark_blocked(friend, event.occurred_at)
     db.session.commit()
+    if not friend.is_following:  # an older, out-of-order unfollow changed nothing
+        hooks.notify_unfollowed(clinic, friend)
+        db.session.commit()
 
 
 def _object(payload: dict, key: str) -> dict:

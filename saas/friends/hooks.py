@@ -15,6 +15,8 @@ Responder = Callable[..., list[dict] | None]
 _message_responders: list[Responder] = []
 _follow_responders: list[Responder] = []
 _follow_observers: list[Callable[..., None]] = []
+_unfollow_observers: list[Callable[..., None]] = []
+_tag_observers: list[Callable[..., None]] = []
 
 
 def register_message_responder(responder: Responder) -> Responder:
@@ -43,6 +45,30 @@ def notify_followed(clinic, friend, event) -> None:
     """Run every follow observer, in registration order."""
     for observer in _follow_observers:
         observer(clinic, friend, event)
+
+
+def register_unfollow_observer(observer: Callable[..., None]) -> Callable[..., None]:
+    """Decorator: ``observer(clinic, friend)`` runs after an unfollow (block) is recorded. Idempotent."""
+    if observer not in _unfollow_observers:
+        _unfollow_observers.append(observer)
+    return observer
+
+
+def notify_unfollowed(clinic, friend) -> None:
+    for observer in _unfollow_observers:
+        observer(clinic, friend)
+
+
+def register_tag_observer(observer: Callable[..., None]) -> Callable[..., None]:
+    """Decorator: ``observer(friend, tag)`` runs when a tag is newly added to a friend."""
+    if observer not in _tag_observers:
+        _tag_observers.append(observer)
+    return observer
+
+
+def notify_tag_added(friend, tag) -> None:
+    for observer in _tag_observers:
+        observer(friend, tag)
 
 
 def first_answer(responders: list[Responder], *args) -> list[dict] | None:

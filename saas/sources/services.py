@@ -151,6 +151,9 @@ def run_action(clinic, friend: Friend, source: InflowSource) -> None:
     """The source's action on a new friend: its tags, then its rich menu (when deployed)."""
     for tag in db.session.scalars(sa.select(Tag).where(Tag.id.in_(source.tag_ids or []))):
         friends.add_tag(friend, tag)
+    from saas.steps import triggers  # the source's own scenarios (流入経路別のステップ配信)
+
+    triggers.on_source(friend, source.id)
     db.session.commit()
     menu = db.session.get(RichMenu, source.rich_menu_id) if source.rich_menu_id else None
     if menu is not None and menu.line_rich_menu_id:

@@ -1,0 +1,1 @@
+"""Step delivery (ステップ配信): scenarios of timed steps that start on an event and stop at a goal."""
