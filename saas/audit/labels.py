@@ -49,6 +49,16 @@ ACTION_LABELS = {
     "library.item.create": _l("ライブラリの項目を追加"),
     "library.item.update": _l("ライブラリの項目を変更"),
     "library.item.delete": _l("ライブラリの項目を削除"),
+    "steps.scenario_saved": _l("ステップ配信のシナリオを保存"),
+    "steps.scenario_status": _l("ステップ配信のシナリオを開始・停止"),
+    "steps.step_saved": _l("ステップを保存"),
+    "steps.step_deleted": _l("ステップを削除"),
+    "steps.started": _l("友だちにシナリオを開始"),
+    "steps.started_for_segment": _l("条件に合う友だちにシナリオを開始"),
+    "steps.stopped": _l("友だちのシナリオを停止"),
+    "steps.test_send": _l("シナリオをテスト送信"),
+    "steps.waiting_for_quota": _l("通数不足でステップ配信が待機"),
+    "steps.adopted": _l("ライブラリのシナリオを追加"),
 }
 AREA_LABELS = {
     "audit": _l("監査ログ"),
@@ -73,6 +83,7 @@ AREA_LABELS = {
     "security": _l("セキュリティ"),
     "library": _l("ライブラリ"),
     "quota": _l("通数・プラン"),
+    "steps": _l("ステップ配信"),
 }
 TARGET_LABELS = {
     "audit_log": _l("監査ログ"),
@@ -90,6 +101,7 @@ TARGET_LABELS = {
     "library_item": _l("ライブラリの項目"),
     "closure": _l("休診・代診"),
     "auto_reply_rule": _l("自動応答ルール"),
+    "step_scenario": _l("ステップ配信のシナリオ"),
 }
 DETAIL_LABELS = {
     "kind": _l("種類"),

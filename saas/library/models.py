@@ -37,6 +37,7 @@ LEVEL_RANK = {Level.PLATFORM: 0, Level.AGENCY: 1, Level.ORGANIZATION: 2, Level.C
 class SetKind(enum.StrEnum):
     FAQ = "faq"
     TEMPLATE = "template"
+    SCENARIO = "scenario"  # step delivery scenarios (body: a ScenarioSpec in YAML, see saas/steps)
 
 
 def owner_key(level: str, owner_id: int | None = None) -> str:

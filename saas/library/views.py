@@ -27,7 +27,7 @@ def browse():
     clinic = current_clinic()
     services.ensure_standard_library()
     db.session.commit()
-    sets = services.visible_sets(clinic)
+    sets = [s for s in services.visible_sets(clinic) if s.kind != SetKind.SCENARIO]  # shown under ステップ配信
     items = services.resolve_items(clinic, sets)
     values = TemplateValues(clinic)
     return render_template(

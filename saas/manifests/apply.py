@@ -31,6 +31,7 @@ from saas.manifests.schema import ClinicSpec, Manifest, OrganizationLinksSpec
 from saas.richmenu.services import set_organization_links
 from saas.schedule import services as schedule
 from saas.schedule.models import WEEKDAYS, Closure, WeeklyBlock
+from saas.steps import manifest as steps_manifest
 from saas.tenancy.models import Agency, Clinic, Organization
 
 # Manifest field → column of the clinic's auto-reply settings.
@@ -193,6 +194,8 @@ class ClinicApplier:
             self.apply_library()
         if sections & {"friend_fields", "sources"}:
             friends_manifest.apply(self.clinic, self.spec, sections, self.change, self.fail)
+        if "step_scenarios" in sections:
+            steps_manifest.apply(self.clinic, self.spec, sections, self.change, self.fail)
 
     def apply_channel(self, spec) -> None:
         fields = self.given(spec)

@@ -31,6 +31,7 @@ from saas.manifests.schema import (
 from saas.richmenu.services import get_organization_links
 from saas.schedule import services as schedule
 from saas.schedule.models import WEEKDAYS, Closure
+from saas.steps import manifest as steps_manifest
 
 PROFILE_FIELDS = tuple(ProfileSpec.model_fields)
 
@@ -138,6 +139,7 @@ def clinic_spec(clinic) -> ClinicSpec:
         autoreply=autoreply_spec(clinic),
         library=library_spec(clinic),
         **friends_manifest.export(clinic),
+        **steps_manifest.export(clinic),
     )
 
 

@@ -218,6 +218,41 @@ class SourceSpec(Strict):
     active: bool = True
 
 
+class StepSpec(Strict):
+    """One step of a scenario (see saas/steps): ids are written as names (tags, sources, fields, menus)."""
+
+    name: str = ""
+    delay: Literal["after_previous", "after_start", "day_at"] = "after_previous"
+    after: int = Field(default=1, ge=0)  # how many units (day_at: days after the start day)
+    unit: Literal["minutes", "hours", "days"] = "days"
+    at: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "10:00"  # day_at only
+    messages: list[Message] = Field(default=[], max_length=5)
+    conditions: dict = {}  # {"match": "all", "rules": [{"kind": "tag", "tag": "美容"}, ...]}
+    otherwise: Literal["skip", "goto"] = "skip"
+    goto: str = ""  # the name of a later step
+    actions: list[dict] = []  # [{"kind": "add_tag", "tag": "フォロー済み"}, ...]
+
+
+class ScenarioSpec(Strict):
+    """A step delivery scenario; applied by key (added or updated, never deleted)."""
+
+    key: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,59}$")]
+    name: str
+    description: str = ""
+    status: Literal["draft", "active", "paused"] = "draft"
+    trigger: Literal["manual", "follow", "tag", "booking_made", "booking_completed", "postback"] = "manual"
+    trigger_tag: str = ""  # tag name (trigger: tag)
+    trigger_source: str = ""  # inflow source name (trigger: follow through that source only)
+    goals: list[dict] = [{"kind": "booked"}]  # [{"kind": "booked"}, {"kind": "tag", "tag": "予約済み"}]
+    consent: Literal["marketing", "reminders"] = "marketing"
+    send_from: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "09:00"
+    send_until: Annotated[str, Field(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "20:00"
+    open_days_only: bool = False
+    allow_restart: bool = False
+    resume_on_refollow: bool = False
+    steps: list[StepSpec] = Field(default=[], max_length=100)
+
+
 class ClinicSpec(Strict):
     slug: Slug
     name: str
@@ -229,6 +264,7 @@ class ClinicSpec(Strict):
     # Added or updated by key / name; ones the file does not list are kept (friends' data hangs on them).
     friend_fields: list[FriendFieldSpec] = []
     sources: list[SourceSpec] = []
+    step_scenarios: list[ScenarioSpec] = []  # by key; unlisted scenarios are kept
 
 
 class Manifest(Strict):
