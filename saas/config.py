@@ -65,6 +65,7 @@ def from_environment() -> dict:
         # Wrong passwords per (email, address) pair a minute, per address a minute, and per email
         # in LOGIN_EMAIL_WINDOW_MINUTES; the per-email limit pauses only addresses new to the user.
         "LOGIN_ATTEMPTS_PER_MINUTE": int(os.environ.get("LOGIN_ATTEMPTS_PER_MINUTE", "5")),
+        "API_RATE_LIMIT": (int(os.environ.get("API_REQUESTS_PER_MINUTE", "120")), 60.0),
         "LOGIN_ATTEMPTS_PER_ADDRESS": int(os.environ.get("LOGIN_ATTEMPTS_PER_ADDRESS", "20")),
         "LOGIN_ATTEMPTS_PER_EMAIL": int(os.environ.get("LOGIN_ATTEMPTS_PER_EMAIL", "10")),
         "LOGIN_EMAIL_WINDOW_MINUTES": int(os.environ.get("LOGIN_EMAIL_WINDOW_MINUTES", "15")),

@@ -28,6 +28,10 @@ def _wants_json() -> bool:
 def render_error(error: HTTPException):
     code = error.code or 500
     title, hint = _messages().get(code, (error.name, error.description or ""))
+    if request.path.startswith("/api/"):  # the REST API answers RFC 9457 problem details
+        from saas.api.problems import problem_response
+
+        return problem_response(code, error.description or error.name)
     if _wants_json():
         return {"error": {"status": code, "message": title, "detail": error.description}}, code
     return render_template("errors/error.html", code=code, title=title, hint=hint), code

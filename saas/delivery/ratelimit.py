@@ -54,7 +54,14 @@ def try_take(channel: str, endpoint: str, *, now: float | None = None) -> float:
     if not limit:
         return 0.0
     count, seconds = limit
-    key = bucket_key(channel, endpoint)
+    return take_from_bucket(bucket_key(channel, endpoint), count, seconds, now=now)
+
+
+def take_from_bucket(key: str, count: int, seconds: float, *, now: float | None = None) -> float:
+    """Take one token from the bucket ``key`` (``count`` per ``seconds``): 0.0, or seconds to wait.
+
+    Any caller's bucket (an API key's too) works the same way; put a hash tag in ``key``.
+    """
     wait_ms = get_redis().eval(_TAKE, 1, key, count, count / seconds, now or time.time(), 1)
     return int(wait_ms) / 1000.0
 

@@ -76,15 +76,20 @@ def field_path(loc: tuple) -> str:
 
 def load(path: Path) -> Manifest:
     """Parse and validate one file; errors name the file and the first bad field."""
+    return load_text(path.read_text(encoding="utf-8"), str(path))
+
+
+def load_text(text: str, name: str) -> Manifest:
+    """Parse and validate manifest YAML (a file's, or an upload's named ``name``)."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ManifestError(str(path), "(yaml)", str(exc)) from exc
+        raise ManifestError(name, "(yaml)", str(exc)) from exc
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
         problems = [(field_path(e["loc"]), _reason(e)) for e in exc.errors()]
-        raise ManifestError(str(path), *problems[0], others=problems[1:]) from exc
+        raise ManifestError(name, *problems[0], others=problems[1:]) from exc
 
 
 def mentioned(spec: BaseModel | None, *, creating: bool = False) -> set[str]:
@@ -359,6 +364,37 @@ def apply_file(path: Path, *, dry_run: bool = False) -> Outcome:
     except Exception as exc:
         db.session.rollback()
         raise ManifestError(str(path), "(適用中)", f"{type(exc).__name__}: {exc}") from exc
+    if dry_run:
+        db.session.rollback()
+    else:
+        db.session.commit()
+    return outcome
+
+
+def apply_clinic_section(clinic: Clinic, spec: ClinicSpec, *, dry_run: bool, name: str) -> Outcome:
+    """Apply one clinic's section to that existing clinic (API, onboarding wizard), in the clinic's
+    tenant scope and one transaction (rolled back on error or dry run).
+
+    The section must name this clinic, and may not read secrets from the server's environment
+    (``channel.*_env`` is for manifests an operator applies from the command line).
+    """
+    if spec.slug != clinic.slug:
+        raise ManifestError(name, "slug", f"このクリニックのスラッグは {clinic.slug!r} です")
+    if spec.channel is not None and (spec.channel.channel_secret_env or spec.channel.access_token_env):
+        raise ManifestError(name, "channel", "環境変数からの秘密情報の読み込みはコマンドラインでのみ使えます")
+    outcome = Outcome(name)
+    manifest = Manifest(
+        organization={"slug": clinic.organization.slug, "name": clinic.organization.name}, clinics=[spec]
+    )
+    try:
+        ClinicApplier(Applier(manifest, outcome), spec, "clinic").run(clinic.organization)
+        db.session.flush()
+    except ManifestError:
+        db.session.rollback()
+        raise
+    except Exception as exc:
+        db.session.rollback()
+        raise ManifestError(name, "(適用中)", f"{type(exc).__name__}: {exc}") from exc
     if dry_run:
         db.session.rollback()
     else:

@@ -1,0 +1,141 @@
+"""API: create deliveries (through saas.delivery's services, with an Idempotency-Key) and read progress."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import sqlalchemy as sa
+
+from saas.api import paging
+from saas.api.blueprint import api_actor, api_bp
+from saas.api.idempotency import run_once
+from saas.api.problems import ApiProblem
+from saas.api.schemas import DeliveryIn, DeliveryOut, DeliveryPage, PageQuery
+from saas.api.spec import operation
+from saas.common import utcnow
+from saas.delivery import services as deliveries
+from saas.delivery import urgent  # noqa: F401  (urgent notices start on commit)
+from saas.delivery.models import Delivery, DeliveryStatus
+from saas.extensions import db
+from saas.messaging.objects import validate_messages
+from saas.messaging.variables import check_variables
+
+
+def delivery_out(delivery: Delivery) -> DeliveryOut:
+    if delivery.status == DeliveryStatus.SENDING:
+        deliveries.refresh_counts(delivery)
+    return DeliveryOut(
+        id=delivery.id,
+        kind=delivery.kind,
+        title=delivery.title,
+        status=delivery.status,
+        scheduled_at=delivery.scheduled_at,
+        targeted=delivery.targeted,
+        planned=delivery.planned,
+        sent=delivery.sent,
+        failed=delivery.failed,
+        skipped={k: int(v) for k, v in (delivery.skipped or {}).items()},
+        percent=delivery.percent,
+        stop_reason=delivery.stop_reason or "",
+        created_at=delivery.created_at,
+        finished_at=delivery.finished_at,
+    )
+
+
+def _messages(body: DeliveryIn) -> list[dict]:
+    return [message.model_dump() for message in body.messages]
+
+
+def _problems(messages: list[dict]) -> list[dict]:
+    found = [*validate_messages(messages), *check_variables(messages)]
+    return [{"in": "body", "pointer": f"/messages/{p.path}", "detail": p.message} for p in found]
+
+
+def _scheduled_at(body: DeliveryIn):
+    if body.scheduled_at is None:
+        return None
+    if body.scheduled_at.tzinfo is None:
+        raise ApiProblem(422, "scheduled_at needs a time-zone offset (e.g. +09:00).")
+    when = body.scheduled_at.astimezone(UTC).replace(tzinfo=None)
+    if when < utcnow():
+        raise ApiProblem(422, "scheduled_at is in the past.")
+    return when
+
+
+def _create(body: DeliveryIn) -> tuple[dict, int]:
+    messages = _messages(body)
+    problems = _problems(messages)
+    if problems:
+        raise ApiProblem(422, "The messages are not valid LINE messages.", errors=problems)
+    if body.kind == "segment" and body.segment is None:
+        raise ApiProblem(422, "A segment delivery needs `segment`.")
+    delivery = deliveries.create_delivery(
+        messages=messages,
+        kind=body.kind,
+        title=body.title.strip(),
+        segment=body.segment.model_dump(mode="json", exclude_defaults=True) if body.segment else {},
+        allow_trim=body.allow_trim,
+        scheduled_at=_scheduled_at(body),
+        actor=api_actor(),
+    )
+    try:
+        deliveries.submit(delivery)
+    except deliveries.QueueUnavailable as error:
+        raise ApiProblem(503, "The send queue is unreachable; nothing was created.") from error
+    return delivery_out(delivery).model_dump(mode="json"), 202
+
+
+@operation(
+    api_bp,
+    "POST",
+    "/clinics/<clinic_slug>/deliveries",
+    summary="Create a delivery",
+    tag="deliveries",
+    permission="messages.send",
+    body=DeliveryIn,
+    response=DeliveryOut,
+    status=202,
+    idempotency="required",
+    errors=(409, 503),
+)
+def create_delivery(clinic_slug: str, body: DeliveryIn):
+    """Start (or schedule) a send through the clinic's own channel, quota and rate limit.
+
+    The quota is reserved when the delivery is planned: a send the plan cannot afford ends
+    `refused` with nothing sent (or is trimmed with `allow_trim`). Poll the delivery for progress.
+    """
+    return run_once(lambda: _create(body), required=True)
+
+
+@operation(
+    api_bp,
+    "GET",
+    "/clinics/<clinic_slug>/deliveries",
+    summary="List deliveries",
+    tag="deliveries",
+    permission="messages.send",
+    query=PageQuery,
+    response=DeliveryPage,
+)
+def list_deliveries(clinic_slug: str, query: PageQuery):
+    """The clinic's deliveries, newest first."""
+    statement = sa.select(Delivery).where(Delivery.status != DeliveryStatus.DRAFT)
+    rows, cursor = paging.page(statement, Delivery.id, query, descending=True)
+    return DeliveryPage(data=[delivery_out(d) for d in rows], next_cursor=cursor)
+
+
+@operation(
+    api_bp,
+    "GET",
+    "/clinics/<clinic_slug>/deliveries/<int:delivery_id>",
+    summary="Get a delivery's progress",
+    tag="deliveries",
+    permission="messages.send",
+    response=DeliveryOut,
+)
+def get_delivery(clinic_slug: str, delivery_id: int):
+    """Status and counts: targeted, planned, sent, failed, skipped by reason."""
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None or delivery.status == DeliveryStatus.DRAFT:
+        raise ApiProblem(404, "No such delivery in this clinic.")
+    return delivery_out(delivery)
