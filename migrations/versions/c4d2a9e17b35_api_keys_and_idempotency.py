@@ -1,7 +1,7 @@
 """API keys (hashed, scoped like memberships) and idempotency records of sending POSTs (issue 16).
 
 Revision ID: c4d2a9e17b35
-Revises: 88994d735526
+Revises: 0ed2b680fb39
 Create Date: 2026-12-01 14:40:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'c4d2a9e17b35'
-down_revision = '88994d735526'
+down_revision = '0ed2b680fb39'
 branch_labels = None
 depends_on = None
 
