@@ -31,8 +31,8 @@ def handle(clinic, event) -> None:
 
 def _friend_for(clinic, event) -> Friend:
     friend, created = services.get_or_create_friend(event.line_user_id)
-    db.session.commit()  # no lock held while LINE is asked for the profile
     if created or not friend.display_name:
+        db.session.commit()  # no lock held while LINE is asked for the profile
         _refresh_profile(clinic, friend)
     services.keep_reply_token(friend, event.reply_token, event.reply_token_expires_at)
     return friend

@@ -42,7 +42,8 @@ class AnswerNotSent(Exception):
 def already_recorded(event, direction: str) -> bool:
     """Whether the conversation already holds this event's message (``in``) or its answer (``out``)."""
     found = sa.select(Message.id).where(Message.webhook_event_id == event.id, Message.direction == direction)
-    return db.session.scalar(found.limit(1)) is not None
+    with db.session.no_autoflush:  # the event's messages are committed before; pending changes can wait
+        return db.session.scalar(found.limit(1)) is not None
 
 
 def answer(clinic, friend: Friend, event, messages: list[dict]) -> str | None:
