@@ -10,7 +10,7 @@ from .state import SandboxState
 
 def create_sandbox_app(config: dict | None = None) -> Flask:
     """A separate Flask app playing the LINE platform, its state in memory (thread-safe)."""
-    from . import account, insight, login, messaging, phone, richmenu  # noqa: F401  (register routes on api.bp)
+    from . import account, coupons, insight, login, messaging, phone, richmenu  # noqa: F401  (register routes on api.bp)
     from .api import bp as line_bp
     from .control_api import bp as control_bp
 

@@ -148,6 +148,10 @@ class SandboxControl:
         """Messages the bot sent to the patient, oldest first."""
         return self._call("GET", f"/channels/{channel_id}/patients/{user_id}/inbox")
 
+    def chat(self, channel_id: str, user_id: str) -> list[dict]:
+        """Both sides of the conversation as the phone shows it (coupon messages carry their ``coupon``)."""
+        return self._call("GET", f"/channels/{channel_id}/patients/{user_id}/chat")["messages"]
+
     def requests(self, channel_id: str) -> list[dict]:
         """Log of Messaging API calls (method, path, status, retry_key, body, response)."""
         return self._call("GET", f"/channels/{channel_id}/requests")

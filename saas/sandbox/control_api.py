@@ -361,13 +361,21 @@ def inbox(channel_id: str, user_id: str):
         return jsonify(list(_patient(_channel(channel_id), user_id).inbox))
 
 
+def _coupon_shown(found: Channel, message: dict) -> dict:
+    """What the phone shows for a ``coupon`` message: the coupon as it is now (closed ones too)."""
+    if message.get("type") != "coupon":
+        return {}
+    return {"coupon": found.coupons.get(message.get("couponId"))}
+
+
 @bp.get("/channels/<channel_id>/patients/<user_id>/chat")
 def chat(channel_id: str, user_id: str):
     """Both sides of the conversation in time order (for the phone simulator)."""
     with state().lock:
         patient = _patient(_channel(channel_id), user_id)
+        found = _channel(channel_id)
         mine = [{"from": "patient", **m} for m in patient.sent]
-        theirs = [{"from": "bot", **m} for m in patient.inbox]
+        theirs = [{"from": "bot", **m, **_coupon_shown(found, m["message"])} for m in patient.inbox]
         return jsonify(
             {
                 "patient": {

@@ -153,6 +153,8 @@ class Channel:
     contents: dict[str, tuple[str, bytes]] = field(default_factory=dict)
     # The followers API is for verified and premium accounts only; others get 403.
     followers_api: bool = True
+    # Coupons created through /v2/bot/coupon, by couponId, in creation order.
+    coupons: dict[str, dict] = field(default_factory=dict)
 
     def quota_limit(self) -> int | None:
         """Messages allowed this month, or None when the plan has no cap."""

@@ -12,7 +12,9 @@ from .api import LineError
 
 USER_ID_RE = re.compile(r"^U[0-9a-f]{32}$")
 UNIT_RE = re.compile(r"^[a-zA-Z0-9_]{1,30}$")
-MESSAGE_TYPES = {"text", "textV2", "image", "video", "audio", "location", "sticker", "imagemap", "template", "flex"}
+MESSAGE_TYPES = {
+    "text", "textV2", "image", "video", "audio", "location", "sticker", "imagemap", "template", "flex", "coupon",
+}  # fmt: skip
 TEMPLATE_ACTIONS = {"buttons": (1, 4), "confirm": (2, 2)}
 ACTION_TYPES = {
     "postback",
@@ -30,6 +32,10 @@ ACTION_TYPES = {
 def utf16_length(text: str) -> int:
     """Length as LINE counts it: UTF-16 code units (an emoji outside the BMP counts two)."""
     return len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def _path(prop: str, key: str) -> str:
+    return f"{prop}.{key}" if prop else key
 
 
 class Problems:
@@ -52,14 +58,14 @@ class Problems:
         value = obj.get(key)
         if value is None:
             if required:
-                self.add(f"{prop}.{key}", "must be specified")
+                self.add(_path(prop, key), "must be specified")
             return
         if not isinstance(value, str):
-            self.add(f"{prop}.{key}", "must be a string")
+            self.add(_path(prop, key), "must be a string")
         elif required and not value:
-            self.add(f"{prop}.{key}", "May not be empty")
+            self.add(_path(prop, key), "May not be empty")
         elif utf16_length(value) > max_len:
-            self.add(f"{prop}.{key}", f"Length must be between 0 and {max_len}")
+            self.add(_path(prop, key), f"Length must be between 0 and {max_len}")
 
     def https_url(self, obj: dict, key: str, prop: str, *, required: bool = True) -> None:
         """An https URL of at most 2000 characters."""
@@ -165,6 +171,16 @@ def _flex(message: dict, prop: str, problems: Problems) -> None:
             problems.add(f"{prop}.contents.contents", "Size must be between 1 and 12")
 
 
+def _coupon(message: dict, prop: str, problems: Problems) -> None:
+    from .api import channel
+    from .coupons import sendable
+
+    problems.string(message, "couponId", prop, 100)
+    problems.string(message, "deliveryTag", prop, 30, required=False)
+    if isinstance(message.get("couponId"), str) and message["couponId"] and not sendable(channel(), message["couponId"]):
+        problems.add(f"{prop}.couponId", "The coupon does not exist, is closed or has expired")
+
+
 def check_actions(actions, prop: str, problems: Problems, low: int, high: int) -> None:
     """A list of ``low..high`` action objects."""
     if not isinstance(actions, list) or not low <= len(actions) <= high:
@@ -227,4 +243,5 @@ _CHECKS = {
     "imagemap": _imagemap,
     "template": _template,
     "flex": _flex,
+    "coupon": _coupon,
 }
