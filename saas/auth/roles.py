@@ -60,6 +60,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "billing.manage": frozenset({Role.OWNER}),
     "booking.manage": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
     "richmenu.edit": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER}),
+    "coupons.manage": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER}),
+    "coupons.redeem": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
 }
 
 

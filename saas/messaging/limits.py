@@ -24,7 +24,8 @@ FLEX_CAROUSEL_BYTES_MAX = 50_000
 FLEX_CAROUSEL_BUBBLES_MAX = 12
 STICKER_ID_PATTERN = r"^[0-9]{1,20}$"
 
-MESSAGE_TYPES = ("text", "image", "sticker", "flex", "template")
+MESSAGE_TYPES = ("text", "image", "sticker", "flex", "template", "coupon")
+DELIVERY_TAG_MAX = 30  # coupon message
 TEMPLATE_TYPES = ("buttons",)
 BUTTON_ACTION_TYPES = ("message", "uri", "postback")
 QUICK_REPLY_ACTION_TYPES = ("message", "postback", "camera", "cameraRoll", "location")

@@ -215,6 +215,11 @@ class _Checker:
                     self.fail(f"{where}.type", _("「action」を指定してください"))
                 self.action(f"{where}.action", item.get("action"), L.QUICK_REPLY_ACTION_TYPES)
 
+    def _coupon(self, path: str, message: dict) -> None:
+        """LINE's coupon (saas.coupons creates it through the coupon API and sends its id)."""
+        self.string(path, message, "couponId", 100)
+        self.string(path, message, "deliveryTag", L.DELIVERY_TAG_MAX, required=False)
+
     def _flex(self, path: str, message: dict) -> None:
         self.string(path, message, "altText", L.ALT_TEXT_MAX["flex"])
         check_flex_container(self, f"{path}.contents", message.get("contents"))

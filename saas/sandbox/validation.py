@@ -177,7 +177,11 @@ def _coupon(message: dict, prop: str, problems: Problems) -> None:
 
     problems.string(message, "couponId", prop, 100)
     problems.string(message, "deliveryTag", prop, 30, required=False)
-    if isinstance(message.get("couponId"), str) and message["couponId"] and not sendable(channel(), message["couponId"]):
+    if (
+        isinstance(message.get("couponId"), str)
+        and message["couponId"]
+        and not sendable(channel(), message["couponId"])
+    ):
         problems.add(f"{prop}.couponId", "The coupon does not exist, is closed or has expired")
 
 

@@ -40,6 +40,10 @@ def content_security_policy(nonce: str | None) -> str:
     return "; ".join(f"{name} {value}" for name, value in directives.items())
 
 
+# Pages that read QR codes with the device's camera (the reception desks) send this instead.
+CAMERA_PERMISSIONS_POLICY = "camera=(self), microphone=(), geolocation=(), payment=()"
+
+
 def add_security_headers(response):
     headers = response.headers
     headers.setdefault("Content-Security-Policy", content_security_policy(g.get("csp_nonce")))

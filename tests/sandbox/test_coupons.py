@@ -39,7 +39,11 @@ def _create(messaging, **changes) -> str:
 def test_a_created_coupon_is_listed_read_back_and_closed_once(messaging):
     coupon_id = _create(messaging)
     detail = messaging.get_coupon_detail(coupon_id)
-    assert (detail.title, detail.status, detail.reward.price_info.percentage) == ("美容皮膚科 初回10%オフ", "RUNNING", 10)
+    assert (detail.title, detail.status, detail.reward.price_info.percentage) == (
+        "美容皮膚科 初回10%オフ",
+        "RUNNING",
+        10,
+    )
     assert [item.coupon_id for item in messaging.list_coupon(status=["RUNNING"]).items] == [coupon_id]
     messaging.close_coupon(coupon_id)
     assert messaging.get_coupon_detail(coupon_id).status == "CLOSED"

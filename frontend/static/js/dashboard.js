@@ -1,7 +1,7 @@
 // The clinic dashboard's charts; data comes from each canvas's data attributes (CSP: no inline script).
 (function () {
   if (!window.Chart) return;
-  ["friend-chart", "message-chart"].forEach(function (id) {
+  ["friend-chart", "message-chart", "coupon-chart"].forEach(function (id) {
     var canvas = document.getElementById(id);
     if (!canvas) return;
     var series = JSON.parse(canvas.dataset.series);

@@ -1,0 +1,1 @@
+"""Shop cards (ショップカード / 診察券ポイント): points per visit stamped at the desk, rewards at thresholds."""
