@@ -72,7 +72,8 @@ def reward_coupons() -> list[Coupon]:
     )
 
 
-def _check(settings: CardSettings, wanted: list[RewardSpec]) -> None:
+def check_settings(settings: CardSettings, wanted: list[RewardSpec]) -> None:
+    """Raise :class:`CardProblem` for settings or rewards that cannot be used."""
     if not 1 <= settings.points_per_visit <= 10:
         raise CardProblem(_("1回の来院のポイントは1〜10にしてください。"))
     if not 30 <= settings.qr_seconds <= 60:
@@ -91,7 +92,7 @@ def _check(settings: CardSettings, wanted: list[RewardSpec]) -> None:
 
 def save_settings(settings: CardSettings, wanted: list[RewardSpec], actor=None) -> None:
     """Check and store the settings and the rewards (replaced whole), audited. Commits."""
-    _check(settings, wanted)
+    check_settings(settings, wanted)
     before = {r.threshold: r.coupon_id for r in rewards()}
     db.session.execute(sa.delete(CardReward))
     for reward in wanted:

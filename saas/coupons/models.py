@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.common import Timestamped, utcnow
 from saas.extensions import db
-from saas.privacy.coverage import ANONYMISE, patient_table
+from saas.privacy.coverage import ANONYMISE, KEEP, patient_table
 from saas.tenancy.scoping import TenantOwned
 
 # Codes are read aloud and typed at the desk: no 0/O, 1/I/L.
@@ -135,4 +135,7 @@ class CouponRedemption(TenantOwned, db.Model):
 
 # Tickets and redemptions stay for the coupon's figures; erasure cuts them loose from the patient.
 patient_table("coupon_ticket", keys=("friend_id", "line_user_id"), erase=ANONYMISE, section="coupons")
-patient_table("coupon_redemption", keys=("friend_id",), erase=ANONYMISE, section="coupon_redemptions")
+patient_table(
+    "coupon_redemption", keys=("friend_id",), erase=KEEP, section="coupon_redemptions",
+    why="ids and times only, for the coupon's figures; the friend is erased",
+)  # fmt: skip

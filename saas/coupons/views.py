@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from saas.audit.services import record
+from saas.cards import services as cards
 from saas.common import utcnow
 from saas.coupons import forms, patient, redemption, services, stats
 from saas.coupons.models import Coupon, CouponStatus, Purpose, RewardKind, Target
@@ -44,6 +45,21 @@ TARGET_LABELS = {
     Target.REWARD: _l("ショップカードの特典"),
 }
 STATUS_LABELS = {CouponStatus.DRAFT: _l("下書き"), CouponStatus.RUNNING: _l("配布中"), CouponStatus.CLOSED: _l("終了")}
+
+
+@bp.app_context_processor
+def _friend_section() -> dict:
+    """The friend page asks for the friend's coupons and shop card when it renders."""
+    return {"friend_coupons": friend_coupons}
+
+
+def friend_coupons(friend) -> dict:
+    """A friend's tickets (with their state) and shop card, for the friend page's small section."""
+    tickets = [
+        (c, t, services.STATE_LABELS[services.ticket_state(c, t)]) for c, t in services.coupons_of_friend(friend)
+    ]
+    card = cards.card_of(friend)
+    return {"tickets": tickets, "card": card, "stamps": cards.stamps_of(card, 5) if card else []}
 
 
 def _coupon_or_404(coupon_id: int) -> Coupon:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from saas.autoreply import services as autoreply
 from saas.autoreply.models import AutoReplyRule
+from saas.coupons import manifest as coupons_manifest
 from saas.extensions import db
 from saas.fields import manifest as friends_manifest
 from saas.library import services as library
@@ -201,6 +202,8 @@ class ClinicApplier:
             friends_manifest.apply(self.clinic, self.spec, sections, self.change, self.fail)
         if "step_scenarios" in sections:
             steps_manifest.apply(self.clinic, self.spec, sections, self.change, self.fail)
+        if sections & {"coupons", "shop_card"}:
+            coupons_manifest.apply(self.clinic, self.spec, sections, self.change, self.fail)
 
     def apply_channel(self, spec) -> None:
         fields = self.given(spec)

@@ -7,6 +7,7 @@ import yaml
 
 from saas.autoreply import services as autoreply
 from saas.autoreply.models import AutoReplyRule
+from saas.coupons import manifest as coupons_manifest
 from saas.extensions import db
 from saas.fields import manifest as friends_manifest
 from saas.library.models import ClinicLibraryOverride, LibrarySet, LibrarySubscription
@@ -140,6 +141,7 @@ def clinic_spec(clinic) -> ClinicSpec:
         library=library_spec(clinic),
         **friends_manifest.export(clinic),
         **steps_manifest.export(clinic),
+        **coupons_manifest.export(clinic),
     )
 
 

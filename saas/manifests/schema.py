@@ -253,6 +253,43 @@ class ScenarioSpec(Strict):
     steps: list[StepSpec] = Field(default=[], max_length=100)
 
 
+class CouponSpec(Strict):
+    """A coupon for a self-pay service (see saas/coupons), found again by its title.
+
+    Applied as a draft when new; publishing on LINE and sending stay staff actions."""
+
+    title: Annotated[str, Field(min_length=1, max_length=60)]
+    purpose: Literal["self_pay", "checkup", "goods"]
+    service: str
+    reward_kind: Literal["discount_percent", "discount_yen", "free", "gift", "others"] = "discount_percent"
+    reward_value: int = 0
+    starts_on: date
+    ends_on: date
+    description: str = ""
+    usage_condition: str = ""
+    total_limit: int | None = None
+    per_patient_limit: int = 1
+    target: Literal["all", "segment", "step", "reward"] = "all"
+    segment_tags: list[str] = []  # target segment: friends with any of these tags
+
+
+class CardRewardSpec(Strict):
+    points: Annotated[int, Field(ge=1)]
+    coupon: str  # the title of a coupon of this manifest or the clinic, target "reward"
+
+
+class ShopCardSpec(Strict):
+    """The clinic's shop card (see saas/cards); its desk key never leaves the database."""
+
+    enabled: bool = False
+    name: str = "診察券ポイント"
+    points_per_visit: int = 1
+    expiry_days: int | None = 365
+    qr_seconds: int = 45
+    restart_after_last_reward: bool = True
+    rewards: list[CardRewardSpec] = []
+
+
 class ClinicSpec(Strict):
     slug: Slug
     name: str
@@ -265,6 +302,8 @@ class ClinicSpec(Strict):
     friend_fields: list[FriendFieldSpec] = []
     sources: list[SourceSpec] = []
     step_scenarios: list[ScenarioSpec] = []  # by key; unlisted scenarios are kept
+    coupons: list[CouponSpec] = []  # added or updated by title, never deleted
+    shop_card: ShopCardSpec | None = None
 
 
 class Manifest(Strict):

@@ -84,7 +84,10 @@ def test_a_coupon_is_created_on_line_sent_opened_from_line_and_redeemed_once_at_
     coupon = _coupons(clinic)[0]
     assert coupon.status == CouponStatus.RUNNING
     on_line = [r for r in sandbox.requests(channel) if r["operation"] == "createCoupon"]
-    assert on_line[0]["body"]["title"] == "人間ドック 3,000円引き" and on_line[0]["response"]["couponId"] == coupon.line_coupon_id
+    assert (
+        on_line[0]["body"]["title"] == "人間ドック 3,000円引き"
+        and on_line[0]["response"]["couponId"] == coupon.line_coupon_id
+    )
 
     sent = staff.post(f"/c/{clinic.slug}/coupons/{coupon.id}/send", data={"csrf_token": csrf_token(staff)})
     delivery_id = int(re.search(r"/deliveries/(\d+)", sent.headers["Location"]).group(1))
@@ -221,11 +224,18 @@ def test_another_clinics_coupon_is_refused_at_the_desk_and_its_pages_are_404(sta
     theirs, _, their_patients = coupon_clinic(sandbox, live_server, name="よその皮膚科")
     their_coupon = running_coupon(theirs)
     their_ticket = ticket_for(theirs, their_coupon, their_patients[0])
-    answer = staff.post(f"/c/{mine.slug}/coupons/desk", data={"csrf_token": csrf_token(staff), "code": their_ticket.code})
+    answer = staff.post(
+        f"/c/{mine.slug}/coupons/desk", data={"csrf_token": csrf_token(staff), "code": their_ticket.code}
+    )
     assert answer.status_code == 409 and "他の医療機関のもの" in answer.get_data(as_text=True)
     for path in (f"/{their_coupon.id}", f"/{their_coupon.id}/edit"):
         assert staff.get(f"/c/{mine.slug}/coupons{path}").status_code == 404
-    assert staff.post(f"/c/{mine.slug}/coupons/{their_coupon.id}/close", data={"csrf_token": csrf_token(staff)}).status_code == 404
+    assert (
+        staff.post(
+            f"/c/{mine.slug}/coupons/{their_coupon.id}/close", data={"csrf_token": csrf_token(staff)}
+        ).status_code
+        == 404
+    )
     with tenant_scope(theirs.id):
         assert db.session.get(Coupon, their_coupon.id).status == CouponStatus.RUNNING
         assert db.session.get(CouponTicket, their_ticket.id).used_count == 0
