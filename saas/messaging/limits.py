@@ -24,7 +24,9 @@ FLEX_CAROUSEL_BYTES_MAX = 50_000
 FLEX_CAROUSEL_BUBBLES_MAX = 12
 STICKER_ID_PATTERN = r"^[0-9]{1,20}$"
 
-MESSAGE_TYPES = ("text", "image", "sticker", "flex", "template", "coupon")
+MESSAGE_TYPES = ("text", "image", "sticker", "flex", "template")
+# Made by saas.coupons (LINE's coupon API gives the id), never typed in the composer: accepted, not offered.
+COUPON_TYPE = "coupon"
 DELIVERY_TAG_MAX = 30  # coupon message
 TEMPLATE_TYPES = ("buttons",)
 BUTTON_ACTION_TYPES = ("message", "uri", "postback")

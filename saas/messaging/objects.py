@@ -138,7 +138,7 @@ class _Checker:
     def message(self, path: str, message: Any) -> None:
         if not self.object(path, message):
             return
-        kind = self.kind(path, message, L.MESSAGE_TYPES)
+        kind = L.COUPON_TYPE if message.get("type") == L.COUPON_TYPE else self.kind(path, message, L.MESSAGE_TYPES)
         if kind is not None:
             getattr(self, f"_{kind}")(path, message)
         if "quickReply" in message:
