@@ -7,7 +7,7 @@
   per card and visit day: one stamp a day).
 
 Revision ID: 1276a4c85bb9
-Revises: 88994d735526
+Revises: 0ed2b680fb39
 Create Date: 2026-12-01 14:28:08.162866
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '1276a4c85bb9'
-down_revision = '88994d735526'
+down_revision = '0ed2b680fb39'
 branch_labels = None
 depends_on = None
 

@@ -295,9 +295,9 @@ def send(coupon: Coupon, actor=None) -> int:
 
 def reaches(coupon: Coupon, friend: Friend) -> bool:
     """Whether the coupon's target includes this friend (a ticket may be issued on their page)."""
-    if friend.status != FriendStatus.FOLLOWING or coupon.target in (Target.REWARD, Target.STEP):
+    if friend.status != FriendStatus.FOLLOWING or coupon.target == Target.REWARD:
         return False
-    if coupon.target == Target.ALL:
+    if coupon.target in (Target.ALL, Target.STEP):  # a step coupon's link is only in its step's message
         return True
     conditions = segment_filters(coupon.segment or {})
     return db.session.scalar(sa.select(Friend.id).where(Friend.id == friend.id, *conditions)) is not None

@@ -280,3 +280,32 @@ def test_a_patient_outside_the_segment_gets_no_ticket_from_a_forwarded_link(clin
 def services_url(clinic, coupon) -> str:
     with tenant_scope(clinic.id):
         return services.patient_url(db.session.get(Coupon, coupon.id))
+
+
+def test_redeeming_a_coupon_reaches_a_scenarios_goal_and_stops_it_for_that_patient(clinic):
+    from saas.friends.models import Friend
+    from saas.steps import triggers
+    from tests.steps.support import enrolment, scenario
+
+    clinic, _, patients = clinic
+    coupon = running_coupon(clinic)
+    other = running_coupon(clinic, title="物販 サプリ10%オフ", purpose="goods", service="サプリメント")
+    step = {
+        "delay_value": 3,
+        "delay_unit": "days",
+        "messages": [{"type": "text", "text": "クーポンはお使いいただけましたか"}],
+    }
+    aims = scenario(clinic, "クーポン利用まで", [step], goals=[{"kind": "coupon_used", "coupon_id": coupon.id}])
+    with tenant_scope(clinic.id):
+        from saas.steps.models import StepScenario
+
+        friend = db.session.scalar(sa.select(Friend).where(Friend.line_user_id == patients[0]))
+        triggers.start(friend, db.session.get(StepScenario, aims))
+        db.session.commit()
+    with tenant_scope(clinic.id):
+        redemption.redeem(ticket_for(clinic, other, patients[0]).code)
+    assert enrolment(clinic, aims, patients[0]).status == "active"  # another coupon is not the goal
+    with tenant_scope(clinic.id):
+        redemption.redeem(ticket_for(clinic, coupon, patients[0]).code)
+    stopped = enrolment(clinic, aims, patients[0])
+    assert (stopped.status, stopped.stop_reason) == ("stopped", "goal")
