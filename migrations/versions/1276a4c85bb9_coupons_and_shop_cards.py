@@ -7,7 +7,7 @@
   per card and visit day: one stamp a day).
 
 Revision ID: 1276a4c85bb9
-Revises: 0ed2b680fb39
+Revises: c4d2a9e17b35
 Create Date: 2026-12-01 14:28:08.162866
 
 """
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '1276a4c85bb9'
-down_revision = '0ed2b680fb39'
+down_revision = 'c4d2a9e17b35'
 branch_labels = None
 depends_on = None
 
