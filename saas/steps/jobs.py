@@ -10,33 +10,37 @@ from saas.extensions import db
 from saas.jobs import job
 from saas.queues import DEFAULT, get_queue
 from saas.steps import clock, runner
-from saas.steps.models import SendStatus, StepEnrolment, StepSend
+from saas.steps.models import SendStatus, StepSend
 from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import platform_scope, tenant_scope
 
 
-def due_clinic_ids(now: datetime) -> list[int]:
-    """Clinics with a step due or a step delivery in flight (two index ranges: the due rows only)."""
-    due = sa.select(StepEnrolment.clinic_id).where(StepEnrolment.next_due_at <= now)
-    in_flight = sa.select(StepSend.clinic_id).where(StepSend.status == SendStatus.SENDING)
-    return sorted(set(db.session.scalars(due.distinct())) | set(db.session.scalars(in_flight.distinct())))
+def clinics_in_flight() -> set[int]:
+    """Clinics with a step delivery not yet settled (a few rows of the open-sends index)."""
+    query = sa.select(StepSend.clinic_id).where(StepSend.status == SendStatus.SENDING).distinct()
+    return set(db.session.scalars(query))
 
 
 @job
 def run_due_steps(now: datetime | None = None) -> int:
-    """Queue one job per clinic with due steps (cron, every minute). Safe to run twice."""
+    """The tick (cron, every minute): one read of everything due, then one job per clinic with its
+    due enrolments (or sends to settle). Safe to run twice: the jobs claim before they send."""
     now = now or clock.now()
     with platform_scope("step delivery tick"):
-        clinic_ids = due_clinic_ids(now)
+        work = runner.due_work(now)
+        clinic_ids = sorted(set(work) | clinics_in_flight())
     queue = get_queue(DEFAULT)
     for clinic_id in clinic_ids:
-        queue.enqueue(run_clinic_steps, clinic_id, now)
+        groups = [(scenario_id, step_id, ids) for (scenario_id, step_id), ids in work.get(clinic_id, {}).items()]
+        queue.enqueue(run_clinic_steps, clinic_id, now, groups)
     return len(clinic_ids)
 
 
 @job
-def run_clinic_steps(clinic_id: int, now: datetime | None = None) -> dict:
-    """Do the clinic's due steps and settle its ended step deliveries. Safe to run twice, or at once."""
+def run_clinic_steps(clinic_id: int, now: datetime | None = None, groups: list | None = None) -> dict:
+    """Do the clinic's due steps (``groups`` of ``(scenario id, step id, enrolment ids)`` from the tick,
+    else its own scan) and settle its ended step deliveries. Safe to run twice, or at once."""
+    due = None if groups is None else {(scenario_id, step_id): ids for scenario_id, step_id, ids in groups}
     with tenant_scope(clinic_id):
         clinic = db.session.get(Clinic, clinic_id)
-        return runner.run_clinic(clinic, now or clock.now()) if clinic else {}
+        return runner.run_clinic(clinic, now or clock.now(), due) if clinic else {}

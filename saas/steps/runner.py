@@ -54,6 +54,7 @@ from saas.tenancy.models import Clinic
 
 log = logging.getLogger(__name__)
 BATCH = 5000  # due enrolments taken per clinic and run; the rest wait for the next tick
+TICK_LIMIT = 100_000  # due enrolments one tick reads across clinics
 QUOTA_RECHECK = timedelta(minutes=10)
 LOST_DRAFT = timedelta(minutes=5)  # a claim whose delivery was never submitted is given back after this
 ENDED = (
@@ -65,13 +66,34 @@ ENDED = (
 )
 
 
-def run_clinic(clinic: Clinic, now: datetime) -> dict:
-    """One tick for one clinic (its tenant scope is current). Commits. Returns counts."""
+def run_clinic(clinic: Clinic, now: datetime, groups: dict[tuple[int, int], list[int]] | None = None) -> dict:
+    """One tick for one clinic (its tenant scope is current): the due ``groups`` the tick found,
+    or its own scan when run without them. Commits. Returns counts."""
     counts: dict[str, int] = defaultdict(int)
     settle_sends(clinic, now, counts)
-    for (scenario_id, step_id), ids in _due_groups(clinic.id, now).items():
-        _Group(clinic, db.session.get(StepScenario, scenario_id), step_id, ids, now, counts).run()
+    for (scenario_id, step_id), ids in (_due_groups(clinic.id, now) if groups is None else groups).items():
+        scenario = db.session.get(StepScenario, scenario_id)
+        if scenario is not None:
+            _Group(clinic, scenario, step_id, ids, now, counts).run()
     return dict(counts)
+
+
+def due_work(now: datetime, limit: int = TICK_LIMIT) -> dict[int, dict[tuple[int, int], list[int]]]:
+    """Every clinic's due enrolments by (scenario, step), in one statement over the next-due index
+    (platform scope: the cron tick). At most ``BATCH`` per clinic; the rest wait for the next tick."""
+    rows = db.session.execute(
+        sa.select(StepEnrolment.clinic_id, StepEnrolment.scenario_id, StepEnrolment.current_step_id, StepEnrolment.id)
+        .where(StepEnrolment.next_due_at <= now, StepEnrolment.status == EnrolmentStatus.ACTIVE)
+        .order_by(StepEnrolment.next_due_at)
+        .limit(limit)
+    )
+    work: dict[int, dict[tuple[int, int], list[int]]] = defaultdict(lambda: defaultdict(list))
+    taken: dict[int, int] = defaultdict(int)
+    for clinic_id, scenario_id, step_id, enrolment_id in rows:
+        if taken[clinic_id] < BATCH:
+            work[clinic_id][(scenario_id, step_id or 0)].append(enrolment_id)
+            taken[clinic_id] += 1
+    return {clinic_id: dict(groups) for clinic_id, groups in work.items()}
 
 
 def _due_groups(clinic_id: int, now: datetime) -> dict[tuple[int, int], list[int]]:
