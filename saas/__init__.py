@@ -10,8 +10,8 @@ from flask_babel import get_locale
 from saas import config as config_module
 from saas.extensions import babel, csrf, db, login_manager, migrate
 
-# Packages that are not capabilities: the sandbox is never imported by product code.
-NOT_CAPABILITIES = {"sandbox", "translations"}
+# Packages that are not capabilities: the sandboxes (LINE, Stripe) are never imported by product code.
+NOT_CAPABILITIES = {"sandbox", "stripe_sandbox", "translations"}
 # Modules with an ``init_app(app)`` for request hooks and CLI commands, beside the capabilities'.
 MODULES = ("saas.tenancy.access", "saas.errors", "saas.assets", "saas.cli")
 

@@ -93,6 +93,8 @@ def from_environment() -> dict:
         "BABEL_TRANSLATION_DIRECTORIES": str(ROOT / "saas" / "translations"),
         "STRIPE_SECRET_KEY": os.environ.get("STRIPE_SECRET_KEY", ""),
         "STRIPE_WEBHOOK_SECRET": os.environ.get("STRIPE_WEBHOOK_SECRET", ""),
+        "STRIPE_API_BASE": os.environ.get("STRIPE_API_BASE", "https://api.stripe.com"),
+        "BILLING_GRACE_DAYS": float(os.environ.get("BILLING_GRACE_DAYS", "7")),
         "WTF_CSRF_TIME_LIMIT": None,
         # How many reverse proxies (TLS terminators, load balancers) stand in front of the app;
         # their X-Forwarded-For/-Proto are trusted only when this says so (a client could forge them).

@@ -14,6 +14,7 @@ from rq import cron
 
 from saas.api.jobs import purge_idempotency_keys
 from saas.audit.jobs import purge_audit_events
+from saas.billing.jobs import sweep_billing
 from saas.delivery.jobs import heal_deliveries, pick_up_urgent_notices, reconcile_quotas, start_due_deliveries
 from saas.friends.jobs import resync_all_friends
 from saas.reminders.jobs import scan_due as scan_due_reminders
@@ -34,3 +35,4 @@ cron.register(resync_all_friends, "default", cron="40 4 * * *")
 cron.register(purge_expired_data, "default", cron="45 3 * * *")
 cron.register(run_due_steps, "default", interval=60)
 cron.register(purge_idempotency_keys, "default", cron="50 3 * * *")
+cron.register(sweep_billing, "default", interval=900)

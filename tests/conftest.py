@@ -19,7 +19,7 @@ from saas.jobs import use_worker_app
 from saas.queues import stop_embedded_servers
 from saas.tenancy.scoping import platform_scope
 
-pytest_plugins = ["tests.sandbox_fixtures", "tests.browser_fixtures"]
+pytest_plugins = ["tests.sandbox_fixtures", "tests.stripe_fixtures", "tests.browser_fixtures"]
 
 _TMP = Path(tempfile.mkdtemp(prefix="tsunagu-tests-"))
 

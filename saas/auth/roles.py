@@ -57,7 +57,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "autoreply.edit": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
     "analytics.view": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.ANALYST}),
     "audit.view": frozenset({Role.OWNER, Role.ADMIN}),
-    "billing.manage": frozenset({Role.OWNER}),
+    "billing.manage": frozenset({Role.OWNER, Role.ADMIN}),
     "booking.manage": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
     "richmenu.edit": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER}),
     "coupons.manage": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER}),

@@ -86,6 +86,8 @@ def plan(delivery_id: int) -> list[int]:
         return []
     delivery = db.session.get(Delivery, delivery_id)
     db.session.refresh(delivery)
+    if delivery.reservation is None and not _marketing_allowed(delivery):
+        return []
     if delivery.reservation is None and not _reserve(delivery):
         return []
     created: list[int] = []
@@ -97,6 +99,18 @@ def plan(delivery_id: int) -> list[int]:
         enqueue_chunks(delivery, batch)
     _planning_done(delivery_id)
     return created
+
+
+def _marketing_allowed(delivery: Delivery) -> bool:
+    """A scheduled marketing send coming due while billing has marketing paused ends refused."""
+    from saas import billing
+    from saas.delivery.services import refuse_if_marketing_paused
+
+    try:
+        refuse_if_marketing_paused(delivery)
+    except billing.MarketingPaused:
+        return False
+    return True
 
 
 def _audience_size(delivery: Delivery) -> tuple[int, dict]:

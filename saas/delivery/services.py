@@ -122,8 +122,10 @@ def submit(delivery: Delivery) -> None:
 
     Planning never runs in the caller (a web request would time out on a large audience).
     When the queue is unreachable the delivery is deleted again and :class:`QueueUnavailable`
-    raised, so nothing is left half-created.
+    raised, so nothing is left half-created. A marketing send of a clinic whose billing has
+    marketing paused ends refused (kept, with the reason) and raises ``billing.MarketingPaused``.
     """
+    refuse_if_marketing_paused(delivery)
     delivery.status = DeliveryStatus.SCHEDULED
     db.session.commit()
     try:
@@ -133,6 +135,27 @@ def submit(delivery: Delivery) -> None:
         db.session.execute(sa.delete(Delivery).where(Delivery.id == delivery.id, Delivery.planned == 0))
         db.session.commit()
         raise QueueUnavailable(str(error)) from error
+
+
+def refuse_if_marketing_paused(delivery: Delivery) -> None:
+    """Billing's dunning pauses marketing sends, never urgent notices: refuse (commit) and raise."""
+    from saas import billing
+    from saas.tenancy.models import Clinic
+
+    if delivery.kind == DeliveryKind.URGENT or billing.allows_marketing(db.session.get(Clinic, delivery.clinic_id)):
+        return
+    delivery.status, delivery.finished_at = DeliveryStatus.REFUSED, utcnow()
+    delivery.stop_reason = billing.MarketingPaused.message
+    audit.record(
+        "delivery.refused",
+        clinic_id=delivery.clinic_id,
+        target_type="delivery",
+        target_id=delivery.id,
+        details={"reason": "billing_marketing_paused"},
+        actor_email=delivery.created_by_email,
+    )
+    db.session.commit()
+    raise billing.MarketingPaused
 
 
 def _enqueue_planning(delivery: Delivery) -> None:

@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
+from saas import billing
 from saas.common import N_, utcnow
 from saas.delivery import audience, resend, services, urgent  # noqa: F401  (urgent: notice hook)
 from saas.delivery.describe import describe_segment, title_in_words
@@ -151,6 +152,9 @@ def create():
         services.submit(delivery)
     except services.QueueUnavailable:
         return _queue_down(request.form, draft, messages)
+    except billing.MarketingPaused as paused:
+        flash(str(paused), "danger")
+        return redirect(url_for("delivery.detail", delivery_id=delivery.id))
     if draft:
         db.session.delete(draft)
         db.session.commit()
@@ -245,6 +249,9 @@ def resend_failures(delivery_id: int):
         return redirect(url_for("delivery.detail", delivery_id=delivery_id))
     except services.QueueUnavailable:
         flash(_("配信の受付が一時的にできません（ジョブキューに接続できません）。再送は作成されていません。"), "danger")
+        return redirect(url_for("delivery.detail", delivery_id=delivery_id))
+    except billing.MarketingPaused as paused:
+        flash(str(paused), "danger")
         return redirect(url_for("delivery.detail", delivery_id=delivery_id))
     flash(_("失敗した %(count)s 人への再送を始めました。", count=f"{original.failed:,}"), "success")
     return redirect(url_for("delivery.detail", delivery_id=again.id))

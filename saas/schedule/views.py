@@ -12,6 +12,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import pgettext
 from flask_login import login_required
 
+from saas import billing
 from saas.extensions import db
 from saas.portal.menu import register
 from saas.schedule import services
@@ -138,7 +139,11 @@ def _save_closure(clinic, closure: Closure, choice: str):
         services.request_urgent_notice(clinic.id, closure.id)
     db.session.commit()
     if choice == "consenting":
-        _send_to_consenting_friends(clinic, closure)
+        try:
+            _send_to_consenting_friends(clinic, closure)
+        except billing.MarketingPaused as paused:
+            flash(_("保存しました。") + str(paused), "danger")
+            return redirect(url_for("schedule.weekly"))
     messages = {
         "none": _(
             "保存しました。「今日の診療時間」の自動応答と挨拶メッセージに反映されます。友だちへの送信はしていません。"
