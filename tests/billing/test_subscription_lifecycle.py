@@ -27,12 +27,6 @@ from tests.factories import gen_clinic
 from tests.webhooks.support import run_jobs
 
 
-@pytest.fixture
-def outbox(app, tmp_path, monkeypatch):
-    monkeypatch.setitem(app.config, "MAIL_OUTBOX_DIR", str(tmp_path))
-    return tmp_path
-
-
 def _patient_of(sandbox, clinic, channel_id: str) -> str:
     """A patient who adds the clinic as a friend (through the webhook) and agrees to its news."""
     patient = sandbox.add_patient(channel_id, "山田 花子")
