@@ -1,6 +1,7 @@
 """``flask dev``: the whole product on one machine with no services installed.
 
-Starts (or attaches to) the embedded Redis, runs the LINE sandbox on its own port, migrates the
+Starts (or attaches to) the embedded Redis, runs the LINE sandbox and the Stripe stand-in on ports
+of their own, migrates the
 database, loads the demo tenants and serves the portal. Every other process of the ``Procfile``
 (workers, ``rq cron``) runs as a child, so a process added there runs in the demo too. Ctrl+C or
 SIGTERM stops the children and the embedded Redis. Development and demo only: a deployment runs
@@ -35,6 +36,17 @@ def sandbox_settings(sandbox_url: str, public_url: str) -> dict[str, str]:
     return {**hosts, "PUBLIC_BASE_URL": public_url}
 
 
+def stripe_settings(stripe_url: str) -> dict[str, str]:
+    """Configuration pointing the ``stripe`` library at the stand-in, with test-mode keys of its own."""
+    import secrets
+
+    return {
+        "STRIPE_API_BASE": stripe_url,
+        "STRIPE_SECRET_KEY": "sk_test_tsunagu_sandbox",
+        "STRIPE_WEBHOOK_SECRET": "whsec_sandbox_" + secrets.token_hex(16),
+    }
+
+
 def _serve_in_thread(wsgi_app, port: int):
     server = make_server("127.0.0.1", port, wsgi_app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
@@ -50,8 +62,15 @@ def _raise_interrupt(signum, frame) -> None:
 @click.option(
     "--sandbox-port", envvar="SANDBOX_PORT", default=5001, show_default=True, help="LINE sandbox port (0: any)."
 )
-def dev(port: int, sandbox_port: int) -> None:
-    """Run the portal, the Procfile's workers and cron, and the LINE sandbox with the demo tenants."""
+@click.option(
+    "--stripe-port",
+    envvar="STRIPE_SANDBOX_PORT",
+    type=int,
+    default=None,
+    help="Stripe stand-in port (default: the LINE sandbox's port + 1, or any free port when that is 0).",
+)
+def dev(port: int, sandbox_port: int, stripe_port: int | None) -> None:
+    """Run the portal, the Procfile's workers and cron, the LINE sandbox and the Stripe stand-in with the demo tenants."""
     from saas.queues import stop_embedded_servers
 
     # SIGINT too: a shell starting `make start &` hands its children SIGINT ignored, and Ctrl+C must still work.
@@ -59,7 +78,8 @@ def dev(port: int, sandbox_port: int) -> None:
         signal.signal(signum, _raise_interrupt)
     children = Children()
     try:
-        _run(current_app._get_current_object(), port, sandbox_port, children)
+        stripe_port = stripe_port if stripe_port is not None else (sandbox_port + 1 if sandbox_port else 0)
+        _run(current_app._get_current_object(), port, (sandbox_port, stripe_port), children)
     except KeyboardInterrupt:
         pass
     finally:
@@ -71,17 +91,20 @@ def dev(port: int, sandbox_port: int) -> None:
         click.echo("停止しました / Stopped.")
 
 
-def _run(app: Flask, port: int, sandbox_port: int, children: Children) -> None:
+def _run(app: Flask, port: int, sandbox_ports: tuple[int, int], children: Children) -> None:
     from flask_migrate import upgrade
 
     from saas.demo import connect_demo_channels, deploy_demo_menus, follow_demo_patients
 
-    sandbox = _serve_in_thread(_sandbox_app(), sandbox_port)
+    sandbox = _serve_in_thread(_sandbox_app(), sandbox_ports[0])
     sandbox_url = f"http://127.0.0.1:{sandbox.server_port}"
+    stripe = _serve_in_thread(_stripe_sandbox_app(), sandbox_ports[1])
+    stripe_url = f"http://127.0.0.1:{stripe.server_port}"
     portal = make_server("127.0.0.1", port, app, threaded=True)
     public_url = f"http://127.0.0.1:{portal.server_port}"
-    settings = sandbox_settings(sandbox_url, public_url)
+    settings = sandbox_settings(sandbox_url, public_url) | stripe_settings(stripe_url)
     app.config.update(settings)
+    _connect_stripe_webhook(stripe_url, public_url, settings["STRIPE_WEBHOOK_SECRET"])
     upgrade()
     click.get_current_context().invoke(app.cli.get_command(click.get_current_context(), "demo"))
     channels = connect_demo_channels(sandbox_url, public_url)
@@ -90,7 +113,8 @@ def _run(app: Flask, port: int, sandbox_port: int, children: Children) -> None:
         if name not in IN_PROCESS:
             children.start(name, command, _child_env(app, settings))
     ready = threading.Thread(
-        target=_announce_when_ready, args=(public_url, sandbox_url, lambda: follow_demo_patients(sandbox_url, channels))
+        target=_announce_when_ready,
+        args=(public_url, sandbox_url, stripe_url, lambda: follow_demo_patients(sandbox_url, channels)),
     )
     ready.daemon = True
     ready.start()
@@ -101,6 +125,18 @@ def _sandbox_app():
     from saas.sandbox import create_sandbox_app
 
     return create_sandbox_app()
+
+
+def _stripe_sandbox_app():
+    from saas.stripe_sandbox import create_stripe_sandbox_app
+
+    return create_stripe_sandbox_app()
+
+
+def _connect_stripe_webhook(stripe_url: str, public_url: str, secret: str) -> None:
+    from saas.stripe_sandbox.control import StripeSandboxControl
+
+    StripeSandboxControl(stripe_url).set_webhook(f"{public_url}/webhooks/stripe", secret)
 
 
 def _child_env(app: Flask, settings: dict[str, str]) -> dict[str, str]:
@@ -122,7 +158,7 @@ def wait_for_health(url: str, timeout: float = HEALTH_TIMEOUT) -> bool:
     return False
 
 
-def _announce_when_ready(public_url: str, sandbox_url: str, follow) -> None:
+def _announce_when_ready(public_url: str, sandbox_url: str, stripe_url: str, follow) -> None:
     if not wait_for_health(public_url):
         click.echo(
             f"ポータルが {HEALTH_TIMEOUT} 秒以内に応答しません / portal not healthy: {public_url}/healthz", err=True
@@ -130,10 +166,10 @@ def _announce_when_ready(public_url: str, sandbox_url: str, follow) -> None:
         return
     for problem in follow():
         click.echo(f"注意 / warning: demo follow not accepted: {problem}", err=True)
-    _print_welcome(public_url, sandbox_url)
+    _print_welcome(public_url, sandbox_url, stripe_url)
 
 
-def _print_welcome(public_url: str, sandbox_url: str) -> None:
+def _print_welcome(public_url: str, sandbox_url: str, stripe_url: str) -> None:
     from saas.demo import DEMO_PASSWORD, STAFF
 
     lines = [
@@ -141,6 +177,7 @@ def _print_welcome(public_url: str, sandbox_url: str) -> None:
         "=" * 72,
         f"  ポータル / Portal:                      {public_url}",
         f"  電話シミュレーター / Sandbox phone:     {sandbox_url}/_sandbox/phone",
+        f"  Stripe（テスト用の代役） / Stripe sandbox: {stripe_url}",
         f"  デモのログイン / Demo logins (password: {DEMO_PASSWORD})",
         *(f"    {email:<28} {role.value}" for email, _name, role, _scope, _slug in STAFF),
         "  停止: Ctrl+C / Stop with Ctrl+C",

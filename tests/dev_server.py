@@ -21,7 +21,7 @@ READY_TIMEOUT = 420  # seconds: migrations, demo tenants and 25 follows on a bus
 STOP_TIMEOUT = 60
 # Settings of the test session that must not leak into the demo: it runs on its own embedded defaults.
 _NOT_INHERITED = re.compile(
-    r"^(DATABASE_URL|REDIS_URL|EMBEDDED_REDIS_PATH|PUBLIC_BASE_URL|PORT|SANDBOX_PORT|LINE_\w+)$"
+    r"^(DATABASE_URL|REDIS_URL|EMBEDDED_REDIS_PATH|PUBLIC_BASE_URL|PORT|SANDBOX_PORT|LINE_\w+|STRIPE_\w+)$"
 )
 
 
