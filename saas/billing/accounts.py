@@ -80,22 +80,18 @@ def clinic_count(payer: Payer) -> int:
 
 
 def account_for_organization(organization_id: int) -> BillingAccount | None:
-    """The subscribed account paying for this organization's clinics (its own, else its agency's)."""
-    own = db.session.scalars(
-        sa.select(BillingAccount).where(
-            BillingAccount.organization_id == organization_id, BillingAccount.stripe_subscription_id.is_not(None)
+    """The subscribed account paying for this organization's clinics (its own, else its agency's); one query."""
+    agency_of = sa.select(Organization.agency_id).where(Organization.id == organization_id).scalar_subquery()
+    statement = (
+        sa.select(BillingAccount)
+        .where(
+            BillingAccount.stripe_subscription_id.is_not(None),
+            sa.or_(BillingAccount.organization_id == organization_id, BillingAccount.agency_id == agency_of),
         )
-    ).first()
-    if own is not None:
-        return own
-    agency_id = db.session.scalar(sa.select(Organization.agency_id).where(Organization.id == organization_id))
-    if agency_id is None:
-        return None
-    return db.session.scalars(
-        sa.select(BillingAccount).where(
-            BillingAccount.agency_id == agency_id, BillingAccount.stripe_subscription_id.is_not(None)
-        )
-    ).first()
+        .order_by(BillingAccount.organization_id.is_(None))  # the organization's own account first
+        .limit(1)
+    )
+    return db.session.scalars(statement).first()
 
 
 def account_for_clinic(clinic: Clinic) -> BillingAccount | None:

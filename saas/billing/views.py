@@ -67,8 +67,8 @@ def billing_banner():
 
     def notice():
         clinic = g.get("clinic")
-        if clinic is None or not current_user.is_authenticated:
-            return None
+        if clinic is None or not current_user.is_authenticated or not gateway.is_configured():
+            return None  # without Stripe nobody pays, so nobody is in dunning: no query on every page
         account = accounts.account_for_clinic(clinic)
         found = dunning.banner(account)
         if found is None:

@@ -153,7 +153,7 @@ def create():
     except services.QueueUnavailable:
         return _queue_down(request.form, draft, messages)
     except billing.MarketingPaused as paused:
-        flash(str(paused), "danger")
+        flash(_(str(paused)), "danger")
         return redirect(url_for("delivery.detail", delivery_id=delivery.id))
     if draft:
         db.session.delete(draft)
@@ -251,7 +251,7 @@ def resend_failures(delivery_id: int):
         flash(_("配信の受付が一時的にできません（ジョブキューに接続できません）。再送は作成されていません。"), "danger")
         return redirect(url_for("delivery.detail", delivery_id=delivery_id))
     except billing.MarketingPaused as paused:
-        flash(str(paused), "danger")
+        flash(_(str(paused)), "danger")
         return redirect(url_for("delivery.detail", delivery_id=delivery_id))
     flash(_("失敗した %(count)s 人への再送を始めました。", count=f"{original.failed:,}"), "success")
     return redirect(url_for("delivery.detail", delivery_id=again.id))

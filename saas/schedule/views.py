@@ -142,7 +142,7 @@ def _save_closure(clinic, closure: Closure, choice: str):
         try:
             _send_to_consenting_friends(clinic, closure)
         except billing.MarketingPaused as paused:
-            flash(_("保存しました。") + str(paused), "danger")
+            flash(_("保存しました。") + _(str(paused)), "danger")
             return redirect(url_for("schedule.weekly"))
     messages = {
         "none": _(
