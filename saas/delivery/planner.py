@@ -102,15 +102,10 @@ def plan(delivery_id: int) -> list[int]:
 
 
 def _marketing_allowed(delivery: Delivery) -> bool:
-    """A scheduled marketing send coming due while billing has marketing paused ends refused."""
-    from saas import billing
-    from saas.delivery.services import refuse_if_marketing_paused
+    """A scheduled marketing send or a step coming due while billing has marketing paused ends refused."""
+    from saas.delivery.services import refused_for_billing
 
-    try:
-        refuse_if_marketing_paused(delivery)
-    except billing.MarketingPaused:
-        return False
-    return True
+    return not refused_for_billing(delivery)
 
 
 def _audience_size(delivery: Delivery) -> tuple[int, dict]:

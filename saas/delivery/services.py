@@ -122,10 +122,13 @@ def submit(delivery: Delivery) -> None:
 
     Planning never runs in the caller (a web request would time out on a large audience).
     When the queue is unreachable the delivery is deleted again and :class:`QueueUnavailable`
-    raised, so nothing is left half-created. A marketing send of a clinic whose billing has
-    marketing paused ends refused (kept, with the reason) and raises ``billing.MarketingPaused``.
+    raised, so nothing is left half-created. A broadcast or segment send of a clinic whose billing
+    has marketing paused ends refused (kept, with the reason) and raises ``billing.MarketingPaused``.
     """
-    refuse_if_marketing_paused(delivery)
+    if refused_for_billing(delivery, PAUSED_AT_SUBMIT):
+        from saas import billing
+
+        raise billing.MarketingPaused
     delivery.status = DeliveryStatus.SCHEDULED
     db.session.commit()
     try:
@@ -137,13 +140,20 @@ def submit(delivery: Delivery) -> None:
         raise QueueUnavailable(str(error)) from error
 
 
-def refuse_if_marketing_paused(delivery: Delivery) -> None:
-    """Billing's dunning pauses marketing sends, never urgent notices: refuse (commit) and raise."""
+# Sends billing's dunning pauses: bulk marketing when submitted, and steps too when planned (the
+# step runner gives a refused delivery's claims back, so its friends wait until billing is paid).
+# Urgent notices and 1:1 pushes are never paused: patients are not cut off by a billing problem.
+PAUSED_AT_SUBMIT = frozenset({DeliveryKind.BROADCAST, DeliveryKind.SEGMENT})
+PAUSED_AT_PLANNING = PAUSED_AT_SUBMIT | {DeliveryKind.STEP}
+
+
+def refused_for_billing(delivery: Delivery, kinds: frozenset = PAUSED_AT_PLANNING) -> bool:
+    """End the delivery refused (kept, audited, committed) when billing has marketing paused for its clinic."""
     from saas import billing
     from saas.tenancy.models import Clinic
 
-    if delivery.kind == DeliveryKind.URGENT or billing.allows_marketing(db.session.get(Clinic, delivery.clinic_id)):
-        return
+    if delivery.kind not in kinds or billing.allows_marketing(db.session.get(Clinic, delivery.clinic_id)):
+        return False
     delivery.status, delivery.finished_at = DeliveryStatus.REFUSED, utcnow()
     delivery.stop_reason = billing.MarketingPaused.message
     audit.record(
@@ -155,7 +165,7 @@ def refuse_if_marketing_paused(delivery: Delivery) -> None:
         actor_email=delivery.created_by_email,
     )
     db.session.commit()
-    raise billing.MarketingPaused
+    return True
 
 
 def _enqueue_planning(delivery: Delivery) -> None:

@@ -16,6 +16,7 @@ from saas.delivery import services as deliveries
 from saas.delivery.jobs import start_delivery
 from saas.delivery.models import Delivery, DeliveryKind
 from saas.extensions import db
+from saas.friends.models import Friend
 from saas.tenancy.scoping import platform_scope, tenant_scope
 from tests.billing.support import subjects
 from tests.delivery.support import HELLO, add_friends, connected_clinic, drain
@@ -105,3 +106,21 @@ def test_a_new_marketing_send_is_refused_but_an_urgent_notice_is_not(paying, san
         deliveries.submit(urgent)
     drain()
     assert [m["message"]["text"] for m in sandbox.inbox("1730000001", users[0])] == ["台風のため休診します"]
+
+
+def test_a_step_delivery_is_held_at_planning_while_paused(paying, sandbox):
+    account, clinic = paying
+    friends = add_friends(sandbox, clinic, 2)
+    account.status, account.marketing_paused_at = "past_due", utcnow()
+    db.session.commit()
+    with tenant_scope(clinic.id):
+        ids = list(db.session.scalars(sa.select(Friend.id)))
+        step = deliveries.create_for_friends(ids, HELLO, title="ステップ配信: 初診後フォロー・1")
+        db.session.commit()
+        deliveries.submit(step)  # the step runner does not stop for billing: the planner refuses it
+        step_id = step.id
+    drain()
+    db.session.expire_all()
+    with tenant_scope(clinic.id):
+        assert db.session.get(Delivery, step_id).status == "refused"
+    assert not sandbox.inbox("1730000001", friends[0])
