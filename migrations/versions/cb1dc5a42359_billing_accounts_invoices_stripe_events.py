@@ -1,7 +1,7 @@
 """Billing: accounts (one per paying agency or organization), their invoices, Stripe events handled.
 
 Revision ID: cb1dc5a42359
-Revises: 0ed2b680fb39
+Revises: c4d2a9e17b35
 Create Date: 2026-12-01 14:24:37.493394
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'cb1dc5a42359'
-down_revision = '0ed2b680fb39'
+down_revision = 'c4d2a9e17b35'
 branch_labels = None
 depends_on = None
 
