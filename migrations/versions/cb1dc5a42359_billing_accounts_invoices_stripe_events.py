@@ -1,7 +1,7 @@
 """Billing: accounts (one per paying agency or organization), their invoices, Stripe events handled.
 
 Revision ID: cb1dc5a42359
-Revises: c4d2a9e17b35
+Revises: 1276a4c85bb9
 Create Date: 2026-12-01 14:24:37.493394
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'cb1dc5a42359'
-down_revision = 'c4d2a9e17b35'
+down_revision = '1276a4c85bb9'
 branch_labels = None
 depends_on = None
 
