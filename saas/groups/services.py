@@ -201,3 +201,10 @@ def save_item(shared: SharedLevel, set_id: int, item: LibraryItem | None, **fiel
 def delete_item(shared: SharedLevel, item: LibraryItem) -> None:
     db.session.delete(item)
     _mark_answers_stale(shared)
+
+
+def branches_of(organization_id: int) -> list[Clinic]:
+    """The organization's branches (clinics), by name."""
+    return list(
+        db.session.scalars(sa.select(Clinic).where(Clinic.organization_id == organization_id).order_by(Clinic.name))
+    )
