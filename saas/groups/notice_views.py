@@ -179,7 +179,7 @@ def detail(notice_id: int):
 
 @bp.get("/c/<clinic>/group-notices")
 @login_required
-@require("clinic.view")
+@require("messages.send")
 def branch_index():
     """This branch's parts of group notices from headquarters: what was sent, what awaits approval."""
     rows = db.session.scalars(sa.select(GroupNoticeBranch).order_by(GroupNoticeBranch.id.desc()).limit(50)).all()
@@ -190,22 +190,29 @@ def branch_index():
     return render_template("groups/branch_notices.html", rows=rows, notices=found, clinic=current_clinic())
 
 
-@bp.post("/c/<clinic>/group-notices/<int:branch_id>/<any(approve, decline):answer>")
-@login_required
-@require("clinic.settings")
-def decide(branch_id: int, answer: str):
-    """A branch admin approves (the branch's quota is checked now) or declines."""
+def _decide(branch_id: int, approve: bool):
     branch = db.session.get(GroupNoticeBranch, branch_id) or abort(404)
-    state = notices.decide(branch, answer == "approve", current_user)
-    record(
-        f"group_notice.{answer}",
-        target_type="group_notice",
-        target_id=branch.notice_id,
-        details={"state": state},
-        commit=True,
-    )
+    state = notices.decide(branch, approve, current_user)
+    action = "group_notice.approve" if approve else "group_notice.decline"
+    record(action, target_type="group_notice", target_id=branch.notice_id, details={"state": state}, commit=True)
     flash(str(BRANCH_STATES[state][0]), "success" if state == BranchState.STARTED else "info")
     return redirect(url_for(".branch_index"))
+
+
+@bp.post("/c/<clinic>/group-notices/<int:branch_id>/approve")
+@login_required
+@require("clinic.settings")
+def approve(branch_id: int):
+    """A branch admin approves: the branch's quota is checked now, then its delivery starts."""
+    return _decide(branch_id, True)
+
+
+@bp.post("/c/<clinic>/group-notices/<int:branch_id>/decline")
+@login_required
+@require("clinic.settings")
+def decline(branch_id: int):
+    """A branch admin declines: nothing is sent to this branch's friends."""
+    return _decide(branch_id, False)
 
 
 def awaiting_badge(clinic) -> int:
@@ -220,5 +227,5 @@ def awaiting_badge(clinic) -> int:
 
 
 menu.register(
-    "groups.notices.branch_index", _l("法人からのお知らせ"), "✦", "clinic.view", order=23, badge=awaiting_badge
+    "groups.notices.branch_index", _l("法人からのお知らせ"), "✦", "messages.send", order=23, badge=awaiting_badge
 )
