@@ -1,7 +1,7 @@
 """Group-wide notices of an organization: the notice, each branch's part, approval settings (issue 16).
 
 Revision ID: d81f3c5a2e90
-Revises: 1276a4c85bb9
+Revises: cb1dc5a42359
 Create Date: 2026-12-01 15:05:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'd81f3c5a2e90'
-down_revision = '1276a4c85bb9'
+down_revision = 'cb1dc5a42359'
 branch_labels = None
 depends_on = None
 
