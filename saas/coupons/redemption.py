@@ -104,7 +104,12 @@ def redeem(typed_code: str, actor=None) -> Redeemed:
     """Redeem one use of the code in the current clinic, audited. Commits; raises
     :class:`RedemptionRefused` (nothing changed) with the reason to show."""
     code = normalise_code(typed_code)
-    ticket = _find(code)
+    try:
+        ticket = _find(code)
+    except RedemptionRefused as refused:
+        audit.record("coupon.redeem_refused", target_type="coupon", details={"reason": refused.kind}, actor=actor,
+                     commit=True)  # fmt: skip
+        raise
     coupon = db.session.get(Coupon, ticket.coupon_id)
     try:
         _check_coupon(coupon, utcnow())

@@ -208,3 +208,34 @@ def test_card_rows_and_pages_are_isolated_between_clinics(desk, clinic, sandbox,
     assert_rows_isolated(PointCard, my_card, their_card)
     assert_rows_isolated(CardStamp, my_stamp, their_stamp)
     assert desk.get(f"/c/{other.slug}/cards/desk").status_code in (403, 404)
+
+
+def test_two_stamps_at_the_same_moment_give_one(app, clinic):
+    import threading
+
+    clinic, _, patients, _ = clinic
+    friend_id, barrier, outcomes = friend_of(clinic, patients[0]).id, threading.Barrier(2, timeout=20), []
+    clinic_id = clinic.id
+    with tenant_scope(clinic_id):
+        services.card_for(db.session.get(Friend, friend_id))
+        db.session.commit()
+
+    def scan() -> None:
+        with app.app_context(), tenant_scope(clinic_id):
+            barrier.wait()
+            try:
+                services.stamp(db.session.get(Friend, friend_id), method="staff_scan")
+                outcomes.append("stamped")
+            except services.StampRefused as refused:
+                outcomes.append(refused.kind)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=scan) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["already_today", "stamped"]
+    with tenant_scope(clinic.id):
+        assert db.session.scalars(sa.select(PointCard)).one().points == 1
