@@ -12,6 +12,7 @@ NODE_MODULES = ROOT / "frontend" / "node_modules"
 VENDOR_FILES = {
     "htmx": "htmx.org/dist/htmx.min.js",
     "chart": "chart.js/dist/chart.umd.min.js",
+    "jsqr": "jsqr/dist/jsQR.js",  # QR codes from the desk's camera where the browser has no BarcodeDetector (iPad)
 }
 
 

@@ -53,7 +53,10 @@ def test_the_patient_shows_the_code_and_the_desk_redeems_it_once(browser, sandbo
     tablet.get_by_label("パスワード").fill(PASSWORD)
     tablet.get_by_role("button", name="ログイン").click()
     tablet.wait_for_url("**/c/**")
-    tablet.get_by_role("link", name="クーポン受付").first.click()
+    with tablet.expect_response(re.compile(r".*/coupons/desk$")) as opened:
+        tablet.get_by_role("link", name="クーポン受付").first.click()
+    assert "camera=(self)" in opened.value.headers["permissions-policy"]
+    assert tablet.get_by_role("button", name="カメラで読み取る").is_visible()  # jsQR where no BarcodeDetector
     tablet.get_by_label("クーポンコード（8文字）").fill(code.lower())
     tablet.get_by_role("button", name="利用する").click()
     result = tablet.get_by_test_id("desk-result")
