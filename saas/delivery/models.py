@@ -122,16 +122,23 @@ class Delivery(TenantOwned, Timestamped, db.Model):
 
 
 class DeliveryChunk(TenantOwned, Timestamped, db.Model):
-    """At most 500 recipients sent by one RQ job, with its retry key fixed before the first call."""
+    """At most 500 recipients sent by one RQ job, with its retry key fixed before the first call.
 
-    __table_args__ = (sa.UniqueConstraint("delivery_id", "seq"),)
+    A multicast chunk holds its recipients itself (``friend_ids``, resolved to LINE user ids when
+    it is sent) and its outcome is one row's state: a send to 100,000 friends writes 200 rows, not
+    100,000. Push chunks (one rendering per friend) keep a :class:`DeliveryRecipient` row each.
+    """
+
+    __table_args__ = (sa.UniqueConstraint("delivery_id", "seq"),)  # also serves lookups by delivery
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("delivery.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column()
     mode: Mapped[str] = mapped_column(sa.String(16))  # multicast | push
     messages: Mapped[list] = mapped_column(sa.JSON, default=list)  # rendered (multicast)
     size: Mapped[int] = mapped_column(default=0)
+    friend_ids: Mapped[list] = mapped_column(sa.JSON, default=list)  # multicast: the recipients, in order
+    last_friend_id: Mapped[int | None] = mapped_column()  # its highest friend id: where a resumed plan starts
     retry_key: Mapped[str] = mapped_column(sa.String(36))
     status: Mapped[str] = mapped_column(sa.String(16), default=ChunkStatus.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -151,12 +158,12 @@ class DeliveryChunk(TenantOwned, Timestamped, db.Model):
 
 
 class DeliveryRecipient(TenantOwned, db.Model):
-    """One friend of a delivery's snapshot: at most once per delivery (unique)."""
+    """One friend of a push chunk (own rendering, own retry key, own outcome): at most once per delivery."""
 
-    __table_args__ = (sa.UniqueConstraint("delivery_id", "friend_id"),)
+    __table_args__ = (sa.UniqueConstraint("delivery_id", "friend_id"),)  # also serves lookups by delivery
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("delivery.id", ondelete="CASCADE"), index=True)
+    delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("delivery.id", ondelete="CASCADE"))
     chunk_id: Mapped[int | None] = mapped_column(sa.ForeignKey("delivery_chunk.id", ondelete="CASCADE"), index=True)
     friend_id: Mapped[int] = mapped_column()
     line_user_id: Mapped[str] = mapped_column(sa.String(64))

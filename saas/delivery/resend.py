@@ -16,7 +16,14 @@ from sqlalchemy.exc import IntegrityError
 from saas.common import utcnow
 from saas.delivery import services
 from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryRecipient
-from saas.delivery.planner import RETRY_WINDOW_SECONDS, insert_chunks, new_chunk, recipient_row, setting
+from saas.delivery.planner import (
+    RETRY_WINDOW_SECONDS,
+    insert_chunks,
+    multicast_chunk,
+    new_chunk,
+    recipient_row,
+    setting,
+)
 from saas.extensions import db
 
 
@@ -90,36 +97,46 @@ def plan_copy(resend: Delivery, next_seq: int) -> tuple[list[int], int]:
         return [], 0
     planned: list[tuple[DeliveryChunk, list[dict]]] = []
     for old in _resendable_chunks(resend.resend_of_id):
-        failed = db.session.execute(
-            sa.select(
-                DeliveryRecipient.friend_id,
-                DeliveryRecipient.line_user_id,
-                DeliveryRecipient.messages,
-                DeliveryRecipient.retry_key,
-            )
-            .where(DeliveryRecipient.chunk_id == old.id, DeliveryRecipient.status == ChunkStatus.FAILED)
-            .order_by(DeliveryRecipient.id)
-        ).all()
-        if not failed:
-            continue
-        keep = _key_remembered(old)
-        whole = old.mode == "multicast" and len(failed) == old.size  # same request again: same key is safe
-        chunk = new_chunk(
-            resend,
-            next_seq + len(planned),
-            old.mode,
-            old.messages,
-            len(failed),
-            retry_key=old.retry_key if keep and whole else None,
-            first_attempt_at=old.first_attempt_at if keep and whole else None,
-        )
-        rows = [
-            recipient_row(_Friend(f.friend_id, f.line_user_id), f.messages, f.retry_key if keep else None)
-            for f in failed
-        ]
-        planned.append((chunk, rows))
+        copy = _copy_multicast if old.mode == "multicast" else _copy_pushes
+        planned += copy(resend, old, next_seq + len(planned))
     insert_chunks(resend, planned)
-    return [chunk.id for chunk, _ in planned], sum(len(rows) for _, rows in planned)
+    return [chunk.id for chunk, _ in planned], sum(chunk.size for chunk, _ in planned)
+
+
+def _copy_multicast(resend: Delivery, old: DeliveryChunk, seq: int) -> list[tuple[DeliveryChunk, list[dict]]]:
+    """A failed multicast failed as a whole: the same recipients again, under its key while LINE keeps it."""
+    keep = _key_remembered(old)
+    chunk = multicast_chunk(
+        resend,
+        seq,
+        old.messages,
+        old.friend_ids,
+        retry_key=old.retry_key if keep else None,
+        first_attempt_at=old.first_attempt_at if keep else None,
+    )
+    return [(chunk, [])]
+
+
+def _copy_pushes(resend: Delivery, old: DeliveryChunk, seq: int) -> list[tuple[DeliveryChunk, list[dict]]]:
+    """The failed recipients of a push chunk, each under its own key while LINE keeps it."""
+    failed = db.session.execute(
+        sa.select(
+            DeliveryRecipient.friend_id,
+            DeliveryRecipient.line_user_id,
+            DeliveryRecipient.messages,
+            DeliveryRecipient.retry_key,
+        )
+        .where(DeliveryRecipient.chunk_id == old.id, DeliveryRecipient.status == ChunkStatus.FAILED)
+        .order_by(DeliveryRecipient.id)
+    ).all()
+    if not failed:
+        return []
+    keep = _key_remembered(old)
+    chunk = new_chunk(resend, seq, "push", [], len(failed))
+    rows = [
+        recipient_row(_Friend(f.friend_id, f.line_user_id), f.messages, f.retry_key if keep else None) for f in failed
+    ]
+    return [(chunk, rows)]
 
 
 class _Friend:

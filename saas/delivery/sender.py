@@ -21,6 +21,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 from flask import current_app
+from sqlalchemy.dialects import postgresql
 
 from saas.common import utcnow
 from saas.delivery import ratelimit
@@ -28,8 +29,10 @@ from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryR
 from saas.delivery.planner import RETRY_WINDOW_SECONDS
 from saas.delivery.services import finish_if_complete, skip_pending_chunks
 from saas.extensions import db
+from saas.friends.models import Friend
 from saas.line import client as line
 from saas.line.errors import LineError, LineMonthlyLimitReached, LineRequestRejected, LineRetryKeyAccepted
+from saas.privacy.services import ERASED
 from saas.queues import get_queue
 from saas.tenancy.models import Clinic
 
@@ -58,19 +61,13 @@ def backoff(attempt: int) -> float:
 
 def run_chunk(chunk_id: int) -> str:
     """Send one chunk (current tenant scope); safe to run twice. Returns the chunk's status."""
-    chunk = db.session.get(DeliveryChunk, chunk_id)
-    if chunk is None or chunk.status != ChunkStatus.PENDING:
-        return chunk.status if chunk else "missing"
-    delivery = db.session.get(Delivery, chunk.delivery_id)
-    if delivery.status not in (DeliveryStatus.SENDING, DeliveryStatus.PLANNING):
-        reason = "monthly_limit" if delivery.status == DeliveryStatus.STOPPED else "cancelled"
-        skip_pending_chunks(delivery.id, reason)
-        finish_if_complete(delivery.id)
-        return ChunkStatus.SKIPPED
     if not _claim(chunk_id):
-        return "claimed elsewhere"
-    db.session.refresh(chunk)
-    clinic = db.session.get(Clinic, chunk.clinic_id)
+        return _not_claimed(chunk_id)
+    chunk, clinic = db.session.execute(
+        sa.select(DeliveryChunk, Clinic)
+        .join(Clinic, Clinic.id == DeliveryChunk.clinic_id)
+        .where(DeliveryChunk.id == chunk_id)
+    ).one()
     try:
         _send_with_retries(clinic, chunk)
     except _Later as later:
@@ -85,10 +82,15 @@ def run_chunk(chunk_id: int) -> str:
 
 
 def _claim(chunk_id: int) -> bool:
+    """PENDING → SENDING in one statement, only while its delivery is still being sent."""
     now = utcnow()
+    live = sa.select(Delivery.id).where(
+        Delivery.id == DeliveryChunk.delivery_id,
+        Delivery.status.in_((DeliveryStatus.SENDING, DeliveryStatus.PLANNING)),
+    )
     changed = db.session.execute(
         sa.update(DeliveryChunk)
-        .where(DeliveryChunk.id == chunk_id, DeliveryChunk.status == ChunkStatus.PENDING)
+        .where(DeliveryChunk.id == chunk_id, DeliveryChunk.status == ChunkStatus.PENDING, live.exists())
         .values(
             status=ChunkStatus.SENDING,
             updated_at=now,
@@ -98,6 +100,19 @@ def _claim(chunk_id: int) -> bool:
     )
     db.session.commit()
     return changed.rowcount == 1
+
+
+def _not_claimed(chunk_id: int) -> str:
+    """Why a chunk was not taken: done already, taken by another job, or its delivery ended."""
+    chunk = db.session.get(DeliveryChunk, chunk_id)
+    if chunk is None or chunk.status != ChunkStatus.PENDING:
+        return chunk.status if chunk else "missing"
+    delivery = db.session.get(Delivery, chunk.delivery_id)
+    if delivery.status in (DeliveryStatus.SENDING, DeliveryStatus.PLANNING):
+        return "claimed elsewhere"
+    skip_pending_chunks(delivery.id, "monthly_limit" if delivery.status == DeliveryStatus.STOPPED else "cancelled")
+    finish_if_complete(delivery.id)
+    return ChunkStatus.SKIPPED
 
 
 def _send_with_retries(clinic: Clinic, chunk: DeliveryChunk) -> None:
@@ -139,17 +154,31 @@ def _send(clinic: Clinic, chunk: DeliveryChunk, inline_max: float) -> None:
         _send_pushes(clinic, chunk, inline_max)
         return
     _wait_for_rate(clinic, "multicast", inline_max)
-    user_ids = db.session.scalars(
-        sa.select(DeliveryRecipient.line_user_id).where(DeliveryRecipient.chunk_id == chunk.id)
-    ).all()
-    try:
-        sent = line.multicast(clinic, list(user_ids), chunk.messages, retry_key=chunk.retry_key)
-        request_id = sent.request_id
-    except LineRetryKeyAccepted as accepted:  # an earlier attempt was accepted: already delivered
-        request_id = accepted.accepted_request_id
-    _mark_recipients(chunk.id, ChunkStatus.SENT)
-    chunk.status, chunk.sent, chunk.request_id, chunk.sent_at = ChunkStatus.SENT, chunk.size, request_id, utcnow()
+    user_ids = _line_user_ids(chunk.friend_ids)
+    request_id = _multicast(clinic, chunk, user_ids) if user_ids else None
+    chunk.status, chunk.sent, chunk.request_id, chunk.sent_at = ChunkStatus.SENT, len(user_ids), request_id, utcnow()
     db.session.commit()
+
+
+def _line_user_ids(friend_ids: list[int]) -> list[str]:
+    """The recipients' LINE user ids; a friend erased since planning is left out (counted as such)."""
+    return list(
+        db.session.scalars(sa.select(Friend.line_user_id).where(_among(Friend.id, friend_ids), Friend.status != ERASED))
+    )
+
+
+def _among(column, ids: list[int]):
+    """``column IN ids``; on Postgres one array parameter (``= ANY``) instead of 500 bound values."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam("ids", list(ids), type_=postgresql.ARRAY(sa.Integer)))
+    return column.in_(ids)
+
+
+def _multicast(clinic: Clinic, chunk: DeliveryChunk, user_ids: list[str]) -> str | None:
+    try:
+        return line.multicast(clinic, user_ids, chunk.messages, retry_key=chunk.retry_key).request_id
+    except LineRetryKeyAccepted as accepted:  # an earlier attempt was accepted: already delivered
+        return accepted.accepted_request_id
 
 
 def _send_pushes(clinic: Clinic, chunk: DeliveryChunk, inline_max: float) -> None:
@@ -184,6 +213,7 @@ def _wait_for_rate(clinic: Clinic, endpoint: str, inline_max: float) -> None:
 
 
 def _mark_recipients(chunk_id: int, status: str, error: str = "") -> None:
+    """A push chunk's recipients not yet settled (multicast chunks have no recipient rows)."""
     db.session.execute(
         sa.update(DeliveryRecipient)
         .where(DeliveryRecipient.chunk_id == chunk_id, DeliveryRecipient.status == ChunkStatus.PENDING)
@@ -218,14 +248,19 @@ def _is_urgent(chunk: DeliveryChunk) -> bool:
 
 
 def _fail(chunk: DeliveryChunk, reason: str) -> None:
-    _mark_recipients(chunk.id, ChunkStatus.FAILED, reason)
-    db.session.flush()
-    chunk.sent, chunk.failed = _recipient_counts(chunk.id)
+    """The chunk failed: a multicast as a whole (its ``friend_ids`` say who), a push per recipient."""
+    if chunk.mode == "push":
+        _mark_recipients(chunk.id, ChunkStatus.FAILED, reason)
+        db.session.flush()
+        chunk.sent, chunk.failed = _recipient_counts(chunk.id)
+    else:
+        chunk.sent, chunk.failed = 0, chunk.size
     chunk.status, chunk.last_error = ChunkStatus.FAILED, reason
     db.session.commit()
 
 
 def _recipient_counts(chunk_id: int) -> tuple[int, int]:
+    """Sent and failed recipients of a push chunk (none for a multicast chunk)."""
     counts = dict(
         db.session.execute(
             sa.select(DeliveryRecipient.status, sa.func.count(DeliveryRecipient.id))

@@ -36,6 +36,7 @@ SKIP_REASONS = {
     "over_quota": N_("通数上限"),
     "cancelled": N_("キャンセル"),
     "monthly_limit": N_("月間上限（LINE）"),
+    "erased": N_("データ削除済み"),  # the friend's data was erased between planning and sending
 }
 
 
@@ -318,7 +319,9 @@ def refresh_counts(delivery: Delivery) -> None:
     for status, reason, size, sent_n, failed_n in rows:
         sent += int(sent_n or 0)
         failed += int(failed_n or 0)
+        left = int(size or 0) - int(sent_n or 0) - int(failed_n or 0)
         if status == ChunkStatus.SKIPPED:
-            left = int(size or 0) - int(sent_n or 0) - int(failed_n or 0)
             skipped[reason or "cancelled"] = skipped.get(reason or "cancelled", 0) + left
+        elif status == ChunkStatus.SENT and left > 0:
+            skipped["erased"] = skipped.get("erased", 0) + left
     delivery.sent, delivery.failed, delivery.skipped = sent, failed, skipped

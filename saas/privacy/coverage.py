@@ -23,6 +23,7 @@ from typing import Any
 
 DELETE, ANONYMISE, KEEP = "delete", "anonymise", "keep"
 PATIENT_KEYS = ("line_user_id", "friend_id")  # column names that identify the patient
+FRIEND_LISTS = ("friend_ids",)  # JSON lists of friend ids (a send's recipients): matched by membership
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,13 @@ DEFAULTS = (
     # The rendered, personalised messages (with the patient's name) are a copy of their data.
     PatientTable("delivery_recipient", ("friend_id", "line_user_id"), ANONYMISE, "deliveries", {"messages": []}),
     PatientTable(
+        "delivery_chunk",
+        ("friend_ids",),
+        KEEP,
+        "delivery_chunks",
+        why="friend ids and the shared message only; the friend row they point at is anonymised",
+    ),  # fmt: skip
+    PatientTable(
         "delivery", ("friend_id",), KEEP, "single_deliveries", why="staff's template; the rendered copy is erased"
     ),
     # Inflow-source scans stay for the source statistics, without the LINE user id.
@@ -89,7 +97,7 @@ def patient_columns(table) -> list[str]:
     return [
         column.name
         for column in table.columns
-        if column.name in PATIENT_KEYS
+        if column.name in PATIENT_KEYS + FRIEND_LISTS
         or "line_user" in column.name
         or any(fk.column.table.name == "friend" for fk in column.foreign_keys)
     ]

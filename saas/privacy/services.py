@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 
 from saas.audit.changes import json_safe
 from saas.common import utcnow
@@ -57,19 +58,30 @@ def export_data(friend: Friend) -> dict:
 
 
 def _patient_value(table: sa.Table, column: str, friend: Friend):
-    points_at_friend = column == "friend_id" or any(
+    points_at_friend = column in ("friend_id", *coverage.FRIEND_LISTS) or any(
         fk.column.table.name == "friend" for fk in table.c[column].foreign_keys
     )
     return friend.id if points_at_friend else friend.line_user_id
 
 
 def _match(table: sa.Table, entry: coverage.PatientTable, friend: Friend):
-    return sa.or_(*[table.c[key] == _patient_value(table, key, friend) for key in entry.keys if key in table.c])
+    return sa.or_(
+        *[_key_matches(table.c[key], _patient_value(table, key, friend)) for key in entry.keys if key in table.c]
+    )
+
+
+def _key_matches(column: sa.Column, value):
+    if column.name not in coverage.FRIEND_LISTS:
+        return column == value
+    if db.session.get_bind().dialect.name == "postgresql":
+        return sa.cast(column, JSONB).contains([value])
+    members = sa.func.json_each(column).table_valued("value")
+    return sa.select(members.c.value).where(members.c.value == value).exists()
 
 
 def _rows(table: sa.Table, entry: coverage.PatientTable, friend: Friend) -> list[dict]:
     statement = sa.select(table).where(_match(table, entry, friend)).order_by(*table.primary_key.columns)
-    hidden = {"clinic_id"}
+    hidden = {"clinic_id", *coverage.FRIEND_LISTS}  # the other recipients of a send are not theirs to see
     return [
         {key: json_safe(value) for key, value in row._mapping.items() if key not in hidden}
         for row in db.session.execute(statement)

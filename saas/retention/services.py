@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from saas.common import clinic_row, utcnow
-from saas.delivery.models import FINAL_STATUSES, Delivery, DeliveryRecipient
+from saas.delivery.models import FINAL_STATUSES, Delivery, DeliveryChunk, DeliveryRecipient
 from saas.extensions import db
 from saas.friends.models import Message
 from saas.retention.models import MESSAGE_BODY_MIN_DAYS, RetentionPolicy
@@ -45,6 +45,9 @@ class Purged:
 def policy_for(clinic_id: int) -> RetentionPolicy:
     """The clinic's retention settings (created with the defaults on first use)."""
     return clinic_row(RetentionPolicy, clinic_id)
+
+
+_NO_SYNC = {"synchronize_session": False}
 
 
 def _in_batches(select_ids: sa.Select, apply) -> int:
@@ -82,7 +85,24 @@ def purge_delivery_recipients(policy: RetentionPolicy, now: datetime) -> int:
         .order_by(DeliveryRecipient.id)
     )
     delete = lambda ids: db.session.execute(sa.delete(DeliveryRecipient).where(DeliveryRecipient.id.in_(ids)))  # noqa: E731
-    return _in_batches(old, delete)
+    purged = _in_batches(old, delete)
+    return purged + _forget_chunk_recipients(finished)
+
+
+def _forget_chunk_recipients(finished) -> int:
+    """Multicast chunks keep their counts and lose the list of who they went to (returns how many)."""
+    held = (
+        DeliveryChunk.delivery_id.in_(finished),
+        DeliveryChunk.mode == "multicast",
+        DeliveryChunk.last_friend_id.is_not(None),  # None: forgotten already
+    )
+    recipients = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(DeliveryChunk.size), 0)).where(*held))
+    forget = sa.update(DeliveryChunk).values(friend_ids=[], last_friend_id=None)
+    _in_batches(
+        sa.select(DeliveryChunk.id).where(*held).order_by(DeliveryChunk.id),
+        lambda ids: db.session.execute(forget.where(DeliveryChunk.id.in_(ids)), execution_options=_NO_SYNC),
+    )
+    return int(recipients)
 
 
 def _archive_path(clinic: Clinic, now: datetime) -> Path:

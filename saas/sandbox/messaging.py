@@ -20,17 +20,21 @@ def deliver(found: Channel, recipients: list[Patient], messages: list[dict], via
     """Put ``messages`` in each reachable recipient's inbox; returns LINE's ``sentMessages``.
 
     The caller holds the state lock. Unreachable (blocked, not yet friends) recipients get nothing.
+    Each message is copied once per request and shared by the inboxes (read-only), so a 500-person
+    multicast costs a small entry per recipient, not a copy: the sandbox must not be the limit of
+    the send benchmark.
     """
     sent = [_sent_message(message) for message in messages]
-    at = now_ms()
-    for patient in recipients:
-        if not patient.reachable:
-            continue
-        for index, message in enumerate(messages):
-            message_id = sent[index]["id"] if len(recipients) == 1 else state().next_message_id()
-            patient.inbox.append(
-                {"via": via, "id": message_id, "message": copy.deepcopy(message), "requestId": g.request_id, "at": at}
-            )
+    reachable = [patient for patient in recipients if patient.reachable]
+    if not reachable:
+        return sent
+    shared = [copy.deepcopy(message) for message in messages]
+    ids = [[entry["id"]] for entry in sent] if len(reachable) == 1 else None
+    at, request_id = now_ms(), g.request_id
+    for index, message in enumerate(shared):
+        message_ids = ids[index] if ids else state().next_message_ids(len(reachable))
+        for patient, message_id in zip(reachable, message_ids, strict=True):
+            patient.inbox.append({"via": via, "id": message_id, "message": message, "requestId": request_id, "at": at})
     return sent
 
 

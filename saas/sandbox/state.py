@@ -223,6 +223,13 @@ class SandboxState:
             self._message_seq += 1
             return str(self._message_seq)
 
+    def next_message_ids(self, count: int) -> list[str]:
+        """``count`` consecutive message ids at once (a multicast's recipients)."""
+        with self.lock:
+            first = self._message_seq + 1
+            self._message_seq += count
+        return [str(n) for n in range(first, first + count)]
+
     def by_token(self, token: str) -> Channel | None:
         """The channel whose access token is ``token``."""
         with self.lock:

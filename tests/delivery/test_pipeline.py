@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from rq import SimpleWorker
 
 from saas.delivery import services
-from saas.delivery.models import Delivery, DeliveryChunk, DeliveryStatus
+from saas.delivery.models import Delivery, DeliveryChunk, DeliveryRecipient, DeliveryStatus
 from saas.extensions import db
 from saas.friends.models import Friend, FriendStatus
+from saas.privacy import services as privacy
+from saas.queues import get_queue, get_redis
 from saas.tenancy.scoping import tenant_scope
 from tests.delivery.support import HELLO, add_friends, connected_clinic, drain
 
@@ -52,6 +55,27 @@ def test_a_10000_friend_segment_send_reaches_each_targeted_friend_exactly_once(s
     with tenant_scope(clinic.id):
         sizes = db.session.scalars(sa.select(DeliveryChunk.size).where(DeliveryChunk.delivery_id == delivery_id)).all()
     assert len(sizes) == 20 and max(sizes) <= 500
+    with tenant_scope(clinic.id):
+        recipient_rows = db.session.scalar(sa.select(sa.func.count()).select_from(DeliveryRecipient))
+    assert recipient_rows == 0, "a multicast's recipients and outcome live in its 20 chunk rows, not 10,000 rows"
+
+
+def test_a_friend_erased_between_planning_and_sending_is_left_out_and_counted(sandbox, sandbox_state):
+    clinic = connected_clinic(sandbox, "1700000009")
+    friends = add_friends(sandbox, clinic, 12)
+    delivery_id = send(clinic, kind="broadcast")
+    SimpleWorker([get_queue("default")], connection=get_redis()).work(burst=True)  # planned, nothing sent yet
+    with tenant_scope(clinic.id):
+        erased = db.session.scalar(sa.select(Friend).where(Friend.line_user_id == friends[3]))
+        privacy.erase(erased)
+        db.session.commit()
+    drain()
+
+    counts = received(sandbox_state, "1700000009", friends)
+    assert counts[friends[3]] == 0 and {counts[u] for u in friends if u != friends[3]} == {1}
+    delivery = reload(clinic, delivery_id)
+    assert delivery.status == DeliveryStatus.DONE
+    assert (delivery.sent, delivery.skipped) == (11, {"erased": 1})
 
 
 def test_a_worker_that_died_after_line_accepted_a_chunk_is_retried_without_a_duplicate(sandbox, sandbox_state):

@@ -131,6 +131,7 @@ def test_delivery_rows_are_isolated_between_clinics(sandbox, as_platform):
         clinic = connected_clinic(sandbox, channel)
         add_friends(sandbox, clinic, 3 + n)
         send(clinic, kind="broadcast")
+        send(clinic, kind="broadcast", messages=[{"type": "text", "text": "{{friend.display_name}}さん"}])  # pushes
         clinics.append(clinic.id)
     drain()
     for model in (Delivery, DeliveryChunk, DeliveryRecipient):

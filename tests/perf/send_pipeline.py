@@ -30,9 +30,11 @@ Every process it starts is stopped at the end.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -164,6 +166,28 @@ def _workers(env: dict, count: int, queues: str) -> list[subprocess.Popen]:
     ]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) a process has used: a figure the machine's load does not inflate."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextlib.contextmanager
+def _profiled(worker: subprocess.Popen, path: str | None):
+    """py-spy samples the worker (on CPU only: the machine is shared) while the block runs; stopped after."""
+    if not path:
+        yield
+        return
+    command = ["py-spy", "record", "--pid", str(worker.pid), "--rate", "250", "--format", "raw", "-o", path]
+    spy = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # attached before the send starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        spy.wait(30)
+
+
 def _wait(condition, timeout: float, interval: float = 0.02):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -187,6 +211,11 @@ def _delivery(clinic_id: int, delivery_id: int):
         return snapshot
 
 
+def _finished(found) -> bool:
+    """Finished and counted (the finishing step commits finished_at before the counts)."""
+    return bool(found.finished_at) and found.status not in ("scheduled", "planning", "sending")
+
+
 def pipeline(sandbox, clinic, timeout: float) -> dict:
     """A broadcast through the real path; the worker processes must be running."""
     from saas.delivery import services
@@ -200,7 +229,7 @@ def pipeline(sandbox, clinic, timeout: float) -> dict:
     recorded = time.time() - started
     planned = _wait(lambda: _delivery(clinic.id, delivery_id).status not in ("scheduled", "planning"), timeout)
     planning = time.time() - started
-    done = _wait(lambda: _delivery(clinic.id, delivery_id).finished_at, timeout)
+    done = _wait(lambda: _finished(_delivery(clinic.id, delivery_id)), timeout)
     found = _delivery(clinic.id, delivery_id)
     accepted = [r["at"] for r in sandbox.requests(clinic.line_channel_id) if r["operation"] == "multicast"]
     last = (max(accepted) / 1000 - started) if accepted else float("nan")
@@ -248,6 +277,7 @@ def main() -> None:
     parser.add_argument("--urgent-latency-ms", type=int, default=200)
     parser.add_argument("--urgent-samples", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--profile", help="record the first worker with py-spy during the send (collapsed stacks)")
     args = parser.parse_args()
     for name in ("werkzeug", "rq.worker", "rq.scheduler", "rq.queue"):
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -309,7 +339,11 @@ def _run(args, tmp: Path, database_url: str | None, processes: list) -> None:
 
         expected = args.workers + 1  # measure the send, not the workers' start-up
         _wait(lambda: Worker.count(connection=get_redis()) >= expected, 300, interval=0.2)
-        result = pipeline(sandbox, bulk, args.timeout)
+        cpu_before, own_before = _cpu_seconds(processes[0].pid), time.process_time()
+        with _profiled(processes[0], args.profile):
+            result = pipeline(sandbox, bulk, args.timeout)
+        result["worker_cpu_s"] = _cpu_seconds(processes[0].pid) - cpu_before
+        result["sandbox_cpu_s"] = time.process_time() - own_before  # this process: the sandbox and the polling
         naive_result = baseline(server.url, naive, naive_token)
         sandbox.configure(urgent.line_channel_id, latency_ms=args.urgent_latency_ms)
         sandbox.configure(bulk.line_channel_id, latency_ms=args.urgent_latency_ms)
@@ -341,6 +375,13 @@ def _report(args, ceiling: float, result: dict, naive: dict, urgent_s: list[floa
         f"{'':44} request {result['recorded_s'] * 1000:.0f} ms (records only); planned after"
         f" {result['planning_s']:.1f}s; status {result['status']}"
     )
+    if result.get("worker_cpu_s"):
+        per_chunk = result["worker_cpu_s"] / max(result["sent"] / 500, 1)
+        print(
+            f"{'':44} worker CPU {result['worker_cpu_s']:.2f}s = {per_chunk * 1000:.1f} ms per 500-recipient chunk"
+            f" (planning included): {500 / per_chunk:,.0f} recipients/s per worker on a core of its own;"
+            f" sandbox + polling CPU {result['sandbox_cpu_s']:.2f}s"
+        )
     print(
         f"{'baseline: line-bot-sdk multicast loop':44} {naive['sent']:>9,} {naive['rate']:>13,.0f} {naive['seconds']:>16.1f}s"
     )

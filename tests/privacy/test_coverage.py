@@ -69,6 +69,8 @@ def _patient_in_every_table(clinic, staff) -> tuple[int, dict[str, int]]:
                 continue
             values = {key: seeded["friend"] if key == "friend_id" or "line_user" not in key else PATIENT
                       for key in entry.keys}  # fmt: skip
+            values.update({key: [seeded["friend"] + 1, seeded["friend"]] for key in coverage.FRIEND_LISTS
+                           if key in entry.keys})  # fmt: skip
             values.update(PERSONAL.get(entry.table, {}))
             db.session.execute(table.update().where(table.c.id == seeded[entry.table]).values(values))
         db.session.commit()
