@@ -9,7 +9,7 @@
   from the existing messages in one statement, then kept as messages are stored.
 
 Revision ID: 5b0d7c3e9a21
-Revises: 88994d735526
+Revises: 0ed2b680fb39
 Create Date: 2026-12-01 14:40:00
 
 """
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 
 revision = "5b0d7c3e9a21"
-down_revision = "88994d735526"
+down_revision = "0ed2b680fb39"
 branch_labels = None
 depends_on = None
 
