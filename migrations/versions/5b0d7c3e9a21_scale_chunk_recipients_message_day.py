@@ -5,6 +5,7 @@
   multicast chunks are then removed (the chunk's own state says how they went).
 - the single-column delivery_id indexes of delivery_chunk and delivery_recipient go: the
   unique (delivery_id, seq) and (delivery_id, friend_id) indexes serve the same lookups.
+- inbox list: partial indexes for its unread and emergency ranks (conversation, conversation_state).
 - message_day: messages per clinic, Japan day and direction (the dashboard's chart), filled
   from the existing messages in one statement, then kept as messages are stored.
 
@@ -85,6 +86,22 @@ def _create_message_day() -> None:
 
 def upgrade():
     _create_message_day()
+    with op.batch_alter_table("conversation", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_conversation_unread_recent",
+            ["clinic_id", "last_message_id"],
+            unique=False,
+            postgresql_where=sa.text("unread_count > 0"),
+            sqlite_where=sa.text("unread_count > 0"),
+        )
+    with op.batch_alter_table("conversation_state", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_conversation_state_urgent",
+            ["clinic_id"],
+            unique=False,
+            postgresql_where=sa.text("urgent_at IS NOT NULL"),
+            sqlite_where=sa.text("urgent_at IS NOT NULL"),
+        )
     with op.batch_alter_table("delivery_chunk", schema=None) as batch_op:
         batch_op.add_column(sa.Column("friend_ids", sa.JSON(), nullable=True))
         batch_op.add_column(sa.Column("last_friend_id", sa.Integer(), nullable=True))
@@ -97,6 +114,10 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table("conversation_state", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversation_state_urgent")
+    with op.batch_alter_table("conversation", schema=None) as batch_op:
+        batch_op.drop_index("ix_conversation_unread_recent")
     op.drop_table("message_day")
     with op.batch_alter_table("delivery_recipient", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_delivery_recipient_delivery_id"), ["delivery_id"], unique=False)

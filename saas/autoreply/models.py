@@ -76,7 +76,16 @@ class AutoReplySettings(TenantOwned, Timestamped, db.Model):
 class ConversationState(TenantOwned, Timestamped, db.Model):
     """Whether the bot answers one friend (paused while staff handle the conversation)."""
 
-    __table_args__ = (sa.UniqueConstraint("clinic_id", "line_user_id"),)
+    __table_args__ = (
+        sa.UniqueConstraint("clinic_id", "line_user_id"),
+        # The inbox list's emergency ranks: the few friends with an unresolved emergency.
+        sa.Index(
+            "ix_conversation_state_urgent",
+            "clinic_id",
+            postgresql_where=sa.text("urgent_at IS NOT NULL"),
+            sqlite_where=sa.text("urgent_at IS NOT NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     line_user_id: Mapped[str] = mapped_column(sa.String(64))

@@ -84,13 +84,25 @@ def create_for_friends(
 
 
 def recipient_outcomes(delivery_id: int) -> dict[int, str]:
-    """friend id → ``ChunkStatus`` of each planned recipient (friends skipped at planning are absent)."""
+    """friend id → ``ChunkStatus`` of each planned recipient (friends skipped at planning are absent):
+    a multicast chunk's recipients share its outcome (sent, failed, else pending), a push's are its own."""
+    chunks = db.session.execute(
+        sa.select(DeliveryChunk.friend_ids, DeliveryChunk.status).where(
+            DeliveryChunk.delivery_id == delivery_id, DeliveryChunk.mode == "multicast"
+        )
+    )
+    settled = (ChunkStatus.SENT, ChunkStatus.FAILED)
+    outcomes = {
+        friend_id: status if status in settled else ChunkStatus.PENDING.value
+        for friend_ids, status in chunks
+        for friend_id in friend_ids or []
+    }
     rows = db.session.execute(
         sa.select(DeliveryRecipient.friend_id, DeliveryRecipient.status).where(
             DeliveryRecipient.delivery_id == delivery_id
         )
     )
-    return dict(rows.all())
+    return outcomes | dict(rows.all())
 
 
 def state_of(delivery_id: int) -> tuple[str, datetime] | None:

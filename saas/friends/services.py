@@ -173,7 +173,7 @@ def search_page(criteria: FriendFilter, per_page: int, after: FriendCursor | Non
             undated = undated.where(Friend.id < after.id)
         found += db.session.scalars(undated.order_by(Friend.id.desc()).limit(per_page + 1 - len(found)))
     page, more = found[:per_page], len(found) > per_page
-    total = db.session.scalar(_matching(sa.select(sa.func.count(Friend.id)), criteria)) or 0
+    total = db.session.scalar(_matching(sa.select(sa.func.count()).select_from(Friend), criteria)) or 0
     return FriendPage(page, total, FriendCursor(page[-1].followed_at, page[-1].id) if more else None)
 
 
@@ -218,7 +218,7 @@ def following_counts(clinic_ids: list[int]) -> dict[int, int]:
 
     with tenant_scope(clinic_ids):
         rows = db.session.execute(
-            sa.select(Friend.clinic_id, sa.func.count(Friend.id))
+            sa.select(Friend.clinic_id, sa.func.count())  # count(*): read from the (clinic_id, status) index alone
             .where(Friend.status == FriendStatus.FOLLOWING)
             .group_by(Friend.clinic_id)
         )

@@ -64,6 +64,14 @@ class Conversation(TenantOwned, Timestamped, db.Model):
             postgresql_where=sa.text("unread_count > 0 AND status <> 'resolved'"),
             sqlite_where=sa.text("unread_count > 0 AND status <> 'resolved'"),
         ),
+        # The inbox list's unread ranks, newest first (a few entries even at 100,000 conversations).
+        sa.Index(
+            "ix_conversation_unread_recent",
+            "clinic_id",
+            "last_message_id",
+            postgresql_where=sa.text("unread_count > 0"),
+            sqlite_where=sa.text("unread_count > 0"),
+        ),
         # The inbox's "anything new since" poll.
         sa.Index("ix_conversation_changed", "clinic_id", "updated_at"),
     )

@@ -69,25 +69,35 @@ def _attention_rank() -> sa.ColumnElement:
     return urgent + unread
 
 
-def _after_cursor(statement: sa.Select, rank: sa.ColumnElement, before: str | None) -> sa.Select:
+def _of_rank(rank: int) -> list:
+    """The conditions of one attention rank (see :func:`_attention_rank`), each served by an index:
+    emergencies are the few friends in ``ix_conversation_state_urgent``, unread ones a partial index."""
+    urgent = (
+        sa.select(Friend.id)
+        .join(
+            ConversationState,
+            sa.and_(
+                ConversationState.clinic_id == Friend.clinic_id, ConversationState.line_user_id == Friend.line_user_id
+            ),
+        )
+        .where(Friend.id == Conversation.friend_id, ConversationState.urgent_at.is_not(None))
+        .exists()
+    )
+    unread = Conversation.unread_count > 0 if rank % 2 == 0 else Conversation.unread_count == 0
+    return [urgent if rank < 2 else ~urgent, unread]
+
+
+def _cursor(before: str | None) -> tuple[int, int | None]:
     try:
         cursor_rank, cursor_id = (int(part) for part in (before or "").split("."))
     except ValueError:
-        return statement  # no cursor, or not one of ours: the first page
-    return statement.where(
-        sa.or_(rank > cursor_rank, sa.and_(rank == cursor_rank, Conversation.last_message_id < cursor_id))
-    )
+        return 0, None  # no cursor, or not one of ours: the first page
+    return cursor_rank, cursor_id
 
 
-def conversations(
-    criteria: InboxFilter, user_id: int, limit: int = PER_PAGE, before: str | None = None
-) -> ConversationPage:
-    """Conversations with messages, emergencies and unread first, then the newest; one keyset page."""
-    rank = _attention_rank().label("rank")
-    statement = (
-        sa.select(Conversation, Friend, Message, ConversationState.urgent_at, rank)
-        .join(Friend, Friend.id == Conversation.friend_id)
-        .join(Message, Message.id == Conversation.last_message_id)
+def _with_state(statement: sa.Select) -> sa.Select:
+    return (
+        statement.join(Friend, Friend.id == Conversation.friend_id)
         .outerjoin(
             ConversationState,
             sa.and_(
@@ -96,9 +106,43 @@ def conversations(
         )
         .where(Conversation.last_message_id.is_not(None))
     )
-    statement = _after_cursor(_filtered(statement, criteria, user_id), _attention_rank(), before)
-    statement = statement.order_by(sa.literal_column("rank"), Conversation.last_message_id.desc())
-    found = db.session.execute(statement.limit(limit + 1)).all()
+
+
+def _page_ids(criteria: InboxFilter, user_id: int, take: int, before: str | None) -> list[int]:
+    """The ids of one keyset page: each rank's newest ``take`` after the cursor, in one UNION ALL.
+
+    Sorting every conversation by a computed rank read the whole clinic (640 ms at 100,000
+    conversations); each rank on its own is an index range read newest-first that stops early.
+    """
+    cursor_rank, cursor_id = _cursor(before)
+    branches = []
+    for rank in range(cursor_rank, 4):
+        branch = sa.select(Conversation.id, sa.literal(rank).label("rank"), Conversation.last_message_id)
+        branch = branch.where(Conversation.last_message_id.is_not(None), *_of_rank(rank))
+        branch = _filtered(branch, criteria, user_id)
+        if rank == cursor_rank and cursor_id is not None:
+            branch = branch.where(Conversation.last_message_id < cursor_id)
+        branches.append(branch.order_by(Conversation.last_message_id.desc()).limit(take).subquery().select())
+    page = sa.union_all(*branches).subquery()
+    ordered = sa.select(page.c.id).order_by(page.c.rank, page.c.last_message_id.desc()).limit(take)
+    return list(db.session.scalars(ordered))
+
+
+def conversations(
+    criteria: InboxFilter, user_id: int, limit: int = PER_PAGE, before: str | None = None
+) -> ConversationPage:
+    """Conversations with messages, emergencies and unread first, then the newest; one keyset page."""
+    ids = _page_ids(criteria, user_id, limit + 1, before)
+    if not ids:
+        return ConversationPage([], None)
+    rank = _attention_rank().label("rank")
+    statement = (
+        _with_state(sa.select(Conversation, Friend, Message, ConversationState.urgent_at, rank))
+        .join(Message, Message.id == Conversation.last_message_id)
+        .where(Conversation.id.in_(ids))
+        .order_by(sa.literal_column("rank"), Conversation.last_message_id.desc())
+    )
+    found = db.session.execute(statement).all()
     rows = [
         ConversationRow(friend, conversation, conversation.status, conversation.unread_count, message, urgent_at)
         for conversation, friend, message, urgent_at, _rank in found[:limit]

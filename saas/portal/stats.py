@@ -104,9 +104,7 @@ def new_friends_this_month(clinic_ids: list[int], *, now: datetime | None = None
     since = datetime.combine(first, datetime.min.time()) - offset
     with tenant_scope(clinic_ids):
         rows = db.session.execute(
-            sa.select(Friend.clinic_id, sa.func.count(Friend.id))
-            .where(Friend.followed_at >= since)
-            .group_by(Friend.clinic_id)
+            sa.select(Friend.clinic_id, sa.func.count()).where(Friend.followed_at >= since).group_by(Friend.clinic_id)
         )
         return dict(rows.all())
 

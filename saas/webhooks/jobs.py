@@ -1,9 +1,10 @@
 """Workers' side of webhooks: apply stored events once, recording each outcome on its row.
 
-One job per webhook request goes to the ``webhooks`` queue, served by a non-forking worker
+A webhook request enqueues a job on the ``webhooks`` queue unless the clinic already has one
+waiting (see :func:`enqueue`), served by a non-forking worker
 (``flask worker --queues webhooks --mode simple``): a job is a few milliseconds of work, far
 less than a fork. A job takes its own events and every other pending event of the clinic
-(batching what arrived meanwhile; later jobs then find nothing to do), and handles them with
+(batching what arrived meanwhile), and handles them with
 one thread per friend: a friend's events in order, different friends' replies to LINE in
 parallel, so a 1 s LINE round trip does not hold the queue. Events that fail are retried by
 RQ's retry with back-off (the job raises at the end), up to ``MAX_ATTEMPTS`` per event.
@@ -21,7 +22,7 @@ from flask import current_app
 from saas.common import utcnow
 from saas.extensions import db
 from saas.jobs import job
-from saas.queues import WEBHOOKS, get_queue
+from saas.queues import WEBHOOKS, get_queue, get_redis
 from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import platform_scope, tenant_scope
 from saas.webhooks.models import EventState, WebhookEvent
@@ -33,6 +34,7 @@ CLAIM_TIMEOUT = timedelta(minutes=3)
 MAX_ATTEMPTS = 5
 BATCH = 200
 PARALLEL_FRIENDS = 8
+QUEUED_MARK_SECONDS = 30  # a lost job's mark stops coalescing after this long (the sweeper waits a minute)
 
 
 class EventsFailed(RuntimeError):
@@ -117,8 +119,11 @@ def _by_friend(claimed: list[tuple[int, str | None]]) -> list[list[int]]:
 @job
 def handle_webhook_events(clinic_id: int, event_row_ids: list[int]) -> int:
     """Apply a clinic's stored webhook events (these and any other pending); returns how many were handled."""
+    get_redis().delete(queued_mark(clinic_id))  # events stored from now on need a job of their own
     with tenant_scope(clinic_id):
         claimed = claim(clinic_id, event_row_ids)
+    if len(claimed) == BATCH:
+        enqueue(clinic_id, [claimed[-1][0]])  # more may be waiting behind this batch
     groups = _by_friend(claimed)
     if not groups:
         return 0
@@ -136,9 +141,22 @@ def handle_webhook_event(event_row_id: int, clinic_id: int) -> str:
     return "handled" if handle_webhook_events(clinic_id, [event_row_id]) else "skipped"
 
 
-def enqueue(clinic_id: int, event_row_ids: list[int]) -> None:
-    """One job on the ``webhooks`` queue for the events one webhook request stored."""
-    if event_row_ids:
+def queued_mark(clinic_id: int) -> str:
+    """Set while a clinic's job waits in the queue (hash-tagged: the clinic's keys share a slot)."""
+    return f"tsunagu:{{clinic:{clinic_id}}}:webhooks:queued"
+
+
+def enqueue(clinic_id: int, event_row_ids: list[int], *, always: bool = False) -> None:
+    """A job on the ``webhooks`` queue for the events a webhook request stored — unless the clinic
+    has one queued that has not started: it claims every pending event when it starts, these
+    included, so a burst of requests costs one ``SET NX`` each and a single job. The mark
+    expires on its own (``QUEUED_MARK_SECONDS``) should that job be lost; the cron sweeper
+    (``always``) enqueues regardless.
+    """
+    if not event_row_ids:
+        return
+    fresh = get_redis().set(queued_mark(clinic_id), 1, nx=True, ex=QUEUED_MARK_SECONDS)
+    if fresh or always:
         get_queue(WEBHOOKS).enqueue(handle_webhook_events, clinic_id, event_row_ids)
 
 
@@ -153,5 +171,5 @@ def resume_webhook_events() -> int:
             .group_by(WebhookEvent.clinic_id)
         ).all()
     for clinic_id, first_id in rows:
-        enqueue(clinic_id, [first_id])
+        enqueue(clinic_id, [first_id], always=True)
     return len(rows)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, request
@@ -19,14 +20,40 @@ bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
 
 
-def _clinic_secret(webhook_key: str) -> tuple[int, str | None]:
-    """(clinic id, channel secret) for the key; only the secret is decrypted."""
+SECRET_CACHE_SECONDS = 30.0
+_secrets: dict[str, tuple[int, str | None, float]] = {}  # webhook key -> (clinic id, secret, fetched at)
+
+
+def _clinic_secret(webhook_key: str, *, fresh: bool = False) -> tuple[int, str | None]:
+    """(clinic id, channel secret) for the key; only the secret is decrypted.
+
+    Kept in this process for ``SECRET_CACHE_SECONDS``: a query and a decryption per delivery
+    were a third of a request. A signature that fails against a kept secret is checked again
+    against the stored one (``fresh``), so a changed secret works at once.
+    """
+    kept = _secrets.get(webhook_key)
+    if kept and not fresh and time.monotonic() - kept[2] < SECRET_CACHE_SECONDS:
+        return kept[0], kept[1]
     found = db.session.execute(
         sa.select(Clinic.id, Clinic.line_channel_secret).where(Clinic.webhook_key == webhook_key)
     ).first()
     if found is None:
+        _secrets.pop(webhook_key, None)
         abort(404)
+    if len(_secrets) > 10_000:
+        _secrets.clear()
+    _secrets[webhook_key] = (found.id, found.line_channel_secret, time.monotonic())
     return found.id, found.line_channel_secret
+
+
+def _verify(webhook_key: str, secret: str | None, body: bytes) -> None:
+    """401 unless the body's signature is valid for the clinic's channel secret."""
+    signature = request.headers.get("x-line-signature")
+    if not ingest.signature_valid(secret or "", body, signature):
+        clinic_id, secret = _clinic_secret(webhook_key, fresh=True)
+        if not ingest.signature_valid(secret or "", body, signature):
+            log.warning("webhook with a bad signature for clinic %s", clinic_id)
+            abort(401)
 
 
 def _read_body() -> bytes:
@@ -55,9 +82,7 @@ def line_webhook(webhook_key: str):
     """Verify, store and enqueue; the workers do the rest. Always fast, never calls LINE."""
     clinic_id, secret = _clinic_secret(webhook_key)
     body = _read_body()
-    if not ingest.signature_valid(secret or "", body, request.headers.get("x-line-signature")):
-        log.warning("webhook with a bad signature for clinic %s", clinic_id)
-        abort(401)
+    _verify(webhook_key, secret, body)
     events = _parse(body)
     rows = [row for row in (ingest.row_for(clinic_id, event) for event in events) if row]
     with tenant_scope(clinic_id):

@@ -138,4 +138,33 @@ def test_a_thousand_concurrent_deliveries_are_each_stored_exactly_once(sandbox, 
     with platform_scope("count across the test"):
         ids = db.session.scalars(sa.select(WebhookEvent.webhook_event_id)).all()
     assert len(ids) == 1000 and set(ids) == {e["webhookEventId"] for e in events}
-    assert get_queue(WEBHOOKS).count == 1000  # one job per request that stored a new event
+    assert get_queue(WEBHOOKS).count == 1  # the burst shares one waiting job: it takes every pending event
+
+
+def test_deliveries_share_the_clinics_waiting_job_and_a_later_one_gets_its_own(sandbox, live_server):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    url, secret = webhook_url(live_server, clinic), clinic.line_channel_secret
+    patient = sandbox.add_patient(channel, "山田 花子")
+    for n in range(3):
+        assert post_events(url, secret, [text_event(patient, f"質問{n}")]).status_code == 200
+    assert get_queue(WEBHOOKS).count == 1
+    run_jobs()
+    assert post_events(url, secret, [text_event(patient, "あとの質問")]).status_code == 200
+    assert get_queue(WEBHOOKS).count == 1  # the first job has started: this one needs a job of its own
+    run_jobs()
+    with tenant_scope(clinic.id):
+        texts = db.session.scalars(sa.select(Message.text).order_by(Message.id)).all()
+    assert texts == ["質問0", "質問1", "質問2", "あとの質問"]
+    assert {e.state for e in _events(clinic)} == {"handled"}
+
+
+def test_a_changed_channel_secret_is_used_at_once(sandbox, live_server):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    url, old_secret = webhook_url(live_server, clinic), clinic.line_channel_secret
+    patient = sandbox.add_patient(channel, "山田 花子")
+    assert post_events(url, old_secret, [text_event(patient, "前")]).status_code == 200  # the secret is kept now
+    with tenant_scope(clinic.id):
+        clinic.line_channel_secret = "c" * 32
+        db.session.commit()
+    assert post_events(url, "c" * 32, [text_event(patient, "後")]).status_code == 200
+    assert post_events(url, old_secret, [text_event(patient, "古い鍵")]).status_code == 401
