@@ -10,7 +10,7 @@
   from the existing messages in one statement, then kept as messages are stored.
 
 Revision ID: 5b0d7c3e9a21
-Revises: 0ed2b680fb39
+Revises: 1276a4c85bb9
 Create Date: 2026-12-01 14:40:00
 
 """
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 
 revision = "5b0d7c3e9a21"
-down_revision = "0ed2b680fb39"
+down_revision = "1276a4c85bb9"
 branch_labels = None
 depends_on = None
 
