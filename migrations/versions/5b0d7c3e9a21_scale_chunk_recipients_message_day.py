@@ -10,7 +10,7 @@
   from the existing messages in one statement, then kept as messages are stored.
 
 Revision ID: 5b0d7c3e9a21
-Revises: 1276a4c85bb9
+Revises: cb1dc5a42359
 Create Date: 2026-12-01 14:40:00
 
 """
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 
 revision = "5b0d7c3e9a21"
-down_revision = "1276a4c85bb9"
+down_revision = "cb1dc5a42359"
 branch_labels = None
 depends_on = None
 
