@@ -10,7 +10,7 @@
   from the existing messages in one statement, then kept as messages are stored.
 
 Revision ID: 5b0d7c3e9a21
-Revises: cb1dc5a42359
+Revises: d81f3c5a2e90
 Create Date: 2026-12-01 14:40:00
 
 """
@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 
 revision = "5b0d7c3e9a21"
-down_revision = "cb1dc5a42359"
+down_revision = "d81f3c5a2e90"
 branch_labels = None
 depends_on = None
 
