@@ -50,6 +50,8 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "friends.view": _EVERYONE,
     "friends.edit": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
     "friends.export": frozenset({Role.OWNER, Role.ADMIN}),
+    # Form answers (問診票) are health data: the roles that read patients' messages, with two-factor.
+    "forms.view_answers": ROLES_READING_PATIENT_MESSAGES,
     "messages.send": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER}),
     "chat.read": ROLES_READING_PATIENT_MESSAGES,
     "chat.reply": ROLES_READING_PATIENT_MESSAGES,

@@ -113,9 +113,20 @@ def login(clinic):
     return redirect(url)
 
 
+# Other patient pages that sign in through this LINE Login (one callback URL per clinic to register).
+_RETURN_PREFIXES: list[str] = []
+
+
+def accept_return_to(prefix: str) -> None:
+    """Let LINE Login return to pages under ``/<prefix>/<clinic_slug>/`` (e.g. ``forms``)."""
+    if prefix not in _RETURN_PREFIXES:
+        _RETURN_PREFIXES.append(prefix)
+
+
 def _safe_next(clinic, target: str | None) -> str:
     home = url_for(".start", clinic_slug=clinic.slug)
-    return target if target and target.startswith(home) else home
+    allowed = (home, *(f"/{prefix}/{clinic.slug}/" for prefix in _RETURN_PREFIXES))
+    return target if target and target.startswith(allowed) else home
 
 
 @bp.get("/callback")

@@ -6,7 +6,8 @@ A segment is plain data (stored on the delivery), e.g.::
      "attributes": {"age_band": "30代"}, "inflow_source_ids": [2],
      "fields": [{"field_id": 4, "op": "on_or_after", "value": "2025-04-01"}],
      "followed_from": "2025-04-01", "followed_to": "2025-06-30",
-     "messaged_within_days": 90, "silent_for_days": 180}
+     "messaged_within_days": 90, "silent_for_days": 180,
+     "visited_within_days": 30, "not_visited_for_days": 180, "answered_form_ids": [1]}
 
 Dates are Japan dates. Blocked friends are never sent to; friends without marketing consent
 are skipped except for urgent notices (休診・代診・災害 are operational, not advertising).
@@ -23,8 +24,10 @@ import sqlalchemy as sa
 from saas.common import to_utc, utcnow
 from saas.extensions import db
 from saas.fields.services import segment_filters as field_filters
+from saas.forms.segments import segment_filters as form_filters
 from saas.friends import consent
 from saas.friends.models import Friend, FriendStatus, FriendTag
+from saas.visits.services import segment_filters as visit_filters
 
 
 class Candidate(NamedTuple):
@@ -99,7 +102,7 @@ def segment_filters(segment: dict, *, now: datetime | None = None) -> list:
     sources = _ids(segment.get("inflow_source_ids"))
     if sources:
         filters.append(Friend.inflow_source_id.in_(sources))
-    return filters + field_filters(segment.get("fields"))
+    return filters + field_filters(segment.get("fields")) + visit_filters(segment) + form_filters(segment)
 
 
 def _base(kind: str, segment: dict, friend_id: int | None) -> list:

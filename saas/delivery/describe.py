@@ -56,6 +56,26 @@ def _messages(segment: dict) -> list[tuple[str, str]]:
     return lines
 
 
+def _visits(segment: dict) -> list[tuple[str, str]]:
+    lines = []
+    if segment.get("visited_within_days") not in (None, ""):
+        lines.append((_("来院"), _("%(n)s日以内に来院", n=segment["visited_within_days"])))
+    if segment.get("not_visited_for_days") not in (None, ""):
+        lines.append((_("来院"), _("最終来院が%(n)s日以上前", n=segment["not_visited_for_days"])))
+    return lines
+
+
+def _forms(segment: dict) -> list[tuple[str, str]]:
+    from saas.forms.models import Form
+
+    wanted = [int(v) for v in segment.get("answered_form_ids") or [] if str(v).isdigit()]
+    if not wanted:
+        return []
+    names = dict(db.session.execute(sa.select(Form.id, Form.name).where(Form.id.in_(wanted))).all())
+    shown = [f"「{names[i]}」" if i in names else _("（削除されたフォーム）") for i in wanted]
+    return [(_("フォーム"), _("%(names)s に回答済み", names="・".join(shown)))]
+
+
 def _others(segment: dict) -> list[tuple[str, str]]:
     lines = [(_("属性"), f"{key} = {value}") for key, value in (segment.get("attributes") or {}).items()]
     sources = segment.get("inflow_source_ids") or []
@@ -67,7 +87,9 @@ def _others(segment: dict) -> list[tuple[str, str]]:
 def describe_segment(segment: dict | None) -> list[tuple[str, str]]:
     """(label, condition) pairs in Japanese for a delivery's segment; empty for everyone."""
     segment = segment or {}
-    return _tags(segment) + _followed(segment) + _messages(segment) + _others(segment)
+    return (
+        _tags(segment) + _followed(segment) + _messages(segment) + _visits(segment) + _forms(segment) + _others(segment)
+    )
 
 
 def title_in_words(title: str) -> str:

@@ -11,6 +11,8 @@ from flask_babel import gettext as _
 from saas.common import to_utc
 from saas.delivery.models import DeliveryKind
 from saas.fields import segments as field_segments
+from saas.forms import segments as form_segments
+from saas.visits import services as visit_segments
 
 
 @dataclass
@@ -47,9 +49,10 @@ def read_segment(form) -> tuple[dict, list[str]]:
     excluded = _ints(form.getlist("exclude_tag_ids"))
     if excluded:
         segment["exclude_tag_ids"] = excluded
-    from_fields, problems = field_segments.read_form(form)  # friend fields and inflow sources
-    segment.update(from_fields)
-    errors += problems
+    for read in (field_segments.read_form, visit_segments.read_form, form_segments.read_form):
+        part, problems = read(form)  # friend fields and sources, visits, answered forms
+        segment.update(part)
+        errors += problems
     for name in ("followed_from", "followed_to"):
         if form.get(name):
             segment[name] = form.get(name)

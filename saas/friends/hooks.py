@@ -116,3 +116,46 @@ def answer_postback(clinic, friend, event) -> list[dict] | None:
     data = (event.get("postback") or {}).get("data") or ""
     handler = postback_handler_for(data)
     return handler(clinic, friend, event) if handler else None
+
+
+# Tag changes, announced after they are committed (rich menus per segment, scenarios started by a tag).
+_tags_observers: list[Callable[[int, list[int]], None]] = []
+_TAGS_CHANGED = "tsunagu_tags_changed"  # session.info: {clinic id: {friend ids}}
+
+
+def register_tags_observer(observer: Callable[[int, list[int]], None]) -> Callable[[int, list[int]], None]:
+    """Decorator: ``observer(clinic_id, friend_ids)`` runs after a commit that changed those
+    friends' tags. It runs after the commit, so it may not use the session: enqueue a job."""
+    if observer not in _tags_observers:
+        _tags_observers.append(observer)
+    return observer
+
+
+def note_tags_changed(session, clinic_id: int, friend_ids) -> None:
+    """Remember that these friends' tags change in this transaction (observers run on commit)."""
+    if friend_ids:
+        session.info.setdefault(_TAGS_CHANGED, {}).setdefault(clinic_id, set()).update(friend_ids)
+
+
+def _announce_tags(session) -> None:
+    pending = session.info.pop(_TAGS_CHANGED, None)
+    for clinic_id, friend_ids in (pending or {}).items():
+        for observer in _tags_observers:
+            observer(clinic_id, sorted(friend_ids))
+
+
+def _forget_tags(session) -> None:
+    session.info.pop(_TAGS_CHANGED, None)
+
+
+def install_session_events() -> None:
+    """Run the tag observers after each commit (and forget the changes on rollback)."""
+    from sqlalchemy import event
+    from sqlalchemy.orm import Session
+
+    if not event.contains(Session, "after_commit", _announce_tags):
+        event.listen(Session, "after_commit", _announce_tags)
+        event.listen(Session, "after_rollback", _forget_tags)
+
+
+install_session_events()

@@ -1,10 +1,10 @@
 """Importing visits and friend fields from a CSV (a clinic's reception system export).
 
 Each line names a friend by ``LINEユーザーID`` or by ``診察券番号`` (the friend field with key
-``card_no``), and may carry ``来院日`` (a visit: 最終来院日, the ``last_visit`` date field, moves
-forward to it, never back) and any friend field by its label or key. A dry run checks every
-line and says what it would change; applying re-checks and writes all lines in one
-transaction, or nothing if any line is wrong.
+``card_no``), and may carry ``来院日`` (a visit, kept in the friend's visit history; 最終来院日,
+the ``last_visit`` date field when the clinic has it, moves forward to it, never back) and any
+friend field by its label or key. A dry run checks every line and says what it would change;
+applying re-checks and writes all lines in one transaction, or nothing if any line is wrong.
 """
 
 from __future__ import annotations
@@ -12,17 +12,21 @@ from __future__ import annotations
 import csv
 import io
 from dataclasses import dataclass, field
+from datetime import date
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from saas.common import to_local, utcnow
 from saas.extensions import db
 from saas.fields import services as fields
-from saas.fields.models import FieldKind, FriendField, FriendFieldValue
+from saas.fields.models import FriendField, FriendFieldValue
 from saas.friends.models import Friend
+from saas.visits import services as visits
+from saas.visits.models import VisitSource
 
 LINE_ID, CARD_NO, VISIT = "LINEユーザーID", "診察券番号", "来院日"
-CARD_KEY, VISIT_KEY = "card_no", "last_visit"
+CARD_KEY = "card_no"
 MAX_ROWS = 20_000
 
 
@@ -34,6 +38,7 @@ class LineResult:
     changes: dict[str, str] = field(default_factory=dict)
     error: str = ""
     rows: dict[int, list[dict]] = field(default_factory=dict, repr=False)  # field id → parsed rows
+    visit: date | None = None
 
 
 @dataclass
@@ -76,17 +81,15 @@ def _find_friend(row: dict, cards: dict[str, int]) -> Friend | None:
     return db.session.get(Friend, friend_id) if friend_id else None
 
 
-def _visit(result: LineResult, friend: Friend, text: str, visit_field: FriendField | None) -> None:
-    if visit_field is None or visit_field.kind != FieldKind.DATE:
-        raise fields.FieldProblem(_("来院日を取り込むには、キー last_visit の日付項目（最終来院日）を作成してください"))
+def _visit(result: LineResult, text: str) -> None:
     day = fields.parse_date(text)
-    current = fields.values_by_key(friend).get(VISIT_KEY, "")
-    if not current or current < day.isoformat():
-        result.rows[visit_field.id] = [{"day": day}]
-        result.changes[visit_field.label] = day.isoformat()
+    if day > to_local(utcnow()).date():
+        raise fields.FieldProblem(_("来院日 %(day)s が未来の日付です", day=day.isoformat()))
+    result.visit = day
+    result.changes[VISIT] = day.isoformat()
 
 
-def _check_line(number: int, row: dict, columns: dict[str, FriendField], cards: dict, visit_field) -> LineResult:
+def _check_line(number: int, row: dict, columns: dict[str, FriendField], cards: dict) -> LineResult:
     result = LineResult(line=number)
     friend = _find_friend(row, cards)
     if friend is None:
@@ -100,7 +103,7 @@ def _check_line(number: int, row: dict, columns: dict[str, FriendField], cards: 
                 result.rows[column_field.id] = fields.parse(column_field, raw)
                 result.changes[column_field.label] = raw
         if (row.get(VISIT) or "").strip():
-            _visit(result, friend, row[VISIT], visit_field)
+            _visit(result, row[VISIT])
     except fields.FieldProblem as problem:
         result.error = str(problem)
     return result
@@ -115,13 +118,12 @@ def plan(text: str) -> ImportPlan:
     if problem:
         return ImportPlan([], problem)
     cards = _card_friends(fields.get_by_key(CARD_KEY))
-    visit_field = fields.get_by_key(VISIT_KEY)
     lines = []
     for number, row in enumerate(reader, start=2):  # line 1 is the header
         if number > MAX_ROWS + 1:
             return ImportPlan(lines, _("%(count)s行を超えています。ファイルを分けてください", count=f"{MAX_ROWS:,}"))
         row = {(k or "").strip(): v for k, v in row.items()}
-        lines.append(_check_line(number, row, columns, cards, visit_field))
+        lines.append(_check_line(number, row, columns, cards))
     return ImportPlan(lines) if lines else ImportPlan([], _("データの行がありません"))
 
 
@@ -133,4 +135,6 @@ def apply(text: str, clinic_id: int) -> ImportPlan:
     for line in checked.lines:
         for field_id, rows in line.rows.items():
             fields.write_rows(line.friend_id, clinic_id, field_id, rows)
+        if line.visit is not None:  # after the fields: 最終来院日 is then derived from the history
+            visits.record(line.friend_id, clinic_id, line.visit, VisitSource.IMPORT)
     return checked

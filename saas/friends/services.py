@@ -12,6 +12,7 @@ from sqlalchemy.orm import selectinload
 
 from saas.common import utcnow
 from saas.extensions import db
+from saas.friends import hooks
 from saas.friends.models import Direction, Friend, FriendStatus, FriendTag, Message, MessageMedia, Tag
 
 TAG_COLORS = ("green", "blue", "orange", "pink", "purple", "gray")
@@ -199,6 +200,7 @@ def add_tag(friend: Friend, tag: Tag) -> None:
     )
     if exists is None:
         db.session.add(FriendTag(friend_id=friend.id, tag_id=tag.id))
+        hooks.note_tags_changed(db.session, friend.clinic_id, [friend.id])
     db.session.flush()
     db.session.expire(friend, ["tags"])
     if exists is None:
@@ -208,7 +210,12 @@ def add_tag(friend: Friend, tag: Tag) -> None:
 
 
 def remove_tag(friend: Friend, tag_id: int) -> None:
-    db.session.execute(sa.delete(FriendTag).where(FriendTag.friend_id == friend.id, FriendTag.tag_id == tag_id))
+    """Take a tag off a friend (no-op when not tagged)."""
+    removed = db.session.execute(
+        sa.delete(FriendTag).where(FriendTag.friend_id == friend.id, FriendTag.tag_id == tag_id)
+    ).rowcount
+    if removed:
+        hooks.note_tags_changed(db.session, friend.clinic_id, [friend.id])
     db.session.expire(friend, ["tags"])
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from saas.extensions import db
+from saas.friends import hooks
 from saas.friends.models import FriendTag, Tag
 from saas.friends.services import TAG_COLORS
 
@@ -55,6 +56,7 @@ def merge(source: Tag, target: Tag) -> int:
     if source.id == target.id:
         raise TagProblem("same")
     already = sa.select(FriendTag.friend_id).where(FriendTag.tag_id == target.id)
+    _note_carriers(source)
     moved = db.session.execute(
         sa.update(FriendTag)
         .where(FriendTag.tag_id == source.id, FriendTag.friend_id.not_in(already))
@@ -73,8 +75,15 @@ def merge(source: Tag, target: Tag) -> int:
 
 def delete(tag: Tag) -> None:
     """Delete a tag and take it off every friend."""
+    _note_carriers(tag)
     db.session.execute(
         sa.delete(FriendTag).where(FriendTag.tag_id == tag.id), execution_options={"synchronize_session": False}
     )
     db.session.delete(tag)
     db.session.flush()
+
+
+def _note_carriers(tag: Tag) -> None:
+    """The friends carrying ``tag`` are about to change tags (their rich menu may follow)."""
+    carriers = db.session.scalars(sa.select(FriendTag.friend_id).where(FriendTag.tag_id == tag.id))
+    hooks.note_tags_changed(db.session, tag.clinic_id, set(carriers))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from linebot.v3.messaging import (
     CreateRichMenuAliasRequest,
     RichMenuBulkLinkRequest,
+    RichMenuBulkUnlinkRequest,
     RichMenuRequest,
     UpdateRichMenuAliasRequest,
 )
@@ -48,6 +49,16 @@ def link_users(clinic, rich_menu_id: str, user_ids: list[str]) -> int:
         chunk = user_ids[start : start + MAX_BULK_LINK]
         request = RichMenuBulkLinkRequest(rich_menu_id=rich_menu_id, user_ids=chunk)
         _call(messaging_api(clinic).link_rich_menu_id_to_users, request)
+        calls += 1
+    return calls
+
+
+def unlink_users(clinic, user_ids: list[str]) -> int:
+    """Unlink friends' own menus (they see the default again), 500 per call; returns the calls made."""
+    calls = 0
+    for start in range(0, len(user_ids), MAX_BULK_LINK):
+        request = RichMenuBulkUnlinkRequest(user_ids=user_ids[start : start + MAX_BULK_LINK])
+        _call(messaging_api(clinic).unlink_rich_menu_id_from_users, request)
         calls += 1
     return calls
 

@@ -24,6 +24,7 @@ from saas.autoreply.models import AutoReplyRule
 from saas.coupons import manifest as coupons_manifest
 from saas.extensions import db
 from saas.fields import manifest as friends_manifest
+from saas.forms import manifest as forms_manifest
 from saas.library import services as library
 from saas.library.models import ClinicLibraryOverride
 from saas.manifests import export
@@ -200,6 +201,8 @@ class ClinicApplier:
             self.apply_library()
         if sections & {"friend_fields", "sources"}:
             friends_manifest.apply(self.clinic, self.spec, sections, self.change, self.fail)
+        if "forms" in sections:  # after the fields: questions name them
+            forms_manifest.apply(self.clinic, self.spec, self.change, self.fail)
         if "step_scenarios" in sections:
             steps_manifest.apply(self.clinic, self.spec, sections, self.change, self.fail)
         if sections & {"coupons", "shop_card"}:

@@ -10,6 +10,7 @@ from saas.autoreply.models import AutoReplyRule
 from saas.coupons import manifest as coupons_manifest
 from saas.extensions import db
 from saas.fields import manifest as friends_manifest
+from saas.forms import manifest as forms_manifest
 from saas.library.models import ClinicLibraryOverride, LibrarySet, LibrarySubscription
 from saas.manifests.models import ChannelSecretSource
 from saas.manifests.schema import (
@@ -142,6 +143,7 @@ def clinic_spec(clinic) -> ClinicSpec:
         **friends_manifest.export(clinic),
         **steps_manifest.export(clinic),
         **coupons_manifest.export(clinic),
+        **forms_manifest.export(clinic),
     )
 
 

@@ -251,6 +251,33 @@ class ScenarioSpec(Strict):
     allow_restart: bool = False
     resume_on_refollow: bool = False
     steps: list[StepSpec] = Field(default=[], max_length=100)
+class FormQuestionSpec(Strict):
+    """A form question (see saas/forms/models.py); ``field`` is a friend field key, ``tags`` maps
+    options to tag names, ``consent`` is marketing / reminders for a consent question."""
+
+    key: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")] | None = None
+    label: str = Field(min_length=1)
+    kind: Literal["text", "number", "date", "choice", "multi_choice", "consent"] = "text"
+    required: bool = False
+    choices: list[str] = []
+    help: str = ""
+    field: str = ""
+    tags: dict[str, str] = {}
+    visit: bool = False
+    consent: Literal["", "marketing", "reminders"] = ""
+    sensitive: bool = False
+
+
+class FormSpec(Strict):
+    """A form patients answer from LINE; ``token`` keeps links already sent working."""
+
+    name: str = Field(min_length=1)
+    purpose: Literal["intake", "survey", "vaccination", "other"] = "other"
+    description: str = ""
+    thanks: str = ""
+    token: str = ""
+    active: bool = True
+    questions: list[FormQuestionSpec] = Field(min_length=1)
 
 
 class CouponSpec(Strict):
@@ -304,6 +331,7 @@ class ClinicSpec(Strict):
     step_scenarios: list[ScenarioSpec] = []  # by key; unlisted scenarios are kept
     coupons: list[CouponSpec] = []  # added or updated by title, never deleted
     shop_card: ShopCardSpec | None = None
+    forms: list[FormSpec] = []  # added or updated by name, never deleted (answers hang on them)
 
 
 class Manifest(Strict):

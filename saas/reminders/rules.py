@@ -22,6 +22,7 @@ from saas.quota.counter import QuotaExceeded
 from saas.reminders.models import ReminderRule, RuleReminder
 from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import tenant_scope
+from saas.visits.services import last_visit_days
 
 log = logging.getLogger(__name__)
 CATCH_UP_DAYS = 7  # a due date missed (scans stopped) is still honoured this long
@@ -38,14 +39,15 @@ def add_months(day: date, months: int) -> date:
 
 
 def last_visits(before: datetime) -> dict[int, date]:
-    """friend id → the day of their last visit (a booking that was kept) before ``before``."""
+    """friend id → the day of their last visit (a booking kept, a recorded visit) before ``before``."""
     query = (
         sa.select(Booking.friend_id, sa.func.max(Booking.starts_at))
         .where(Booking.friend_id.is_not(None), Booking.status.in_(VISITED), Booking.starts_at < before)
         .group_by(Booking.friend_id)
     )
     visits = {friend_id: last.date() for friend_id, last in db.session.execute(query)}
-    for friend_id, day in dates_of(LAST_VISIT_FIELD).items():  # 最終来院日 imported from the clinic's system
+    recorded = [*dates_of(LAST_VISIT_FIELD).items(), *last_visit_days().items()]  # 最終来院日, visit history
+    for friend_id, day in recorded:
         if day < before.date() and day > visits.get(friend_id, day.min):
             visits[friend_id] = day
     return visits

@@ -13,7 +13,7 @@ from saas.extensions import db
 from saas.friends.models import Tag
 from saas.line.errors import LineError
 from saas.portal.menu import register
-from saas.richmenu import layouts, render, services
+from saas.richmenu import layouts, render, segments, services  # noqa: F401  (segments follows tag changes)
 from saas.richmenu.models import SIZES, RichMenu
 from saas.security.limits import body_limit
 from saas.tenancy.access import current_clinic, require

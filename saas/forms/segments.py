@@ -1,0 +1,31 @@
+"""The segment builder's 「フォーム回答」 row: friends who answered any of the chosen forms."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from saas.extensions import db
+from saas.forms.models import Form, FormAnswer
+from saas.friends.models import Friend
+
+
+def _ids(values) -> list[int]:
+    return [int(v) for v in values or [] if str(v).strip().isdigit()]
+
+
+def options() -> list[Form]:
+    """The clinic's forms, for the segment form (none: the row is not shown)."""
+    return list(db.session.scalars(sa.select(Form).order_by(Form.id)))
+
+
+def read_form(form) -> tuple[dict, list[str]]:
+    chosen = _ids(form.getlist("answered_form_ids"))
+    return ({"answered_form_ids": chosen} if chosen else {}), []
+
+
+def segment_filters(segment: dict) -> list:
+    """SQL conditions on Friend for ``answered_form_ids`` (answered at least one of them)."""
+    chosen = _ids(segment.get("answered_form_ids"))
+    if not chosen:
+        return []
+    return [Friend.id.in_(sa.select(FormAnswer.friend_id).where(FormAnswer.form_id.in_(chosen)))]
