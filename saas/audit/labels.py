@@ -59,6 +59,14 @@ ACTION_LABELS = {
     "steps.test_send": _l("シナリオをテスト送信"),
     "steps.waiting_for_quota": _l("通数不足でステップ配信が待機"),
     "steps.adopted": _l("ライブラリのシナリオを追加"),
+    "form.saved": _l("フォームを保存"),
+    "form.active": _l("フォームの受付を変更"),
+    "form.deleted": _l("フォームを削除"),
+    "form_answers.view": _l("フォームの回答一覧を閲覧"),
+    "form_answer.view": _l("フォームの回答を閲覧"),
+    "form_answers.exported": _l("フォームの回答を書き出し"),
+    "visit.recorded": _l("来院を記録"),
+    "visit.deleted": _l("来院記録を削除"),
 }
 AREA_LABELS = {
     "audit": _l("監査ログ"),
@@ -84,6 +92,10 @@ AREA_LABELS = {
     "library": _l("ライブラリ"),
     "quota": _l("通数・プラン"),
     "steps": _l("ステップ配信"),
+    "form": _l("フォーム"),
+    "form_answers": _l("フォーム"),
+    "form_answer": _l("フォーム"),
+    "visit": _l("来院"),
 }
 TARGET_LABELS = {
     "audit_log": _l("監査ログ"),
@@ -102,6 +114,7 @@ TARGET_LABELS = {
     "closure": _l("休診・代診"),
     "auto_reply_rule": _l("自動応答ルール"),
     "step_scenario": _l("ステップ配信のシナリオ"),
+    "form": _l("フォーム"),
 }
 DETAIL_LABELS = {
     "kind": _l("種類"),
@@ -128,6 +141,10 @@ DETAIL_LABELS = {
     "deleted": _l("削除件数"),
     "name": _l("名前"),
     "assignee_user_id": _l("担当者"),
+    "sensitive": _l("要配慮個人情報を含む"),
+    "day": _l("日付"),
+    "form": _l("フォーム"),
+    "active": _l("受付中"),
 }
 VALUE_LABELS = {
     "broadcast": _l("全員配信"),
@@ -159,6 +176,8 @@ def target_label(target_type: str | None, target_id) -> str:
 
 
 def _value_text(value) -> str:
+    if isinstance(value, bool):
+        return _("はい") if value else _("いいえ")
     if isinstance(value, str) and value in VALUE_LABELS:
         return str(VALUE_LABELS[value])
     if isinstance(value, dict):

@@ -78,7 +78,9 @@ def build_form(client, clinic, rows: dict | None = None) -> Form:
 def sign_in_to_form(browser: requests.Session, url: str, user_id: str) -> requests.Response:
     """Open a form link and approve LINE Login in the sandbox as ``user_id``; the form page."""
     opened = browser.get(url, allow_redirects=False, timeout=10)
-    assert opened.status_code == 302 and "/book/" in opened.headers["Location"] and "/login" in opened.headers["Location"]
+    assert (
+        opened.status_code == 302 and "/book/" in opened.headers["Location"] and "/login" in opened.headers["Location"]
+    )
     to_line = browser.get(urljoin(url, opened.headers["Location"]), allow_redirects=False, timeout=10)
     assert "/oauth2/v2.1/authorize" in to_line.headers["Location"]
     back = browser.get(to_line.headers["Location"] + f"&sandbox_user={user_id}", allow_redirects=False, timeout=10)

@@ -41,9 +41,7 @@ def _segment_count(clinic, form) -> int:
         return audience.count_audience("segment", {"answered_form_ids": [form.id]}).matched
 
 
-def test_an_answer_sets_fields_tags_consent_and_a_visit_and_the_segment_counts_the_friend(
-    client, sandbox, live_server
-):
+def test_an_answer_sets_fields_tags_consent_and_a_visit_and_the_segment_counts_the_friend(client, sandbox, live_server):
     clinic, _channel, patient = form_clinic(sandbox, live_server)
     form = build_form(client, clinic)
     assert _segment_count(clinic, form) == 0
@@ -66,9 +64,7 @@ def test_an_answer_sets_fields_tags_consent_and_a_visit_and_the_segment_counts_t
     assert "1" in live.get_data(as_text=True)
 
 
-def test_every_answer_is_encrypted_at_rest_and_the_sensitive_one_never_leaves_the_answer(
-    client, sandbox, live_server
-):
+def test_every_answer_is_encrypted_at_rest_and_the_sensitive_one_never_leaves_the_answer(client, sandbox, live_server):
     clinic, _channel, patient = form_clinic(sandbox, live_server)
     form = build_form(client, clinic)
     _answer(live_server, clinic, form, patient)
@@ -186,7 +182,10 @@ def test_the_standard_intake_form_is_created_with_its_sensitive_questions(client
     assert created.status_code == 302
     page = client.get(created.headers["Location"]).get_data(as_text=True)
     assert "問診票（初診・再診）" in page and "服用中のお薬" in page
-    assert client.post(f"/c/{clinic.slug}/forms/preset/nothing", data={"csrf_token": csrf_token(client)}).status_code == 404
+    assert (
+        client.post(f"/c/{clinic.slug}/forms/preset/nothing", data={"csrf_token": csrf_token(client)}).status_code
+        == 404
+    )
 
 
 def test_another_clinics_forms_and_answers_are_404_for_staff_and_patients(client, sandbox, live_server):

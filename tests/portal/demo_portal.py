@@ -140,6 +140,20 @@ def _closure_booking_and_menu(demo: DemoPortal) -> dict[str, list]:
     return {"closure_id": [closure.id], "menu_id": [menu.id]}
 
 
+def _form_answer_and_visit(demo: DemoPortal) -> dict[str, list]:
+    """山田 花子 answered the demo's vaccination form and visited last week."""
+    from saas.forms import services as forms
+    from saas.visits import services as visits
+
+    friend = _friend(demo, "山田 花子")
+    form = forms.all_forms()[0]
+    values = {"q1": ["インフルエンザ"], "q2": "40代", "q3": "花粉症の薬", "q4": True}
+    answer = forms.submit(form, friend, values)
+    visits.record(friend.id, friend.clinic_id, (utcnow() - timedelta(days=7)).date(), "desk")
+    db.session.commit()
+    return {"form_id": [form.id], "answer_id": [answer.id]}
+
+
 def build_demo(sandbox, live_server) -> DemoPortal:
     """The demo tenants with さくら内科 渋谷院 on the sandbox and some activity in it."""
     users = _load_manifests_and_staff()
@@ -152,6 +166,7 @@ def build_demo(sandbox, live_server) -> DemoPortal:
         _enable_booking(sandbox, demo)
         demo.ids.update(_closure_booking_and_menu(demo))
         demo.ids["friend_id"] = [_friend(demo, name).id for name in PATIENTS]
+        demo.ids.update(_form_answer_and_visit(demo))
         demo.ids["rule_id"] = list(db.session.scalars(sa.select(AutoReplyRule.id)))
         demo.ids["message_id"] = [db.session.scalar(sa.select(sa.func.max(Message.id)))]
     return demo
