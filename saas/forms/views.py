@@ -17,7 +17,7 @@ from saas.forms.questions import shown
 from saas.friends import services as friends
 from saas.friends.models import Friend
 from saas.portal import menu
-from saas.tenancy.access import current_clinic, require
+from saas.tenancy.access import can, current_clinic, require
 
 bp = Blueprint("forms", __name__)
 staff = Blueprint("staff", __name__, url_prefix="/c/<clinic>/forms")
@@ -217,9 +217,13 @@ def answer(form_id: int, answer_id: int):
 
 @staff.get("/<int:form_id>/answers.csv")
 @login_required
-@require(VIEW_ANSWERS)
+@require("friends.export")
 def answers_csv(form_id: int):
-    """The form's answers as CSV; sensitive questions only with ``?sensitive=1`` (audited)."""
+    """The form's answers as CSV; sensitive questions only with ``?sensitive=1`` (audited).
+
+    Patient data leaving the system: for those who may export friends and read answers."""
+    if not can(VIEW_ANSWERS):
+        abort(403)
     form = _form_or_404(form_id)
     sensitive = _include_sensitive()
     text, count = services.answers_csv(form, sensitive=sensitive)

@@ -114,11 +114,14 @@ def test_answers_are_for_staff_allowed_to_read_them_audited_and_sensitive_ones_o
     shown = responder_client.get(f"/c/{clinic.slug}/forms/{form.id}/answers?sensitive=1").get_data(as_text=True)
     assert "ワーファリン" in shown
 
-    default_csv = responder_client.get(f"/c/{clinic.slug}/forms/{form.id}/answers.csv")
+    assert responder_client.get(f"/c/{clinic.slug}/forms/{form.id}/answers.csv").status_code == 403  # no export
+    exporter = client.application.test_client()
+    login(exporter, gen_user("admin", clinic=clinic))
+    default_csv = exporter.get(f"/c/{clinic.slug}/forms/{form.id}/answers.csv")
     text = default_csv.get_data(as_text=True)
     assert default_csv.mimetype == "text/csv" and "インフルエンザ" in text
     assert "服用中のお薬" not in text and "ワーファリン" not in text
-    asked = responder_client.get(f"/c/{clinic.slug}/forms/{form.id}/answers.csv?sensitive=1").get_data(as_text=True)
+    asked = exporter.get(f"/c/{clinic.slug}/forms/{form.id}/answers.csv?sensitive=1").get_data(as_text=True)
     assert "服用中のお薬" in asked and "ワーファリン" in asked
 
     with tenant_scope(clinic.id):
