@@ -204,9 +204,7 @@ def add_tag(friend: Friend, tag: Tag) -> None:
     db.session.flush()
     db.session.expire(friend, ["tags"])
     if exists is None:
-        from saas.friends.hooks import notify_tag_added
-
-        notify_tag_added(friend, tag)
+        hooks.notify_tag_added(friend, tag)
 
 
 def remove_tag(friend: Friend, tag_id: int) -> None:

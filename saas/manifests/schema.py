@@ -251,6 +251,8 @@ class ScenarioSpec(Strict):
     allow_restart: bool = False
     resume_on_refollow: bool = False
     steps: list[StepSpec] = Field(default=[], max_length=100)
+
+
 class FormQuestionSpec(Strict):
     """A form question (see saas/forms/models.py); ``field`` is a friend field key, ``tags`` maps
     options to tag names, ``consent`` is marketing / reminders for a consent question."""

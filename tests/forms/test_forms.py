@@ -11,13 +11,15 @@ from saas.audit.models import AuditEvent
 from saas.delivery import audience
 from saas.extensions import db
 from saas.fields import services as fields
-from saas.forms.models import FormAnswer
+from saas.forms.models import Form, FormAnswer
 from saas.privacy import services as privacy
+from saas.steps import triggers
+from saas.steps.models import StepScenario
 from saas.tenancy.scoping import platform_scope, tenant_scope
 from saas.visits.models import Visit
 from tests.conftest import csrf_token
 from tests.factories import gen_clinic, gen_user
-from tests.forms.support import build_form, form_clinic, friend_of, page_token, sign_in_to_form
+from tests.forms.support import VACCINE_FORM, build_form, form_clinic, friend_of, page_token, sign_in_to_form
 from tests.helpers import login
 
 ANSWERS = {
@@ -207,3 +209,22 @@ def test_another_clinics_forms_and_answers_are_404_for_staff_and_patients(client
     assert requests.get(f"{live_server.url}/forms/{other.slug}/{form.token}", timeout=10).status_code == 404
     with tenant_scope(clinic.id):
         assert db.session.scalar(sa.select(sa.func.count(FormAnswer.id))) == 1
+
+
+def test_a_form_starts_its_step_scenario_and_reaches_the_form_answered_goal(client, sandbox, live_server):
+    from tests.steps.support import enrolment, scenario, text
+
+    clinic, _channel, patient = form_clinic(sandbox, live_server)
+    follow_up = scenario(clinic, "接種のご案内", [{"name": "1通目", "delay_value": 1, "messages": text("ご案内です")}])
+    waiting = scenario(clinic, "回答のお願い", [{"name": "催促", "delay_value": 3, "messages": text("ご回答ください")}])
+    form = build_form(client, clinic, {**VACCINE_FORM, "scenario_id": str(follow_up)})
+    friend = friend_of(clinic, patient)
+    with tenant_scope(clinic.id):
+        assert db.session.get(Form, form.id).scenario_id == follow_up
+        pending = db.session.get(StepScenario, waiting)
+        pending.goals = [{"kind": "form_answered", "form_id": form.id}]
+        triggers.start(friend, pending, "manual")
+        db.session.commit()
+    _answer(live_server, clinic, form, patient)
+    assert enrolment(clinic, follow_up, patient).start_reason == "form"
+    assert enrolment(clinic, waiting, patient).stop_reason == "goal"
