@@ -64,7 +64,8 @@ def raw_questions(specs: list[FormQuestionSpec], fail: Callable[[str, str], None
             fail(f"{path}.questions[{index}].field", f"友だち項目「{spec.field}」がありません")
         row = spec.model_dump(exclude={"field", "tags"})
         row["field_id"] = field.id if field else None
-        row["tags"] = {choice: friends.get_or_create_tag(name).id for choice, name in spec.tags.items()}
+        tags = {choice: name for choice, name in spec.tags.items() if name.strip()}
+        row["tags"] = {choice: friends.get_or_create_tag(name).id for choice, name in tags.items()}
         rows.append(row)
     return rows
 

@@ -277,7 +277,7 @@ class FormSpec(Strict):
     purpose: Literal["intake", "survey", "vaccination", "other"] = "other"
     description: str = ""
     thanks: str = ""
-    token: str = ""
+    token: str = Field("", max_length=32, pattern=r"^[A-Za-z0-9_-]*$")
     active: bool = True
     questions: list[FormQuestionSpec] = Field(min_length=1)
 
