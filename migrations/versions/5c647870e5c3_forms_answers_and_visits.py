@@ -1,7 +1,7 @@
 """Forms patients answer from LINE (form, form_answer encrypted) and visits kept as history (visit).
 
 Revision ID: 5c647870e5c3
-Revises: d81f3c5a2e90
+Revises: 5b0d7c3e9a21
 Create Date: 2026-12-01 14:25:21.839578
 
 """
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '5c647870e5c3'
-down_revision = 'd81f3c5a2e90'
+down_revision = '5b0d7c3e9a21'
 branch_labels = None
 depends_on = None
 
