@@ -15,8 +15,9 @@ FEATURES: dict[str, tuple[str, dict]] = {
     "faq": ("よくある質問", {"type": "message", "text": "よくある質問"}),
     "online": ("オンライン診療", {"type": "uri", "uri": "{{organization.online_consultation_url}}"}),
     "recruit": ("採用情報", {"type": "uri", "uri": "{{organization.recruitment_url}}"}),
+    "card": ("ショップカード", {"type": "uri", "uri": "{{clinic.card_url}}"}),
 }
-DEFAULT_ORDER = ["booking", "hours", "access", "faq", "online", "recruit"]
+DEFAULT_ORDER = ["booking", "hours", "access", "faq", "online", "recruit", "card"]
 
 # preset key → (label, size, columns, rows)
 PRESETS: dict[str, tuple[str, str, int, int]] = {

@@ -9,11 +9,13 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 import sqlalchemy as sa
+from flask import current_app
 from flask_babel import gettext as _
 
 from saas.booking.models import BookingMode
 from saas.booking.postbacks import booking_page_url
 from saas.booking.services import get_settings as booking_settings
+from saas.cards import services as cards
 from saas.common import clinic_row, utcnow
 from saas.extensions import db
 from saas.friends.models import Friend, FriendStatus, FriendTag
@@ -59,6 +61,13 @@ def set_organization_links(organization_id: int, **urls: str) -> OrganizationLin
     return links
 
 
+def card_page_url(clinic) -> str:
+    """The patient's shop card page, when the clinic uses the card and LINE Login (else no link)."""
+    if not cards.get_settings(clinic.id).enabled or not booking_settings(clinic.id).login_ready:
+        return ""
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + f"/book/{clinic.slug}/card/"
+
+
 def _booking_url(clinic) -> str:
     settings = booking_settings(clinic.id)
     if settings.mode == BookingMode.EXTERNAL:
@@ -77,6 +86,7 @@ def binding_values(clinic) -> dict[str, str]:
         "clinic.access_url": links.access_url or maps,
         "clinic.website_url": clinic.website_url,
         "clinic.phone_url": f"tel:{clinic.phone}" if clinic.phone else "",
+        "clinic.card_url": card_page_url(clinic),
         # The clinic's own value wins over the organization's group-wide one.
         "organization.recruitment_url": links.recruitment_url or group.recruitment_url,
         "organization.online_consultation_url": links.online_consultation_url or group.online_consultation_url,

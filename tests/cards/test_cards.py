@@ -239,3 +239,18 @@ def test_two_stamps_at_the_same_moment_give_one(app, clinic):
     assert sorted(outcomes) == ["already_today", "stamped"]
     with tenant_scope(clinic.id):
         assert db.session.scalars(sa.select(PointCard)).one().points == 1
+
+
+def test_a_rich_menu_area_can_open_the_patients_card(clinic, live_server):
+    from saas.richmenu import layouts
+    from saas.richmenu.services import binding_values
+
+    clinic = clinic[0]
+    size, areas = layouts.preset_areas("full4", ["booking", "hours", "faq", "card"])
+    assert areas[-1]["action"] == {"type": "uri", "uri": "{{clinic.card_url}}"}
+    with tenant_scope(clinic.id):
+        assert binding_values(db.session.get(Clinic, clinic.id))["clinic.card_url"] == (
+            f"{live_server.url}/book/{clinic.slug}/card/"
+        )
+        services.get_settings(clinic.id).enabled = False
+        assert binding_values(db.session.get(Clinic, clinic.id))["clinic.card_url"] == ""
