@@ -9,6 +9,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
+from saas import billing
 from saas.audit.services import record
 from saas.cards import services as cards
 from saas.common import utcnow
@@ -197,6 +198,9 @@ def send(coupon_id: int):
         return redirect(url_for(".detail", coupon_id=coupon.id))
     except QueueUnavailable:
         flash(_("配信の受付が一時的にできません。しばらくしてからもう一度お試しください。"), "error")
+        return redirect(url_for(".detail", coupon_id=coupon.id))
+    except billing.MarketingPaused as paused:
+        flash(_(str(paused)), "error")
         return redirect(url_for(".detail", coupon_id=coupon.id))
     flash(_("クーポンの配信を受け付けました。"), "success")
     return redirect(url_for("delivery.detail", delivery_id=delivery_id))

@@ -309,3 +309,17 @@ def test_redeeming_a_coupon_reaches_a_scenarios_goal_and_stops_it_for_that_patie
         redemption.redeem(ticket_for(clinic, coupon, patients[0]).code)
     stopped = enrolment(clinic, aims, patients[0])
     assert (stopped.status, stopped.stop_reason) == ("stopped", "goal")
+
+
+def test_a_coupon_send_while_billing_pauses_marketing_is_refused_with_the_reason(staff, clinic, monkeypatch):
+    from saas import billing
+    from saas.delivery.models import Delivery
+
+    clinic, _, _ = clinic
+    coupon = running_coupon(clinic)
+    monkeypatch.setattr(billing, "allows_marketing", lambda clinic: False)
+    answer = staff.post(f"/c/{clinic.slug}/coupons/{coupon.id}/send", data={"csrf_token": csrf_token(staff)})
+    assert answer.status_code == 302 and answer.headers["Location"].endswith(f"/coupons/{coupon.id}")
+    assert "一時停止中" in staff.get(answer.headers["Location"]).get_data(as_text=True)
+    with tenant_scope(clinic.id):
+        assert db.session.scalars(sa.select(Delivery)).one().status == "refused"
