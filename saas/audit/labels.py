@@ -27,6 +27,15 @@ ACTION_LABELS = {
     "inbox.conversation": _l("チャットを閲覧"),
     "delivery.cancel": _l("配信をキャンセル"),
     "delivery.refused": _l("配信が通数上限で止まりました"),
+    "delivery.paused_for_billing": _l("お支払い未確認のため配信を止めました"),
+    "billing.checkout_started": _l("ご契約の申し込みを開始"),
+    "billing.portal_opened": _l("カスタマーポータルを開く"),
+    "billing.subscription_status": _l("ご契約の状態が変わりました"),
+    "billing.quantity_changed": _l("ご契約の院数を変更"),
+    "billing.payment_failed": _l("お支払いを確認できませんでした"),
+    "billing.payment_reminder": _l("お支払いの再通知"),
+    "billing.marketing_paused": _l("お支払い未確認のため一斉配信を一時停止"),
+    "billing.restored": _l("お支払いを確認し配信を再開"),
     "delivery.send": _l("配信を送信"),
     "message.send": _l("チャットでメッセージを送信"),
     "message.send.failed": _l("チャットのメッセージ送信に失敗"),
@@ -96,6 +105,7 @@ AREA_LABELS = {
     "form_answers": _l("フォーム"),
     "form_answer": _l("フォーム"),
     "visit": _l("来院"),
+    "billing": _l("ご契約・お支払い"),
 }
 TARGET_LABELS = {
     "audit_log": _l("監査ログ"),
@@ -115,6 +125,7 @@ TARGET_LABELS = {
     "auto_reply_rule": _l("自動応答ルール"),
     "step_scenario": _l("ステップ配信のシナリオ"),
     "form": _l("フォーム"),
+    "billing_account": _l("ご契約"),
 }
 DETAIL_LABELS = {
     "kind": _l("種類"),
@@ -145,6 +156,15 @@ DETAIL_LABELS = {
     "day": _l("日付"),
     "form": _l("フォーム"),
     "active": _l("受付中"),
+    "payer": _l("契約者"),
+    "pause_at": _l("一時停止の予定"),
+    "payment_failed_at": _l("支払いに失敗した日時"),
+    "marketing_was_paused": _l("配信は一時停止中だった"),
+    "before": _l("変更前"),
+    "after": _l("変更後"),
+    "quantity": _l("院数"),
+    "plan": _l("プラン"),
+    "subscription": _l("契約番号"),
 }
 VALUE_LABELS = {
     "broadcast": _l("全員配信"),

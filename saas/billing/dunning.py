@@ -54,7 +54,7 @@ def follow_subscription(account: BillingAccount, now: datetime | None = None) ->
     failing = account.status in FAILING_STATUSES
     if failing and account.payment_failed_at is None:
         account.payment_failed_at, account.dunning_step = now, DunningStep.WARNED
-        _audit(account, "billing.payment_failed", {"pause_at": pause_at(account).isoformat()})
+        _audit(account, "billing.payment_failed", {"pause_at": _japan(pause_at(account))})
         _notify(account, "failed")
     elif not failing and account.status in ("active", "trialing") and account.payment_failed_at is not None:
         _restore(account)
@@ -78,14 +78,19 @@ def advance(account: BillingAccount, now: datetime | None = None) -> None:
         _audit(
             account,
             "billing.marketing_paused",
-            {"payment_failed_at": account.payment_failed_at.isoformat()},
+            {"payment_failed_at": _japan(account.payment_failed_at)},
             per_clinic=True,
         )
         _notify(account, "paused")
     elif account.dunning_step < DunningStep.REMINDED and now >= ends - timedelta(days=1):
         account.dunning_step = DunningStep.REMINDED
-        _audit(account, "billing.payment_reminder", {"pause_at": ends.isoformat()})
+        _audit(account, "billing.payment_reminder", {"pause_at": _japan(ends)})
         _notify(account, "reminder")
+
+
+def _japan(moment: datetime) -> str:
+    """A time in audit details as staff read it (Japan time), not an ISO UTC stamp."""
+    return f"{to_local(moment):%Y/%m/%d %H:%M}"
 
 
 def _audit(account: BillingAccount, action: str, details: dict, *, per_clinic: bool = False) -> None:

@@ -202,6 +202,23 @@ def upcoming_invoice(account: BillingAccount):
         return None
 
 
+def history(account: BillingAccount, limit: int = 20) -> list:
+    """The account's audit events, newest first (checkout, status changes, quantities, dunning)."""
+    from saas.audit.models import AuditEvent
+
+    statement = (
+        sa.select(AuditEvent)
+        .where(
+            AuditEvent.clinic_id.is_(None),
+            AuditEvent.target_type == "billing_account",
+            AuditEvent.target_id == str(account.id),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+    )
+    return list(db.session.scalars(statement))
+
+
 def invoices(account: BillingAccount) -> list[BillingInvoice]:
     statement = (
         sa.select(BillingInvoice)

@@ -18,6 +18,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy.orm import Session
 
+from saas.audit.labels import action_label, detail_items
 from saas.billing import accounts, dunning, events, gateway, hooks, plans, services
 from saas.extensions import csrf, db
 from saas.portal.menu import register
@@ -95,6 +96,9 @@ def page():
         clinics=accounts.counted_clinics(g.payer),
         upcoming=services.upcoming_invoice(account) if account and gateway.is_configured() else None,
         invoices=services.invoices(account) if account else [],
+        history=services.history(account) if account else [],
+        action_label=action_label,
+        detail_items=detail_items,
         notice=dunning.banner(account),
         configured=gateway.is_configured(),
     )

@@ -170,11 +170,11 @@ def refused_for_billing(delivery: Delivery, kinds: frozenset = PAUSED_AT_PLANNIN
     delivery.status, delivery.finished_at = DeliveryStatus.REFUSED, utcnow()
     delivery.stop_reason = billing.MarketingPaused.message
     audit.record(
-        "delivery.refused",
+        "delivery.paused_for_billing",
         clinic_id=delivery.clinic_id,
         target_type="delivery",
         target_id=delivery.id,
-        details={"reason": "billing_marketing_paused"},
+        details={"kind": delivery.kind, "title": delivery.title},
         actor_email=delivery.created_by_email,
     )
     db.session.commit()

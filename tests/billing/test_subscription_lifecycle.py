@@ -123,6 +123,15 @@ def test_an_agency_subscribes_pays_per_clinic_and_dunning_never_cuts_patients_of
     _send(client, clinic, audience="all", text="再開のお知らせ")
     run_jobs()
     assert "再開のお知らせ" in _texts(sandbox, channel_id, patient)
+    history = client.get(billing_path("agency", agency.slug)).get_data(as_text=True)
+    for label in (
+        "ご契約の申し込みを開始",
+        "ご契約の院数を変更",
+        "お支払いを確認できませんでした",
+        "お支払い未確認のため一斉配信を一時停止",
+        "お支払いを確認し配信を再開",
+    ):
+        assert label in history, label
     actions = _actions()
     for action in (
         "billing.checkout_started",
