@@ -16,6 +16,7 @@ from flask import Blueprint, abort, current_app, flash, g, redirect, render_temp
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from saas.audit.labels import action_label, detail_items
@@ -108,11 +109,16 @@ def _return_from_checkout(session_id: str) -> None:
     """Back from Checkout: read the session from Stripe at once (the webhook may still be on its way)."""
     try:
         account = services.complete_checkout(session_id)
+        mine = account is not None and account.id == getattr(accounts.account_of(g.payer), "id", None)
+        if mine:
+            db.session.commit()
     except stripe.StripeError as error:
         log.warning("billing: checkout session %s could not be read: %s", session_id, error)
         return
-    if account is not None and account.id == getattr(accounts.account_of(g.payer), "id", None):
-        db.session.commit()
+    except IntegrityError:  # the webhook stored the same invoices a moment earlier: its state stands
+        db.session.rollback()
+        mine = True
+    if mine:
         flash(_("お申し込みありがとうございます。ご契約が始まりました。"), "success")
     else:
         db.session.rollback()

@@ -194,3 +194,16 @@ def test_cancelling_in_the_portal_ends_the_subscription_at_period_end(client, sa
     ended = account(agency_id=agency.id)
     assert ended.status == "canceled" and not billing.allows_marketing(clinic)
     assert "申し込む" in client.get(path).get_data(as_text=True), "they can subscribe again"
+
+
+def test_the_sweep_makes_good_a_quantity_job_that_was_lost(client, sandbox, stripe_sandbox, live_server):
+    from saas.queues import get_redis
+
+    agency, organization, _owner = agency_with_owner(client)
+    gen_clinic(organization)
+    subscribe(client, "agency", agency.slug)
+    gen_clinic(organization)
+    get_redis().flushdb()  # Redis lost the enqueued job
+    assert stripe_sandbox.subscriptions()[0]["items"]["data"][0]["quantity"] == 1
+    assert sweep_billing() == 1
+    assert stripe_sandbox.subscriptions()[0]["items"]["data"][0]["quantity"] == 2
