@@ -64,6 +64,7 @@ PERMISSIONS: dict[str, frozenset[Role]] = {
     "richmenu.edit": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER}),
     "coupons.manage": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER}),
     "coupons.redeem": frozenset({Role.OWNER, Role.ADMIN, Role.SENDER, Role.RESPONDER}),
+    "adcheck.approve": frozenset({Role.OWNER, Role.ADMIN}),  # block-level 医療広告 findings
 }
 
 

@@ -94,11 +94,13 @@ def compile_entries(entries: list[Entry], keywords: list[tuple[str, list[str], s
         target = exact if match_type == MatchType.EXACT else contains
         for word in {normalize(w) for w in words if normalize(w)}:
             target.setdefault(word, []).append(index)
-    automaton = _build_automaton(contains, guarded)
+    automaton = build_automaton(contains, guarded)
     return CompiledRules(entries, automaton, exact, guarded, unguarded)
 
 
-def _build_automaton(contains: dict[str, list[int]], guarded: dict) -> ahocorasick.Automaton | None:
+def build_automaton(contains: dict[str, list], guarded: dict | None = None) -> ahocorasick.Automaton | None:
+    """One Aho-Corasick automaton over the words; each hit yields (end index, (word, its values))."""
+    guarded = guarded or {}
     words = {**{literal: [] for literal in guarded}, **contains}
     if not words:
         return None

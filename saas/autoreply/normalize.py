@@ -20,3 +20,35 @@ def normalize(text: str) -> str:
     text = unicodedata.normalize("NFKC", text or "")
     text = jaconv.hira2kata(text)
     return _SPACES.sub("", text.casefold())
+
+
+# Marks that NFKC folds into the character before them (half-width ﾞﾟ and the combining ones).
+_HALF_WIDTH_MARKS = frozenset("\uff9e\uff9f")
+
+
+def _is_mark(char: str) -> bool:
+    return char in _HALF_WIDTH_MARKS or unicodedata.combining(char) > 0
+
+
+def normalize_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
+    """:func:`normalize` and, per normalised character, where it came from in ``text``.
+
+    Returns (normalised, starts, ends): normalised[i] stems from text[starts[i]:ends[i]], so a
+    phrase found in the normalised text can be highlighted in what staff typed. Each base
+    character is normalised with the marks that follow it (ｶﾞ → ガ).
+    """
+    text = text or ""
+    pieces: list[str] = []
+    starts: list[int] = []
+    ends: list[int] = []
+    i = 0
+    while i < len(text):
+        j = i + 1
+        while j < len(text) and _is_mark(text[j]):
+            j += 1
+        piece = normalize(text[i:j])
+        pieces.append(piece)
+        starts.extend([i] * len(piece))
+        ends.extend([j] * len(piece))
+        i = j
+    return "".join(pieces), starts, ends

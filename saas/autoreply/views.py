@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
+from saas.adcheck.gate import gate as adcheck_gate
 from saas.autoreply import (
     emergency,
     responders,  # noqa: F401  (registers the conversation responders)
@@ -134,8 +135,11 @@ def edit_rule(rule_id: int | None = None):
     )
     if rule is None:
         abort(404)
+    check = None
     if request.method == "POST":
         errors = _rule_errors(request.form)
+        check = adcheck_gate(current_clinic(), _reply_texts(request.form), request.form)
+        errors += check.problems()
         unguarded = request.form.get("match_type") == MatchType.REGEX and not request.form.get("required_literal")
         if unguarded and _unguarded_regex_count(rule.id) >= MAX_UNGUARDED_REGEX_RULES:
             errors.append(
@@ -147,6 +151,8 @@ def edit_rule(rule_id: int | None = None):
         if not errors:
             _fill_rule(rule, request.form)
             db.session.add(rule)
+            db.session.flush()
+            check.record("auto_reply_rule", rule.id)
             db.session.commit()
             flash(_("ルール「%(name)s」を保存しました。", name=rule.name), "success")
             return redirect(url_for("autoreply.rules"))
@@ -154,8 +160,13 @@ def edit_rule(rule_id: int | None = None):
             flash(error, "error")
     return render_template(
         "autoreply/rule_form.html", rule=rule, match_labels=MATCH_LABELS, computed_labels=COMPUTED_LABELS,
-        variables=VARIABLES, form=request.form if request.method == "POST" else None,
+        variables=VARIABLES, form=request.form if request.method == "POST" else None, gate=check,
     )  # fmt: skip
+
+
+def _reply_texts(form) -> dict[str, str]:
+    """The answer texts of the rule form, for the advertising check (FAQ answers are advertising too)."""
+    return {f"reply{n}": text for n, text in enumerate(form.getlist("reply")) if text.strip()}
 
 
 @bp.post("/rules/<int:rule_id>/delete")
@@ -176,27 +187,39 @@ def settings():
     """Greeting (挨拶メッセージ), fallback answer and the hand-off to staff."""
     clinic = current_clinic()
     current = services.get_settings(clinic.id)
+    check = None
     if request.method == "POST":
-        current.greeting_messages = _texts(request.form, "greeting")
-        current.greeting_shows_closures = bool(request.form.get("greeting_shows_closures"))
-        current.fallback_messages = _texts(request.form, "fallback")
-        current.handoff_phrases = _lines(request.form.get("handoff_phrases", ""))
-        current.handoff_reply = request.form.get("handoff_reply", "").strip()
-        current.handoff_resume_hours = max(0, int(request.form.get("handoff_resume_hours") or 0))
-        current.emergency_keywords = _lines(request.form.get("emergency_keywords", "")) or None  # blank: default
-        db.session.commit()
-        flash(_("設定を保存しました。"), "success")
-        return redirect(url_for("autoreply.rules"))
-    preview = services.greeting(clinic)
-    db.session.rollback()
-    return render_template(
+        texts = {f"greeting{n}": t for n, t in enumerate(request.form.getlist("greeting")) if t.strip()}
+        check = adcheck_gate(clinic, {**texts, "fallback": request.form.get("fallback", "")}, request.form)
+        _fill_settings(current, request.form)
+        if check.passed:
+            check.record("auto_reply_settings", current.id)
+            db.session.commit()
+            flash(_("設定を保存しました。"), "success")
+            return redirect(url_for("autoreply.rules"))
+        for problem in check.problems():
+            flash(problem, "error")
+    page = render_template(
         "autoreply/settings.html",
+        gate=check,
         settings=current,
         variables=VARIABLES,
-        preview=preview,
+        preview=services.greeting(clinic),
         emergency_keywords=emergency.keywords_of(current),
         emergency_reply=emergency.emergency_reply(clinic),
     )
+    db.session.rollback()  # a refused form is shown as typed, and not saved
+    return page
+
+
+def _fill_settings(current, form) -> None:
+    current.greeting_messages = _texts(form, "greeting")
+    current.greeting_shows_closures = bool(form.get("greeting_shows_closures"))
+    current.fallback_messages = _texts(form, "fallback")
+    current.handoff_phrases = _lines(form.get("handoff_phrases", ""))
+    current.handoff_reply = form.get("handoff_reply", "").strip()
+    current.handoff_resume_hours = max(0, int(form.get("handoff_resume_hours") or 0))
+    current.emergency_keywords = _lines(form.get("emergency_keywords", "")) or None  # blank: default
 
 
 @bp.post("/conversations/<line_user_id>/resume")

@@ -23,6 +23,7 @@ class DeliveryKind(enum.StrEnum):
 
 class DeliveryStatus(enum.StrEnum):
     DRAFT = "draft"
+    PENDING_APPROVAL = "pending_approval"  # held by the mis-send guard (saas/sendguard) before planning
     SCHEDULED = "scheduled"
     PLANNING = "planning"
     SENDING = "sending"

@@ -181,6 +181,20 @@ def refused_for_billing(delivery: Delivery, kinds: frozenset = PAUSED_AT_PLANNIN
     return True
 
 
+def release_held(delivery: Delivery) -> None:
+    """Start a delivery the mis-send guard held, now that it is approved. Commits.
+
+    Unlike :func:`submit` it never deletes the delivery when Redis is unreachable: it is recorded as
+    scheduled, and the sweeper (``heal_deliveries``) starts it once the queue is back.
+    """
+    delivery.status = DeliveryStatus.SCHEDULED
+    db.session.commit()
+    try:
+        _enqueue_planning(delivery)
+    except (redis.RedisError, OSError) as error:
+        log.warning("approved delivery %s waits for the sweeper: %s", delivery.id, error)
+
+
 def _enqueue_planning(delivery: Delivery) -> None:
     from saas.delivery.jobs import start_delivery
 

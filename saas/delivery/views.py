@@ -10,6 +10,8 @@ from flask_login import current_user, login_required
 from werkzeug.datastructures import MultiDict
 
 from saas import billing
+from saas.adcheck.gate import gate as adcheck_gate
+from saas.adcheck.services import message_texts
 from saas.common import N_, utcnow
 from saas.delivery import audience, resend, services, urgent  # noqa: F401  (urgent: notice hook)
 from saas.delivery.describe import describe_segment, title_in_words
@@ -21,6 +23,7 @@ from saas.messaging.objects import validate_messages
 from saas.messaging.variables import is_personalised, render, sample_context
 from saas.portal import menu
 from saas.quota.usage import usage
+from saas.sendguard import guard
 from saas.tenancy.access import current_clinic, require
 
 bp = Blueprint("delivery", __name__)
@@ -34,6 +37,7 @@ KIND_LABELS = {
 }
 STATUS_LABELS = {
     "draft": (N_("下書き"), ""),
+    "pending_approval": (N_("承認待ち"), "status-warn"),
     "scheduled": (N_("予約済み"), "status-warn"),
     "planning": (N_("準備中"), "status-warn"),
     "sending": (N_("配信中"), "status-warn"),
@@ -67,7 +71,7 @@ def _draft_messages(draft_id: str | None) -> tuple[Delivery | None, list[dict]]:
     return draft, draft.messages
 
 
-def _page(values, draft=None, messages=None, errors=(), status=200):
+def _page(values, draft=None, messages=None, errors=(), status=200, gate=None):
     clinic = current_clinic()
     friend = None
     if (values.get("friend_id") or "").isdigit():
@@ -81,12 +85,21 @@ def _page(values, draft=None, messages=None, errors=(), status=200):
             errors=list(errors),
             tags=db.session.scalars(sa.select(Tag).order_by(Tag.name)).all(),
             friend=friend,
-            counts=audience.count_audience("broadcast"),
             usage=usage(clinic.id),
             failure_alerts=unresolved_failures(),
+            gate=gate,
+            **_audience_of(values),
         ),
         status,
     )
+
+
+def _audience_of(values) -> dict:
+    """The count box as the form stands (a refused urgent notice shows its confirmation again)."""
+    parsed = read_form(values, utcnow())
+    counts = audience.count_audience(parsed.kind, parsed.segment, parsed.friend_id)
+    verdict = guard.assess(current_clinic().id, parsed.kind, parsed.segment, counts.eligible)
+    return {"counts": counts, "verdict": verdict, "kind": parsed.kind}
 
 
 @bp.get("/c/<clinic>/deliveries/new")
@@ -115,7 +128,10 @@ def audience_count():
         kind, segment = DeliveryKind.BROADCAST, {}
     friend_id = int(form["friend_id"]) if (form.get("friend_id") or "").isdigit() else None
     counts = audience.count_audience(kind, segment, friend_id)
-    return render_template("delivery/_count.html", counts=counts, usage=usage(current_clinic().id))
+    verdict = guard.assess(current_clinic().id, kind, segment, counts.eligible)
+    return render_template(
+        "delivery/_count.html", counts=counts, usage=usage(current_clinic().id), verdict=verdict, kind=kind
+    )
 
 
 def _messages_from(form) -> tuple[Delivery | None, list[dict], list[str]]:
@@ -135,9 +151,13 @@ def create():
     """Create the delivery and start it (or schedule it); quota is reserved before anything is sent."""
     parsed = read_form(request.form, utcnow())
     draft, messages, message_errors = _messages_from(request.form)
-    errors = message_errors + parsed.errors
+    check = adcheck_gate(current_clinic(), message_texts(messages), request.form, hold_blocks=True)
+    count = audience.count_audience(parsed.kind, parsed.segment, parsed.friend_id).eligible
+    errors = (
+        message_errors + parsed.errors + check.problems() + guard.urgent_unconfirmed(parsed.kind, count, request.form)
+    )
     if errors:
-        return _page(request.form, draft, messages, errors, status=422)
+        return _page(request.form, draft, messages, errors, status=422, gate=check)
     delivery = services.create_delivery(
         messages=messages,
         kind=parsed.kind,
@@ -148,6 +168,13 @@ def create():
         scheduled_at=parsed.scheduled_at,
         actor=current_user,
     )
+    check.record("delivery", delivery.id)
+    verdict = guard.assess(delivery.clinic_id, parsed.kind, parsed.segment, count, check.findings)
+    if verdict.held:  # the mis-send guard: nothing is planned before a second staff member approves
+        approval = guard.hold(delivery, verdict, check.findings, current_user)
+        _forget_draft(draft)
+        flash(_("もう一人のスタッフの承認を待っています。承認されるまで送信されません。"), "warning")
+        return redirect(url_for("sendguard.approval", approval_id=approval.id))
     try:
         services.submit(delivery)
     except services.QueueUnavailable:
@@ -155,10 +182,14 @@ def create():
     except billing.MarketingPaused as paused:
         flash(_(str(paused)), "danger")
         return redirect(url_for("delivery.detail", delivery_id=delivery.id))
+    _forget_draft(draft)
+    return redirect(url_for("delivery.detail", delivery_id=delivery.id))
+
+
+def _forget_draft(draft) -> None:
     if draft:
         db.session.delete(draft)
         db.session.commit()
-    return redirect(url_for("delivery.detail", delivery_id=delivery.id))
 
 
 def _queue_down(values, draft, messages):

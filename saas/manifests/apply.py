@@ -19,6 +19,7 @@ import sqlalchemy as sa
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from saas.adcheck import manifest as adcheck_manifest
 from saas.autoreply import services as autoreply
 from saas.autoreply.models import AutoReplyRule
 from saas.coupons import manifest as coupons_manifest
@@ -155,6 +156,8 @@ class Applier:
         organization = self._upsert(Organization, spec.slug, "法人", values, {"kind": spec.kind})
         if "links" in spec.model_fields_set or exists is None:
             self.apply_organization_links(organization, spec.links, creating=exists is None)
+        if "adcheck" in spec.model_fields_set:
+            adcheck_manifest.apply(organization, spec.adcheck, self.change)
         return organization
 
     def apply_organization_links(self, organization: Organization, spec: OrganizationLinksSpec, creating: bool) -> None:

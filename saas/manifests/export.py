@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 import yaml
 
+from saas.adcheck import manifest as adcheck_manifest
 from saas.autoreply import services as autoreply
 from saas.autoreply.models import AutoReplyRule
 from saas.coupons import manifest as coupons_manifest
@@ -165,6 +166,7 @@ def manifest_for(clinic) -> Manifest:
             name=organization.name,
             kind=organization.kind,
             links=organization_links_spec(organization),
+            adcheck=adcheck_manifest.export(organization),
         ),
         clinics=[clinic_spec(clinic)],
     )

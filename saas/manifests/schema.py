@@ -51,11 +51,43 @@ class OrganizationLinksSpec(Strict):
     online_consultation_url: str = Field("", pattern=r"^(https://.*)?$")
 
 
+class AdRuleOverrideSpec(Strict):
+    """The organization's change to one shipped 医療広告 rule (see saas/adcheck/rules.yaml)."""
+
+    id: str
+    enabled: bool = True
+    severity: Literal["warning", "block"] | None = None
+    extra_phrases: list[str] = []
+    allowed_phrases: list[str] = []
+
+    @model_validator(mode="after")
+    def _known_rule(self):
+        from saas.adcheck.rules import shipped_rule_ids
+
+        if self.id not in shipped_rule_ids():
+            raise ValueError(f"医療広告チェックのルール {self.id!r} はありません（{', '.join(shipped_rule_ids())}）")
+        return self
+
+
+class AdcheckSpec(Strict):
+    """Overrides of the 医療広告 rules; the list is the whole set (rules not listed are as shipped)."""
+
+    rules: list[AdRuleOverrideSpec] = []
+
+    @model_validator(mode="after")
+    def _unique(self):
+        ids = [rule.id for rule in self.rules]
+        if len(ids) != len(set(ids)):
+            raise ValueError("同じルールが2回書かれています")
+        return self
+
+
 class OrganizationSpec(Strict):
     slug: Slug
     name: str
     kind: Literal["medical_corporation", "independent"] = "independent"
     links: OrganizationLinksSpec = OrganizationLinksSpec()
+    adcheck: AdcheckSpec = AdcheckSpec()
 
 
 class ProfileSpec(Strict):

@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
+from saas.adcheck.gate import gate as adcheck_gate
 from saas.audit.services import record
 from saas.extensions import db
 from saas.friends.models import Tag
@@ -145,6 +146,7 @@ def _areas_from_form(form, size: str, *, placed_by_preset: bool = False) -> list
 def edit(menu_id: int):
     """Edit areas (bounds, label, action) with a live preview; save, upload an image, deploy."""
     menu, clinic = _menu(menu_id), current_clinic()
+    check = None
     if request.method == "POST":
         if not _can_edit():
             abort(403)
@@ -155,11 +157,29 @@ def edit(menu_id: int):
             db.session.rollback()
             flash(str(exc), "danger")
             return redirect(url_for(".edit", menu_id=menu_id))
-        db.session.commit()
-        flash(_("保存しました。"), "success")
-        return redirect(url_for(".edit", menu_id=menu_id))
+        check = adcheck_gate(clinic, _menu_texts(request.form), request.form)
+        if check.passed:
+            check.record("rich_menu", menu.id)
+            db.session.commit()
+            flash(_("保存しました。"), "success")
+            return redirect(url_for(".edit", menu_id=menu_id))
+        for problem in check.problems():
+            flash(problem, "danger")
+    page = _edit_page(menu, check)
+    db.session.rollback()  # a refused form is shown as typed, and not saved
+    return page
+
+
+def _menu_texts(form) -> dict[str, str]:
+    """What patients read on the menu (bar text, area labels), for the advertising check."""
+    names = ["chat_bar_text"] + sorted(k for k in form if k.startswith("a") and k.endswith("_label"))
+    return {name: form.get(name, "") for name in names if form.get(name, "").strip()}
+
+
+def _edit_page(menu: RichMenu, check) -> str:
     return render_template(
         "richmenu/edit.html",
+        gate=check,
         menu=menu,
         sizes=SIZES,
         rows=_editor_rows(menu),
