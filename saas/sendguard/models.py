@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.common import Timestamped
 from saas.extensions import db
+from saas.privacy.coverage import DELETE, patient_table
 from saas.tenancy.scoping import TenantOwned
 
 DEFAULT_APPROVAL_THRESHOLD = 300  # friends; a bigger send waits for a second staff member
@@ -63,7 +64,8 @@ class SendApproval(TenantOwned, Timestamped, db.Model):
 class StaffLineLink(TenantOwned, Timestamped, db.Model):
     """A staff member's own LINE user id at this clinic's channel (LINE ids differ per provider), for テスト送信.
 
-    Staff data, not a patient's: the id is the staff member's, linked by themselves through LINE Login.
+    The id is the staff member's own, linked by themselves through LINE Login; a staff member may
+    also be a friend of the clinic with the same id, so erasing that friend removes the link too.
     """
 
     __tablename__ = "staff_line_link"
@@ -73,3 +75,6 @@ class StaffLineLink(TenantOwned, Timestamped, db.Model):
     user_id: Mapped[int] = mapped_column(sa.ForeignKey("user.id", ondelete="CASCADE"), index=True)
     staff_line_user_id: Mapped[str] = mapped_column(sa.String(64))
     display_name: Mapped[str] = mapped_column(sa.String(200), default="")
+
+
+patient_table("staff_line_link", keys=("staff_line_user_id",), erase=DELETE, section="staff_line_links")

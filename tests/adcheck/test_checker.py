@@ -88,7 +88,10 @@ def test_unapproved_treatment_passes_only_with_every_required_note():
 
 def test_price_words_far_from_insured_care_are_not_price_inducement():
     assert rules_found("初診の方へ。駐車場は無料です") == set()
-    assert rules_found("保険診療のご案内です。なお、院内の駐車場は3時間まで料金がかかりませんので無料でご利用いただけます") == set()
+    assert (
+        rules_found("保険診療のご案内です。なお、院内の駐車場は3時間まで料金がかかりませんので無料でご利用いただけます")
+        == set()
+    )
 
 
 def test_allowed_phrases_are_not_findings():

@@ -16,9 +16,7 @@ from tests.helpers import login
 
 
 def check(client, clinic, payload):
-    return client.post(
-        f"/c/{clinic.slug}/adcheck/check", json=payload, headers={"X-CSRFToken": csrf_token(client)}
-    )
+    return client.post(f"/c/{clinic.slug}/adcheck/check", json=payload, headers={"X-CSRFToken": csrf_token(client)})
 
 
 def test_the_check_endpoint_returns_findings_with_spans(client):
