@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -30,6 +31,11 @@ def _is_mark(char: str) -> bool:
     return char in _HALF_WIDTH_MARKS or unicodedata.combining(char) > 0
 
 
+@functools.lru_cache(maxsize=8192)
+def _normalized_piece(piece: str) -> str:
+    return normalize(piece)  # a text repeats few distinct characters: cached, it costs a lookup each
+
+
 def normalize_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
     """:func:`normalize` and, per normalised character, where it came from in ``text``.
 
@@ -46,7 +52,7 @@ def normalize_with_offsets(text: str) -> tuple[str, list[int], list[int]]:
         j = i + 1
         while j < len(text) and _is_mark(text[j]):
             j += 1
-        piece = normalize(text[i:j])
+        piece = _normalized_piece(text[i:j])
         pieces.append(piece)
         starts.extend([i] * len(piece))
         ends.extend([j] * len(piece))
