@@ -74,9 +74,14 @@ class Rule:
     requires: tuple[RequiredNote, ...] = field(default_factory=tuple)
 
 
+def _joined(text: str) -> str:
+    """Japanese written over several YAML lines: the lines join without spaces."""
+    return "".join(line.strip() for line in text.splitlines())
+
+
 def _rule(spec: RuleSpec) -> Rule:
     return Rule(
-        spec.id, spec.title, spec.source, str(spec.severity), spec.explanation.strip(),
+        spec.id, spec.title, spec.source, str(spec.severity), _joined(spec.explanation),
         tuple(spec.phrases), spec.near, tuple(spec.allow), tuple(spec.requires),
     )  # fmt: skip
 

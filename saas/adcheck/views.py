@@ -32,7 +32,17 @@ def _labels():
             "labelSource": _("根拠"),
         }
 
-    return {"adcheck_severities": SEVERITY_LABELS, "adcheck_panel_labels": panel_labels}
+    return {"adcheck_severities": SEVERITY_LABELS, "adcheck_panel_labels": panel_labels, "rule_text": rule_text}
+
+
+def rule_text(text: str) -> str:
+    """A rule's title, explanation or note in the page's language (a Python call: "100%" is not a format)."""
+    return _(text)
+
+
+def _in_words(finding: dict) -> dict:
+    return {**finding, "title": rule_text(finding["title"]), "explanation": rule_text(finding["explanation"]),
+            "missing": [rule_text(label) for label in finding["missing"]]}  # fmt: skip
 
 
 def _texts_from(payload) -> dict[str, str] | None:
@@ -57,7 +67,7 @@ def check():
             {"error": _("チェックする文章を送ってください（合計%(n)s文字まで）。", n=f"{MAX_CHECK_CHARS:,}")}
         ), 400
     findings = services.check_texts(current_clinic(), texts)
-    return jsonify({"findings": [f.as_dict() for f in findings]})
+    return jsonify({"findings": [_in_words(f.as_dict()) for f in findings]})
 
 
 @bp.get("/c/<clinic>/adcheck")

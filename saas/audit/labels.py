@@ -76,6 +76,17 @@ ACTION_LABELS = {
     "form_answers.exported": _l("フォームの回答を書き出し"),
     "visit.recorded": _l("来院を記録"),
     "visit.deleted": _l("来院記録を削除"),
+    "adcheck.acknowledge": _l("医療広告チェックの注意を確認"),
+    "adcheck.approve": _l("医療広告チェックの要承認の表現を承認"),
+    "adcheck.rule.update": _l("医療広告チェックのルールを変更"),
+    "delivery.approval.request": _l("配信の承認を依頼"),
+    "delivery.approval.withdraw": _l("配信の承認依頼を取り下げ"),
+    "delivery.approve": _l("配信を承認"),
+    "delivery.decline": _l("配信を却下"),
+    "delivery.test_send": _l("テスト送信"),
+    "staff.line.link": _l("自分のLINEを連携"),
+    "staff.line.unlink": _l("自分のLINEの連携を解除"),
+    "send_guard.settings": _l("誤配信防止の設定を変更"),
 }
 AREA_LABELS = {
     "audit": _l("監査ログ"),
@@ -106,9 +117,14 @@ AREA_LABELS = {
     "form_answer": _l("フォーム"),
     "visit": _l("来院"),
     "billing": _l("ご契約・お支払い"),
+    "adcheck": _l("医療広告チェック"),
+    "staff": _l("スタッフ"),
+    "send_guard": _l("誤配信防止"),
 }
 TARGET_LABELS = {
     "audit_log": _l("監査ログ"),
+    "auto_reply_settings": _l("挨拶・有人対応の設定"),
+    "user": _l("スタッフ"),
     "booking": _l("予約"),
     "clinic": _l("医院"),
     "delivery": _l("配信"),

@@ -159,7 +159,7 @@ def edit(menu_id: int):
             return redirect(url_for(".edit", menu_id=menu_id))
         check = adcheck_gate(clinic, _menu_texts(request.form), request.form)
         if check.passed:
-            check.record("rich_menu", menu.id)
+            check.record("richmenu", menu.id)
             db.session.commit()
             flash(_("保存しました。"), "success")
             return redirect(url_for(".edit", menu_id=menu_id))
