@@ -109,7 +109,8 @@ def new_delivery():
     draft, messages = _draft_messages(request.args.get("draft"))
     values = MultiDict({"audience": "friend" if request.args.get("friend") else "all"})
     values["friend_id"] = request.args.get("friend", "")
-    return _page(values, draft, messages)
+    check = adcheck_gate(current_clinic(), message_texts(messages), values, hold_blocks=True) if draft else None
+    return _page(values, draft, messages, gate=check)  # the composer's findings are shown before sending
 
 
 @bp.post("/c/<clinic>/deliveries/count")

@@ -21,7 +21,14 @@ from saas.delivery.models import Delivery, DeliveryKind, DeliveryStatus
 from saas.extensions import db
 from saas.fields.models import FriendField
 from saas.friends.models import Tag
-from saas.sendguard.models import ApprovalState, GuardSettings, Reason, SendApproval
+from saas.sendguard.models import (
+    DEFAULT_APPROVAL_THRESHOLD,
+    DEFAULT_FRESH_SEGMENT_MINUTES,
+    ApprovalState,
+    GuardSettings,
+    Reason,
+    SendApproval,
+)
 from saas.sources.models import InflowSource
 
 REASON_LABELS = {
@@ -36,7 +43,15 @@ class NotAllowed(Exception):
 
 
 def settings_for(clinic_id: int) -> GuardSettings:
+    """The clinic's settings row, created with the defaults on first use (for the settings page)."""
     return clinic_row(GuardSettings, clinic_id)
+
+
+def _current_settings(clinic_id: int) -> GuardSettings:
+    """The clinic's settings, or the defaults without writing a row (the live count asks on every change)."""
+    found = db.session.scalars(sa.select(GuardSettings).where(GuardSettings.clinic_id == clinic_id)).first()
+    return found or GuardSettings(approval_threshold=DEFAULT_APPROVAL_THRESHOLD,
+                                  fresh_segment_minutes=DEFAULT_FRESH_SEGMENT_MINUTES)  # fmt: skip
 
 
 def _recently_changed(model, ids: list, since) -> bool:
@@ -62,6 +77,10 @@ def fresh_segment(segment: dict | None, minutes: int) -> bool:
     )
 
 
+def threshold_of(clinic_id: int) -> int:
+    return _current_settings(clinic_id).approval_threshold
+
+
 @dataclass(frozen=True)
 class Verdict:
     reasons: tuple[str, ...]
@@ -82,7 +101,7 @@ class Verdict:
 
 def assess(clinic_id: int, kind: str, segment: dict | None, audience_count: int, findings=()) -> Verdict:
     """Why this send needs a second pair of eyes (no reasons: it goes straight out). Urgent notices never wait."""
-    settings = settings_for(clinic_id)
+    settings = _current_settings(clinic_id)
     if kind == DeliveryKind.URGENT:
         return Verdict((), audience_count, settings.approval_threshold)
     reasons = []

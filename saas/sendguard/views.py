@@ -89,9 +89,7 @@ def approval(approval_id: int):
         "sendguard/approval.html",
         approval=found,
         delivery=delivery,
-        verdict=guard.Verdict(
-            tuple(found.reasons), found.audience_count, guard.settings_for(clinic.id).approval_threshold
-        ),
+        verdict=guard.Verdict(tuple(found.reasons), found.audience_count, guard.threshold_of(clinic.id)),
         current_count=audience.count_audience(delivery.kind, delivery.segment, delivery.friend_id).eligible,
         conditions=describe_segment(delivery.segment),
         preview=testsend.rendered(clinic, delivery.messages),
