@@ -1,7 +1,7 @@
 """医療広告ガイドライン check: an organization's overrides of the shipped rules.
 
 Revision ID: c4d1a7e3b902
-Revises: c4d2a9e17b35
+Revises: 1276a4c85bb9
 Create Date: 2026-12-01 14:50:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'c4d1a7e3b902'
-down_revision = 'c4d2a9e17b35'
+down_revision = '1276a4c85bb9'
 branch_labels = None
 depends_on = None
 
