@@ -1,7 +1,7 @@
 """医療広告ガイドライン check: an organization's overrides of the shipped rules.
 
 Revision ID: c4d1a7e3b902
-Revises: 1276a4c85bb9
+Revises: cb1dc5a42359
 Create Date: 2026-12-01 14:50:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'c4d1a7e3b902'
-down_revision = '1276a4c85bb9'
+down_revision = 'cb1dc5a42359'
 branch_labels = None
 depends_on = None
 

@@ -172,6 +172,9 @@ def create():
     check.record("delivery", delivery.id)
     verdict = guard.assess(delivery.clinic_id, parsed.kind, parsed.segment, count, check.findings)
     if verdict.held:  # the mis-send guard: nothing is planned before a second staff member approves
+        if services.refused_for_billing(delivery, services.PAUSED_AT_SUBMIT):
+            flash(_(billing.MarketingPaused.message), "danger")
+            return redirect(url_for("delivery.detail", delivery_id=delivery.id))
         approval = guard.hold(delivery, verdict, check.findings, current_user)
         _forget_draft(draft)
         flash(_("もう一人のスタッフの承認を待っています。承認されるまで送信されません。"), "warning")
