@@ -1,7 +1,7 @@
 """医療広告ガイドライン check: an organization's overrides of the shipped rules.
 
 Revision ID: c4d1a7e3b902
-Revises: 5b0d7c3e9a21
+Revises: 5c647870e5c3
 Create Date: 2026-12-01 14:50:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'c4d1a7e3b902'
-down_revision = '5b0d7c3e9a21'
+down_revision = '5c647870e5c3'
 branch_labels = None
 depends_on = None
 
