@@ -1,0 +1,183 @@
+"""Portal pages of onboarding: the agency's wizard (new clinic → LINE → starting manifest → profile
+and schedule → staff → go-live checklist), the clinic profile page and the clinic's LINE plan."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_login import current_user, login_required
+
+from saas.audit.services import changes, record
+from saas.extensions import db
+from saas.manifests.apply import ManifestError
+from saas.onboarding import logos, services
+from saas.portal import menu
+from saas.quota.plans import load_plans, plan_for_clinic, set_clinic_plan
+from saas.schedule.services import weekly_text
+from saas.security.limits import body_limit
+from saas.tenancy.access import current_clinic, require
+
+bp = Blueprint("onboarding", __name__)
+STEP_LABELS = {
+    "line": _l("LINE公式アカウントの連携"),
+    "profile": _l("医院情報（住所・電話番号）"),
+    "schedule": _l("診療時間"),
+    "greeting": _l("挨拶メッセージ"),
+    "richmenu": _l("リッチメニューの反映"),
+    "faq": _l("よくある質問（自動応答）"),
+    "booking": _l("予約の設定"),
+    "plan": _l("LINEのプラン"),
+    "staff": _l("スタッフの招待"),
+    "billing": _l("ご契約・お支払い"),
+}
+
+
+@bp.route("/onboarding/new", methods=["GET", "POST"])
+@login_required
+def new_clinic():
+    """Step 1: the clinic, under an organization the user administers."""
+    organizations = services.organizations_for(current_user)
+    if not organizations:
+        abort(404)
+    error = None
+    if request.method == "POST":
+        chosen = {str(o.id): o for o in organizations}.get(request.form.get("organization_id", ""))
+        result = (
+            services.create_clinic(chosen, request.form.get("name", ""), request.form.get("slug", ""))
+            if chosen
+            else _("法人を選んでください")
+        )
+        if not isinstance(result, str):
+            record(
+                "clinic.create",
+                clinic_id=result.id,
+                target_type="clinic",
+                target_id=result.id,
+                details={"organization": chosen.slug},
+            )
+            db.session.commit()
+            flash(_("「%(n)s」を作成しました。続けてLINE公式アカウントを連携してください。", n=result.name), "success")
+            return redirect(url_for(".wizard", clinic=result.slug))
+        error = result
+    page = render_template("onboarding/new.html", organizations=organizations, error=error, form=request.form)
+    return page, 422 if error else 200
+
+
+@bp.get("/c/<clinic>/onboarding")
+@login_required
+@require("clinic.settings")
+def wizard():
+    """Where the clinic stands: each step done or not, with the page that does it."""
+    clinic = current_clinic()
+    steps = services.checklist(clinic)
+    page = render_template("onboarding/wizard.html", steps=steps, labels=STEP_LABELS, clinic=clinic)
+    db.session.rollback()  # the checklist created default settings rows only to read them
+    return page
+
+
+@bp.route("/c/<clinic>/onboarding/manifest", methods=["GET", "POST"])
+@login_required
+@require("clinic.settings")
+@body_limit(256 * 1024)
+def manifest():
+    """A starting manifest: a starter from the library or uploaded YAML; the dry-run diff first."""
+    clinic, outcome, problem = current_clinic(), None, None
+    form = request.form
+    if request.method == "POST":
+        text = form.get("yaml") or (
+            request.files["file"].read().decode("utf-8", "replace") if request.files.get("file") else ""
+        )
+        try:
+            spec = services.section_from(clinic, starter=form.get("starter") or None, text=text)
+            outcome = services.try_section(clinic, spec, dry_run=form.get("action") != "apply")
+        except ManifestError as error:
+            problem = "\n".join(error.lines())
+        if outcome is not None and form.get("action") == "apply":
+            record(
+                "manifest.apply",
+                target_type="clinic",
+                target_id=clinic.id,
+                details={"changes": outcome.changes[:100]},
+                commit=True,
+            )
+            flash(_("マニフェストを適用しました（%(n)s件の変更）。", n=len(outcome.changes)), "success")
+            return redirect(url_for(".wizard"))
+    page = render_template(
+        "onboarding/manifest.html", starters=services.starters(), outcome=outcome, problem=problem, form=form
+    )
+    return page, 422 if problem else 200
+
+
+def _profile_from(form) -> dict:
+    values = {name: (form.get(name) or "").strip() for name in services.PROFILE_FIELDS}
+    values["name"] = (form.get("name") or "").strip()[:200]
+    return values
+
+
+@bp.route("/c/<clinic>/profile", methods=["GET", "POST"])
+@login_required
+@require("clinic.settings")
+@body_limit(logos.MAX_BYTES + 64 * 1024)
+def profile():
+    """The clinic's profile (the manifest's ``profile`` fields), its hours from the schedule, its logo."""
+    clinic, problem = current_clinic(), None
+    if request.method == "POST":
+        before = {name: getattr(clinic, name) for name in ("name", *services.PROFILE_FIELDS, "logo_url")}
+        values = _profile_from(request.form)
+        problem = _("院名を入力してください") if not values["name"] else None
+        upload = request.files.get("logo")
+        if problem is None and upload and upload.filename:
+            try:
+                name = logos.save(clinic.id, upload.read())
+                values["logo_url"] = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + url_for(".logo", name=name)
+            except logos.LogoProblem as error:
+                problem = str(error)
+        if problem is None:
+            for field, value in values.items():
+                setattr(clinic, field, value)
+            record("clinic.profile", target_type="clinic", target_id=clinic.id, details=changes(before, values))
+            db.session.commit()
+            flash(_("医院情報を保存しました。"), "success")
+            return redirect(url_for(".profile"))
+    page = render_template("onboarding/profile.html", clinic=clinic, hours=weekly_text(clinic), problem=problem)
+    return page, 422 if problem else 200
+
+
+@bp.get("/logos/<name>")
+def logo(name: str):
+    """A clinic logo (public: patients' phones and LINE load it)."""
+    return send_from_directory(logos.folder(), name, max_age=31536000)
+
+
+@bp.route("/c/<clinic>/plan", methods=["GET", "POST"])
+@login_required
+@require("clinic.settings")
+def plan():
+    """The clinic's LINE plan (what `flask quota set-plan` sets), with whether extra messages are bought."""
+    clinic = current_clinic()
+    plans = load_plans()
+    if request.method == "POST":
+        code, extra = request.form.get("plan_code", ""), request.form.get("extra_allowed") == "1"
+        cap = request.form.get("extra_cap", "").strip()
+        chosen = next((p for p in plans if p.code == code), None)
+        if chosen is None or (extra and not chosen.allows_extra) or (cap and not cap.isdigit()):
+            flash(_("プランと追加メッセージの設定を確認してください。"), "error")
+        else:
+            set_clinic_plan(clinic.id, code, extra_allowed=extra, extra_cap=int(cap) if cap and extra else None)
+            record(
+                "quota.plan",
+                target_type="clinic",
+                target_id=clinic.id,
+                details={"plan": code, "extra": extra, "cap": cap},
+                commit=True,
+            )
+            flash(_("LINEのプランを保存しました。"), "success")
+            return redirect(url_for(".plan"))
+    page = render_template("onboarding/plan.html", plans=plans, current=plan_for_clinic(clinic.id))
+    return page, 422 if request.method == "POST" else 200
+
+
+menu.register("onboarding.wizard", _l("導入チェックリスト"), "✓", "clinic.settings", order=87)
+menu.register("onboarding.profile", _l("医院情報"), "✎", "clinic.settings", order=88)
+menu.register("onboarding.plan", _l("LINEのプラン"), "▤", "clinic.settings", order=89)
