@@ -192,6 +192,7 @@ def _argument_values(demo, argument: str) -> list:
         "slug": [demo.clinic.organization.slug],
         "token": ["not-an-invitation"],
         "fmt": ["json"],
+        "name": ["no-such-logo.png"],
         **demo.ids,
     }
     if argument not in values and argument.endswith("_id"):
