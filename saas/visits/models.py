@@ -18,6 +18,7 @@ class VisitSource(enum.StrEnum):
     IMPORT = "import"  # the CSV of the clinic's reception system
     DESK = "desk"  # recorded by staff on the friend's page
     FORM = "form"  # a date the patient gave in a form
+    BOOKING = "booking"  # a booking staff marked 来院
 
 
 class Visit(TenantOwned, db.Model):

@@ -13,7 +13,7 @@ from saas.audit.services import record
 from saas.extensions import db
 from saas.friends.models import Friend
 from saas.tenancy.access import require
-from saas.visits import services
+from saas.visits import events, services  # noqa: F401  (events records kept bookings)
 from saas.visits.models import Visit, VisitSource
 
 bp = Blueprint("visits", __name__, url_prefix="/c/<clinic>/visits")
@@ -22,6 +22,7 @@ SOURCE_LABELS = {
     VisitSource.IMPORT: _l("CSV取り込み"),
     VisitSource.DESK: _l("受付で記録"),
     VisitSource.FORM: _l("フォームの回答"),
+    VisitSource.BOOKING: _l("予約の来院"),
 }
 
 

@@ -127,3 +127,28 @@ def test_another_clinics_friend_and_visits_are_404(client):
         visit_id = db.session.scalar(sa.select(Visit.id))
     assert client.post(f"/c/{other.slug}/visits/{visit_id}/delete", data={"csrf_token": token}).status_code == 404
     assert _history(clinic, ids[TARO]) == [("2025-01-01", "desk")]
+
+
+def test_a_booking_marked_visited_at_the_desk_joins_the_history_once(client, sandbox, live_server):
+    from saas.booking import services as booking
+    from tests.booking.support import booking_clinic
+    from tests.forms.support import friend_of
+    from tests.webhooks.support import run_jobs
+
+    clinic, channel, _ = booking_clinic(sandbox, live_server)
+    patient = sandbox.add_patient(channel, "鈴木 次郎")
+    sandbox.follow(channel, patient)
+    run_jobs()
+    friend_id = friend_of(clinic, patient).id
+    at = to_local(utcnow()).replace(hour=10, minute=0, second=0, microsecond=0, tzinfo=None)
+    with tenant_scope(clinic.id):
+        booking_id = booking.book(clinic, line_user_id=patient, patient_name="鈴木 次郎", starts_at=at).id
+    login(client, gen_user("admin", clinic=clinic))
+    for _ in range(2):
+        client.post(
+            f"/c/{clinic.slug}/booking/{booking_id}/status",
+            data={"status": "visited", "csrf_token": csrf_token(client)},
+        )
+    assert _history(clinic, friend_id) == [(at.date().isoformat(), "booking")]
+    page = client.get(f"/c/{clinic.slug}/friends/{friend_id}").get_data(as_text=True)
+    assert "予約の来院" in page
