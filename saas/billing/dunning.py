@@ -21,7 +21,7 @@ from flask import current_app
 from saas import mail
 from saas.audit.services import record
 from saas.billing import accounts
-from saas.billing.models import FAILING_STATUSES, BillingAccount, DunningStep
+from saas.billing.models import FAILING_STATUSES, BillingAccount, DunningStep, status_in_japanese
 from saas.common import to_local, utcnow
 
 log = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def _japan(moment: datetime) -> str:
 def _audit(account: BillingAccount, action: str, details: dict, *, per_clinic: bool = False) -> None:
     """One event for the account; with ``per_clinic`` also one in each counted clinic's log."""
     payer = accounts.payer_of_account(account)
-    details = {"payer": f"{payer.level}:{payer.slug}", "status": account.status, **details}
+    details = {"payer": payer.name, "status": status_in_japanese(account.status), **details}
     record(action, target_type="billing_account", target_id=account.id, details=details, actor_email="stripe")
     if per_clinic:
         for clinic in accounts.counted_clinics(payer):

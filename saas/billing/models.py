@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import Mapped, mapped_column
 
 from saas.common import Timestamped, utcnow
@@ -20,6 +21,32 @@ LIVE_STATUSES = frozenset({"active", "trialing", "past_due"})
 FAILING_STATUSES = frozenset({"past_due", "unpaid"})
 # Statuses after which marketing sends stop at once (no grace: the subscription ended).
 ENDED_STATUSES = frozenset({"canceled", "unpaid", "incomplete_expired"})
+
+
+# Stripe's subscription statuses as the billing page and the audit log say them.
+STATUS_LABELS = {
+    "none": _l("未契約"),
+    "incomplete": _l("手続き中"),
+    "active": _l("ご契約中"),
+    "trialing": _l("お試し中"),
+    "past_due": _l("お支払い未確認"),
+    "unpaid": _l("未払い（停止中）"),
+    "canceled": _l("解約済み"),
+    "incomplete_expired": _l("手続き期限切れ"),
+    "paused": _l("一時停止中"),
+}
+
+
+def status_label(status: str) -> str:
+    return str(STATUS_LABELS.get(status, status))
+
+
+def status_in_japanese(status: str) -> str:
+    """The status as the audit log keeps it: in Japanese, whatever the language of the request."""
+    from flask_babel import force_locale
+
+    with force_locale("ja"):
+        return status_label(status)
 
 
 class DunningStep:

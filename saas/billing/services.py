@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from saas.audit.services import record
 from saas.billing import accounts, dunning, gateway, plans
 from saas.billing.accounts import Payer
-from saas.billing.models import BillingAccount, BillingInvoice
+from saas.billing.models import BillingAccount, BillingInvoice, status_in_japanese
 from saas.extensions import db
 
 log = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def start_checkout(payer: Payer, user, success_url: str, cancel_url: str) -> str
         "billing.checkout_started",
         target_type="billing_account",
         target_id=account.id,
-        details={"payer": f"{payer.level}:{payer.slug}", "quantity": quantity, "plan": plan.key},
+        details={"payer": payer.name, "quantity": quantity, "plan": plan.name},
     )
     db.session.commit()
     return session.url
@@ -135,7 +135,11 @@ def sync_subscription(account: BillingAccount, subscription_id: str) -> None:
             "billing.subscription_status",
             target_type="billing_account",
             target_id=account.id,
-            details={"before": before, "after": account.status, "subscription": subscription.id},
+            details={
+                "before": status_in_japanese(before),
+                "after": status_in_japanese(account.status),
+                "subscription": subscription.id,
+            },
         )
     sync_invoices(account)
     dunning.follow_subscription(account)
@@ -181,7 +185,7 @@ def sync_quantity(account: BillingAccount) -> bool:
         "billing.quantity_changed",
         target_type="billing_account",
         target_id=account.id,
-        details={"before": item.quantity, "after": wanted, "payer": f"{payer.level}:{payer.slug}"},
+        details={"before": item.quantity, "after": wanted, "payer": payer.name},
     )
     account.quantity = wanted
     return True

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from saas.audit.labels import action_label, detail_items
 from saas.billing import accounts, dunning, events, gateway, hooks, plans, services
+from saas.billing.models import status_label
 from saas.extensions import csrf, db
 from saas.portal.menu import register
 from saas.security.headers import content_security_policy
@@ -99,6 +100,7 @@ def page():
         invoices=services.invoices(account) if account else [],
         history=services.history(account) if account else [],
         action_label=action_label,
+        status_label=status_label,
         detail_items=detail_items,
         notice=dunning.banner(account),
         configured=gateway.is_configured(),
