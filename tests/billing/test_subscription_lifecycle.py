@@ -106,7 +106,7 @@ def test_an_agency_subscribes_pays_per_clinic_and_dunning_never_cuts_patients_of
     run_jobs()
     detail = client.get(refused.headers["Location"]).get_data(as_text=True)
     assert "一時停止中" in detail
-    _send(client, clinic, audience="all", urgent="1", text="本日は臨時休診です")
+    _send(client, clinic, audience="all", urgent="1", urgent_confirm="1", text="本日は臨時休診です")
     sandbox.send_text(channel_id, patient, "駐車場はありますか")
     run_jobs()
     texts = _texts(sandbox, channel_id, patient)
