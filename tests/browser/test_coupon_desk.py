@@ -57,6 +57,7 @@ def test_the_patient_shows_the_code_and_the_desk_redeems_it_once(browser, sandbo
         tablet.get_by_role("link", name="クーポン受付").first.click()
     assert "camera=(self)" in opened.value.headers["permissions-policy"]
     assert tablet.get_by_role("button", name="カメラで読み取る").is_visible()  # jsQR where no BarcodeDetector
+    assert tablet.locator("#code").bounding_box()["y"] < tablet.locator(".sidebar").bounding_box()["y"]  # desk first
     tablet.get_by_label("クーポンコード（8文字）").fill(code.lower())
     tablet.get_by_role("button", name="利用する").click()
     result = tablet.get_by_test_id("desk-result")
