@@ -12,6 +12,7 @@ from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy.exc import IntegrityError
 
+from saas.adcheck import services as adcheck
 from saas.audit import services as audit
 from saas.autoreply.normalize import normalize
 from saas.common import JAPAN, N_, to_local, to_utc, utcnow
@@ -26,12 +27,13 @@ from saas.coupons.models import (
     Target,
 )
 from saas.delivery import services as deliveries
-from saas.delivery.audience import segment_filters
+from saas.delivery.audience import count_audience, segment_filters
 from saas.delivery.models import DeliveryKind
 from saas.extensions import db
 from saas.friends.models import Friend, FriendStatus
 from saas.line import coupons as line_coupons
 from saas.line.errors import LineError
+from saas.sendguard import guard
 from saas.tenancy.models import Clinic
 
 SELF_PAY_PURPOSES = (Purpose.SELF_PAY, Purpose.CHECKUP, Purpose.GOODS)
@@ -269,9 +271,15 @@ def _day(day: date) -> str:
     return f"{day.month}月{day.day}日"
 
 
-def send(coupon: Coupon, actor=None) -> int:
+@dataclass(frozen=True)
+class Sent:
+    delivery_id: int
+    approval_id: int | None = None  # held by the mis-send guard until a second staff member approves
+
+
+def send(coupon: Coupon, actor=None) -> Sent:
     """Send the coupon to its target (every consenting friend, or its segment) through the
-    delivery pipeline; returns the delivery id. Commits (the pipeline's submit does)."""
+    delivery pipeline, held for approval when the mis-send guard says so. Commits."""
     if coupon.status != CouponStatus.RUNNING:
         raise CouponProblem(_("公開中のクーポンだけを配信できます。"))
     if coupon.target not in SENDABLE_TARGETS:
@@ -284,13 +292,30 @@ def send(coupon: Coupon, actor=None) -> int:
     db.session.add(CouponSend(clinic_id=coupon.clinic_id, coupon_id=coupon.id, delivery_id=delivery.id))
     audit.record("coupon.sent", clinic_id=coupon.clinic_id, target_type="coupon", target_id=coupon.id,
                  details={"delivery_id": delivery.id, "target": coupon.target}, actor=actor)  # fmt: skip
-    try:
-        deliveries.submit(delivery)
-    except deliveries.QueueUnavailable:
-        db.session.execute(sa.delete(CouponSend).where(CouponSend.delivery_id == delivery.id))
-        db.session.commit()
-        raise
-    return delivery.id
+    approval_id = _held(delivery, actor)
+    if approval_id is None:
+        try:
+            deliveries.submit(delivery)
+        except deliveries.QueueUnavailable:
+            db.session.execute(sa.delete(CouponSend).where(CouponSend.delivery_id == delivery.id))
+            db.session.commit()
+            raise
+    return Sent(delivery.id, approval_id)
+
+
+def _held(delivery, actor) -> int | None:
+    """The mis-send guard's approval when this send must wait for a second staff member (committed)."""
+    from saas import billing  # as saas.delivery.services does: billing imports the pipeline
+
+    clinic = db.session.get(Clinic, delivery.clinic_id)
+    findings = adcheck.check_messages(clinic, delivery.messages)
+    count = count_audience(delivery.kind, delivery.segment).eligible
+    verdict = guard.assess(clinic.id, delivery.kind, delivery.segment, count, findings)
+    if not verdict.held:
+        return None
+    if deliveries.refused_for_billing(delivery, deliveries.PAUSED_AT_SUBMIT):
+        raise billing.MarketingPaused
+    return guard.hold(delivery, verdict, findings, actor).id
 
 
 def reaches(coupon: Coupon, friend: Friend) -> bool:

@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from saas import billing
+from saas.adcheck.gate import gate
 from saas.audit.services import record
 from saas.cards import services as cards
 from saas.common import utcnow
@@ -21,7 +22,7 @@ from saas.extensions import db
 from saas.friends import services as friends
 from saas.portal import menu
 from saas.security.headers import CAMERA_PERMISSIONS_POLICY
-from saas.tenancy.access import require
+from saas.tenancy.access import current_clinic, require
 
 bp = Blueprint("coupons", __name__)
 staff = Blueprint("staff", __name__, url_prefix="/c/<clinic>/coupons")
@@ -100,10 +101,10 @@ def _filled(coupon: Coupon | None) -> dict:
                      "tag_match": (values.segment or {}).get("tag_match", "any")}  # fmt: skip
 
 
-def _form_page(coupon: Coupon | None, status: int = 200):
+def _form_page(coupon: Coupon | None, status: int = 200, gate=None):
     return render_template(
         "coupons/form.html", coupon=coupon, purposes=PURPOSE_LABELS, rewards=REWARD_LABELS, targets=_targets(),
-        tags=friends.clinic_tags(), filled=_filled(coupon),
+        tags=friends.clinic_tags(), filled=_filled(coupon), gate=gate,
     ), status  # fmt: skip
 
 
@@ -142,14 +143,23 @@ def edit(coupon_id: int):
 @login_required
 @require("coupons.manage")
 def save(coupon_id: int | None = None):
-    """Create or change a coupon; refused for insured care, with the reason."""
+    """Create or change a coupon; refused for insured care, with the reason; the advertising check's
+    findings acknowledged (warnings) or approved by an admin (blocks) before it is saved."""
     coupon = _coupon_or_404(coupon_id) if coupon_id else Coupon(created_by_id=current_user.id)
+    check = None
     try:
-        services.save(coupon, forms.read(request.form))
+        values = forms.read(request.form)
+        services.check(values)
+        texts = {"title": values.title, "description": values.description, "usage_condition": values.usage_condition}
+        check = gate(current_clinic(), texts, request.form)
+        if not check.passed:
+            raise services.CouponProblem(" ".join(check.problems()))
+        services.save(coupon, values)
     except services.CouponProblem as problem:
         db.session.rollback()
         flash(str(problem), "error")
-        return _form_page(coupon if coupon_id else None, 400)
+        return _form_page(coupon if coupon_id else None, 400, gate=check)
+    check.record("coupon", coupon.id)
     record("coupon.saved", target_type="coupon", target_id=coupon.id, details={"title": coupon.title})
     db.session.commit()
     flash(_("クーポン「%(title)s」を保存しました。", title=coupon.title), "success")
@@ -192,7 +202,7 @@ def send(coupon_id: int):
     """Send the coupon to its target through the delivery pipeline, then show that delivery."""
     coupon = _coupon_or_404(coupon_id)
     try:
-        delivery_id = services.send(coupon, current_user)
+        sent = services.send(coupon, current_user)
     except services.CouponProblem as problem:
         flash(str(problem), "error")
         return redirect(url_for(".detail", coupon_id=coupon.id))
@@ -202,8 +212,11 @@ def send(coupon_id: int):
     except billing.MarketingPaused as paused:
         flash(_(str(paused)), "error")
         return redirect(url_for(".detail", coupon_id=coupon.id))
+    if sent.approval_id:
+        flash(_("もう一人のスタッフの承認を待っています。承認されるまで送信されません。"), "warning")
+        return redirect(url_for("sendguard.approval", approval_id=sent.approval_id))
     flash(_("クーポンの配信を受け付けました。"), "success")
-    return redirect(url_for("delivery.detail", delivery_id=delivery_id))
+    return redirect(url_for("delivery.detail", delivery_id=sent.delivery_id))
 
 
 def _desk(result=None, refused=None, status: int = 200):

@@ -90,6 +90,7 @@ def test_a_coupon_is_created_on_line_sent_opened_from_line_and_redeemed_once_at_
     )
 
     sent = staff.post(f"/c/{clinic.slug}/coupons/{coupon.id}/send", data={"csrf_token": csrf_token(staff)})
+    assert "/deliveries/" in sent.headers["Location"]  # two friends: below the mis-send guard's threshold
     delivery_id = int(re.search(r"/deliveries/(\d+)", sent.headers["Location"]).group(1))
     drain()
     shown = sandbox.chat(channel, patients[0])
@@ -323,3 +324,34 @@ def test_a_coupon_send_while_billing_pauses_marketing_is_refused_with_the_reason
     assert "一時停止中" in staff.get(answer.headers["Location"]).get_data(as_text=True)
     with tenant_scope(clinic.id):
         assert db.session.scalars(sa.select(Delivery)).one().status == "refused"
+
+
+def test_a_coupon_text_with_a_block_finding_needs_an_admins_approval(staff, clinic, client):
+    mine = clinic[0]
+    form = _form(staff, clinic, title="地域No.1の人間ドック 3,000円引き")
+    refused = staff.post(f"/c/{mine.slug}/coupons/", data=form)
+    assert refused.status_code == 400 and 'data-testid="adcheck-gate"' in refused.get_data(as_text=True)
+    assert _coupons(mine) == []
+    admin = client.application.test_client()
+    login(admin, gen_user("admin", clinic=mine))
+    approved = admin.post(
+        f"/c/{mine.slug}/coupons/", data=form | {"csrf_token": csrf_token(admin), "adcheck_approve": "1"}
+    )
+    assert approved.status_code == 302 and [c.title for c in _coupons(mine)] == ["地域No.1の人間ドック 3,000円引き"]
+
+
+def test_a_coupon_send_above_the_guards_threshold_waits_for_a_second_staff_member(staff, clinic, sandbox):
+    from saas.delivery.models import Delivery
+    from saas.sendguard import guard
+
+    clinic, channel, patients = clinic
+    coupon = running_coupon(clinic)
+    with tenant_scope(clinic.id):
+        guard.settings_for(clinic.id).approval_threshold = 1
+        db.session.commit()
+    held = staff.post(f"/c/{clinic.slug}/coupons/{coupon.id}/send", data={"csrf_token": csrf_token(staff)})
+    assert "/approvals/" in held.headers["Location"]
+    drain()
+    assert [m for m in sandbox.inbox(channel, patients[0]) if m["message"]["type"] == "coupon"] == []
+    with tenant_scope(clinic.id):
+        assert db.session.scalars(sa.select(Delivery)).one().status == "pending_approval"
