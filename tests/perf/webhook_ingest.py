@@ -253,12 +253,15 @@ def _wrk(url: str, seconds: int, connections: int, tag: str, tmp: Path) -> dict:
         url,
     ]
     output = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 60).stdout
-    return _parse_wrk(output, len(bodies))
+    try:
+        return _parse_wrk(output, len(bodies))
+    except (AttributeError, ValueError) as unreadable:
+        raise RuntimeError(f"wrk's output could not be read:\n{output}") from unreadable
 
 
 def _milliseconds(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+    value, unit = re.match(r"([\d.]+)(us|ms|s|m)", text).groups()
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}[unit]
 
 
 def _parse_wrk(output: str, bodies: int) -> dict:
