@@ -80,9 +80,9 @@ def record(
 CONVERSATION_VIEW = "conversation.view"
 
 
-def record_conversation_view(friend_id: int, **details) -> AuditEvent:
+def record_conversation_view(friend_id: int, *, commit: bool = True, **details) -> AuditEvent:
     """A page showed this friend's conversation (GL 6.0 §17: every view of patient text)."""
-    return record(CONVERSATION_VIEW, target_type="friend", target_id=friend_id, details=details, commit=True)
+    return record(CONVERSATION_VIEW, target_type="friend", target_id=friend_id, details=details, commit=commit)
 
 
 def record_list_view(

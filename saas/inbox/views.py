@@ -113,7 +113,10 @@ def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", ne
     clinic = current_clinic()
     conversation = services.get_conversation(friend)
     messages = friends.conversation(friend)
-    record_conversation_view(friend.id)  # also when a refused send shows the conversation again
+    # Also when a refused send shows the conversation again; committed after rendering, as the list's
+    # view (committing first expired every message shown: a query per message, 136 statements).
+    record_conversation_view(friend.id, commit=False)
+    after_this_request(_commit_after_rendering)
     return render_template(
         "inbox/conversation.html",
         friend=friend,
