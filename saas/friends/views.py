@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, after_this_request, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -58,6 +58,11 @@ def index():
     )
 
 
+def _commit_after_rendering(response):
+    db.session.commit()
+    return response
+
+
 def _friend_or_404(friend_id: int) -> Friend:
     return db.get_or_404(Friend, friend_id)  # another clinic's row is invisible: 404
 
@@ -70,8 +75,9 @@ def detail(friend_id: int):
     friend = _friend_or_404(friend_id)
     # Patients' messages are for the roles allowed to read them (two-factor sign-in).
     messages = services.conversation(friend) if can("chat.read") else None
-    if messages is not None:
-        record_conversation_view(friend.id, page="friends.detail")
+    if messages is not None:  # committed after rendering: committing first expired every message shown
+        record_conversation_view(friend.id, commit=False, page="friends.detail")
+        after_this_request(_commit_after_rendering)
     return render_template(
         "friends/detail.html",
         friend=friend,
