@@ -27,7 +27,16 @@ def _newer(column, incoming):
 
 def upsert_statement(dialect: str, values: dict):
     """The one statement that folds a new message into its conversation row."""
-    insert = _INSERTS[dialect](Conversation).values(**values)
+    return _folded(_INSERTS[dialect](Conversation).values(**values))
+
+
+def upsert_from_select(dialect: str, columns: list[str], rows: sa.Select):
+    """Fold messages stored in bulk (step delivery) into their conversations: ``rows`` gives one
+    conversation row per friend (the newest message id and time, no unread count)."""
+    return _folded(_INSERTS[dialect](Conversation).from_select(columns, rows))
+
+
+def _folded(insert):
     table, new = Conversation.__table__.c, insert.excluded
     reopens = new.unread_count > 0
     return insert.on_conflict_do_update(

@@ -481,3 +481,30 @@ def keep_in_conversations(clinic: Clinic, template: list[dict], friend_ids: list
     ]
     for start in range(0, len(values), 2000):
         db.session.execute(sa.insert(Message), values[start : start + 2000])
+    for start in range(0, len(friend_ids), 2000):
+        _fold_into_conversations(clinic.id, friend_ids[start : start + 2000], now)
+
+
+def _fold_into_conversations(clinic_id: int, friend_ids: list[int], now: datetime) -> None:
+    """The inbox's conversation rows learn their newest message, as for a message stored one by one."""
+    from saas.inbox.counters import upsert_from_select
+
+    columns = ["clinic_id", "friend_id", "status", "status_changed_at", "last_read_message_id", "last_message_id",
+               "last_message_at", "unread_count", "created_at", "updated_at"]  # fmt: skip
+    newest = (
+        sa.select(
+            sa.literal(clinic_id),
+            Message.friend_id,
+            sa.literal("open"),
+            sa.literal(now),
+            sa.literal(0),
+            sa.func.max(Message.id),
+            sa.literal(now),
+            sa.literal(0),
+            sa.literal(now),
+            sa.literal(now),
+        )  # fmt: skip
+        .where(Message.clinic_id == clinic_id, Message.friend_id.in_(friend_ids))
+        .group_by(Message.friend_id)
+    )
+    db.session.execute(upsert_from_select(db.engine.dialect.name, columns, newest))

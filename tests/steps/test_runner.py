@@ -16,7 +16,8 @@ from saas.common import JAPAN, to_local, utcnow
 from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.friends import services as friends
-from saas.friends.models import Friend
+from saas.friends.models import Friend, Message
+from saas.inbox.models import Conversation
 from saas.quota.counter import reserve
 from saas.quota.plans import set_clinic_plan
 from saas.schedule.models import Closure
@@ -99,6 +100,9 @@ def test_a_follow_via_a_source_runs_the_scenario_at_local_times_until_the_bookin
     tick(japan(day0 + timedelta(days=3), 9))
     assert received(sandbox, channel, patient)[-1] == "院長のご紹介です"
     assert "院長のご紹介です" in conversation_texts(clinic, patient)  # in the 1:1 timeline as sent
+    with tenant_scope(clinic.id):  # and the inbox's conversation row knows it is the newest message
+        newest = db.session.scalar(sa.select(sa.func.max(Message.id)))
+        assert db.session.scalar(sa.select(Conversation.last_message_id)) == newest
 
     with tenant_scope(clinic.id):
         booking.book(clinic, line_user_id=patient, patient_name="山田 花子", starts_at=tomorrow_at(clinic))
