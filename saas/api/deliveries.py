@@ -78,11 +78,33 @@ def _create(body: DeliveryIn) -> tuple[dict, int]:
         scheduled_at=_scheduled_at(body),
         actor=api_actor(),
     )
+    if _held_by_the_guard(delivery, messages):
+        return delivery_out(delivery).model_dump(mode="json"), 202
     try:
         deliveries.submit(delivery)
     except deliveries.QueueUnavailable as error:
         raise ApiProblem(503, "The send queue is unreachable; nothing was created.") from error
     return delivery_out(delivery).model_dump(mode="json"), 202
+
+
+def _held_by_the_guard(delivery: Delivery, messages: list[dict]) -> bool:
+    """The mis-send guard applies to API sends as to the portal's: a big send, a fresh segment or a
+    block-level 医療広告 finding waits (status ``pending_approval``) for a staff member's approval.
+    True when the delivery must not be submitted now (held, or refused because billing paused marketing)."""
+    from saas.adcheck import services as adcheck
+    from saas.delivery import audience
+    from saas.sendguard import guard
+    from saas.tenancy.models import Clinic
+
+    findings = adcheck.check_messages(db.session.get(Clinic, delivery.clinic_id), messages)
+    count = audience.count_audience(delivery.kind, delivery.segment, delivery.friend_id).eligible
+    verdict = guard.assess(delivery.clinic_id, delivery.kind, delivery.segment, count, findings)
+    if not verdict.held:
+        return False
+    if deliveries.refused_for_billing(delivery, deliveries.PAUSED_AT_SUBMIT):
+        return True  # ended refused, with billing's reason: nothing to approve
+    guard.hold(delivery, verdict, findings, api_actor())
+    return True
 
 
 @operation(
@@ -103,6 +125,9 @@ def create_delivery(clinic_slug: str, body: DeliveryIn):
 
     The quota is reserved when the delivery is planned: a send the plan cannot afford ends
     `refused` with nothing sent (or is trimmed with `allow_trim`). Poll the delivery for progress.
+    A send to more friends than the clinic's approval threshold, to a segment whose tags or fields
+    changed minutes ago, or with a block-level 医療広告ガイドライン finding answers `pending_approval`:
+    it starts when a staff member approves it in the portal (配信の承認).
     """
     return run_once(lambda: _create(body), required=True)
 

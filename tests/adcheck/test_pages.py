@@ -140,3 +140,25 @@ def test_the_composer_faq_and_rich_menu_fields_carry_the_live_check(client):
     for path in ("/messages/compose", "/deliveries/new", "/autoreply/rules/new", "/autoreply/settings"):
         page = client.get(f"/c/{clinic.slug}{path}").get_data(as_text=True)
         assert "data-adcheck" in page and f'data-adcheck-url="/c/{clinic.slug}/adcheck/check"' in page, path
+
+
+def test_the_coupon_form_checks_its_texts_and_records_the_acknowledgement(client, sandbox, live_server):
+    from saas.coupons.models import Coupon
+    from tests.coupons.support import coupon_clinic
+
+    clinic = coupon_clinic(sandbox, live_server)[0]
+    login(client, gen_user("sender", clinic=clinic))
+    form = client.get(f"/c/{clinic.slug}/coupons/new").get_data(as_text=True)
+    assert 'id="description" name="description" rows="3" maxlength="1000" data-adcheck' in form
+    data = {"csrf_token": csrf_token(client), "purpose": "self_pay", "service": "人間ドック",
+            "title": "人間ドック 3,000円引き", "description": "ご来院の方にもれなくプレゼント",
+            "reward_kind": "discount_yen", "reward_value": "3000", "starts_on": "2030-01-01",
+            "ends_on": "2030-01-31", "per_patient_limit": "1", "target": "all"}  # fmt: skip
+    refused = client.post(f"/c/{clinic.slug}/coupons/", data=data)
+    assert refused.status_code == 400 and 'name="adcheck_ack"' in refused.get_data(as_text=True)
+    with tenant_scope(clinic.id):
+        assert db.session.scalars(sa.select(Coupon)).all() == []
+    assert client.post(f"/c/{clinic.slug}/coupons/", data={**data, "adcheck_ack": "1"}).status_code == 302
+    with platform_scope("test"):
+        event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "adcheck.acknowledge")).one()
+    assert event.target_type == "coupon" and event.details["findings"][0]["rule"] == "free_gift"

@@ -220,3 +220,21 @@ def test_another_clinics_approval_is_404_everywhere(app, sandbox, clinic):
     assert mine.get(f"/c/{other.slug}/approvals/{approval.id}").status_code == 404
     assert mine.get(f"/c/{clinic.slug}/deliveries/{approval.delivery_id}/approval").status_code == 404
     assert only(SendApproval, other).state == "pending" and only(Delivery, other).status == "pending_approval"
+
+
+def test_an_api_send_is_held_like_a_portal_send(app, client, sandbox, clinic):
+    from tests.api.support import bearer, make_key
+
+    friends = add_friends(sandbox, clinic, 301)
+    headers = {**bearer(make_key("sender", clinic=clinic)), "Idempotency-Key": "big-1"}
+    body = {"kind": "broadcast", "messages": [{"type": "text", "text": "年末年始の診療のお知らせ"}]}
+    answer = client.post(f"/api/v1/clinics/{clinic.slug}/deliveries", json=body, headers=headers)
+    assert answer.status_code == 202 and answer.json["status"] == "pending_approval"
+    drain()
+    assert not sandbox.inbox(CHANNEL, friends[0])
+    approval = only(SendApproval, clinic)
+    assert approval.requested_by_email.startswith("api-key:")
+    staff = signed_in(app, gen_user("sender", clinic=clinic))
+    staff.post(f"/c/{clinic.slug}/approvals/{approval.id}/approve", data={"csrf_token": csrf_token(staff)})
+    drain()
+    assert sandbox.inbox(CHANNEL, friends[0])[-1]["message"]["text"] == "年末年始の診療のお知らせ"
