@@ -10,6 +10,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
+from saas.adcheck.gate import gate as adcheck_gate
+from saas.adcheck.services import message_texts
 from saas.audit.services import record
 from saas.delivery.forms import read_segment
 from saas.delivery.services import QueueUnavailable
@@ -239,9 +241,10 @@ def change_status(scenario_id: int):
     return redirect(url_for("steps.edit", scenario_id=scenario.id))
 
 
-def _step_page(scenario, step, values, composition=None, preview=None, status: int = 200):
+def _step_page(scenario, step, values, composition=None, preview=None, status: int = 200, gate=None):
     page = render_template(
         "steps/step.html",
+        gate=gate,
         scenario=scenario,
         step=step,
         steps=enrolments.steps_of(scenario.id),
@@ -297,6 +300,11 @@ def save_step(scenario_id: int, step_id: int | None = None):
     composition, rendered = compose(request.form, sample_context(current_clinic()))
     if composition.problems and composition.messages:  # no message at all: a step of actions only
         return _step_page(scenario, step if step_id else None, request.form, composition, rendered, 422)
+    check = adcheck_gate(current_clinic(), message_texts(composition.messages), request.form)
+    if not check.passed:  # the 医療広告 check: warnings acknowledged, block phrases approved by an admin
+        for problem in check.problems():
+            flash(problem, "error")
+        return _step_page(scenario, step if step_id else None, request.form, composition, rendered, 422, gate=check)
     try:
         services.save_step(step, scenario, forms.read_step(request.form), composition.messages)
     except services.ScenarioProblem as problem:
@@ -304,6 +312,7 @@ def save_step(scenario_id: int, step_id: int | None = None):
         flash(str(services.PROBLEM_TEXTS[str(problem)]), "error")
         return _step_page(scenario, step if step_id else None, request.form, composition, rendered, 400)
     record("steps.step_saved", target_type="step_scenario", target_id=scenario.id, details={"step": step.id})
+    check.record("step_scenario", scenario.id)
     db.session.commit()
     flash(_("ステップを保存しました。"), "success")
     return redirect(url_for("steps.edit", scenario_id=scenario.id))

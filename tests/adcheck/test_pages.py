@@ -162,3 +162,22 @@ def test_the_coupon_form_checks_its_texts_and_records_the_acknowledgement(client
     with platform_scope("test"):
         event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "adcheck.acknowledge")).one()
     assert event.target_type == "coupon" and event.details["findings"][0]["rule"] == "free_gift"
+
+
+def test_a_step_message_with_a_block_phrase_is_saved_only_with_an_admins_approval(app, client, sandbox):
+    from saas.steps.models import ScenarioStep
+    from tests.delivery.support import connected_clinic
+    from tests.steps.support import scenario
+
+    clinic = connected_clinic(sandbox, "1760000001")
+    scenario_id = scenario(clinic, "再診のご案内", [], status="draft")
+    step = {"m0_type": "text", "m0_text": "再診料が無料になります", "delay_value": "1", "delay_unit": "days"}
+    login(client, gen_user("sender", clinic=clinic))
+    url = f"/c/{clinic.slug}/steps/{scenario_id}/steps/"
+    refused = client.post(url, data={"csrf_token": csrf_token(client), **step, "adcheck_approve": "1"})
+    assert refused.status_code == 422 and "管理者の承認が必要です" in refused.get_data(as_text=True)
+    admin = app.test_client()
+    login(admin, gen_user("admin", clinic=clinic))
+    assert admin.post(url, data={"csrf_token": csrf_token(admin), **step, "adcheck_approve": "1"}).status_code == 302
+    with tenant_scope(clinic.id):
+        assert len(db.session.scalars(sa.select(ScenarioStep)).all()) == 1
