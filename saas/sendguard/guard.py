@@ -202,10 +202,3 @@ def _close(approval: SendApproval, actor, state: str, note: str, action: str) ->
     record(action, target_type="delivery", target_id=delivery.id, actor=actor, details={"note": note[:200]})
     db.session.commit()
     return delivery
-
-
-def pending_count(clinic) -> int:
-    """The sidebar badge: deliveries waiting for approval at the clinic."""
-    return db.session.scalar(
-        sa.select(sa.func.count(SendApproval.id)).where(SendApproval.state == ApprovalState.PENDING)
-    )

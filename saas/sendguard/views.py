@@ -286,4 +286,4 @@ def test_send():
     return redirect(local_target(request.form.get("next")) or url_for("delivery.new_delivery"))
 
 
-menu.register("sendguard.approvals", _l("配信の承認"), "✔", "messages.send", order=23, badge=guard.pending_count)
+menu.register("sendguard.approvals", _l("配信の承認"), "✔", "messages.send", order=23)
