@@ -7,6 +7,7 @@ import re
 import sqlalchemy as sa
 from flask import g
 
+from saas import billing
 from saas.api import paging
 from saas.api.blueprint import api_actor, api_bp
 from saas.api.idempotency import run_once
@@ -248,6 +249,8 @@ def _send_to_consenting(closure: Closure) -> int:
         deliveries.submit(delivery)
     except deliveries.QueueUnavailable as error:
         raise ApiProblem(503, "The closure is saved, but the send queue is unreachable: nothing was sent.") from error
+    except billing.MarketingPaused:
+        pass  # the notice to consenting friends is marketing: it ended refused with billing's reason
     return delivery.id
 
 

@@ -6,6 +6,7 @@ from datetime import UTC
 
 import sqlalchemy as sa
 
+from saas import billing
 from saas.api import paging
 from saas.api.blueprint import api_actor, api_bp
 from saas.api.idempotency import run_once
@@ -84,6 +85,8 @@ def _create(body: DeliveryIn) -> tuple[dict, int]:
         deliveries.submit(delivery)
     except deliveries.QueueUnavailable as error:
         raise ApiProblem(503, "The send queue is unreachable; nothing was created.") from error
+    except billing.MarketingPaused:
+        pass  # the delivery ended refused, with billing's reason: the answer shows it
     return delivery_out(delivery).model_dump(mode="json"), 202
 
 

@@ -101,3 +101,31 @@ def test_a_manifest_may_not_read_server_secrets_or_name_another_clinic(client):
     other = {"slug": "someone-else", "name": "x"}
     response = client.post(url, json=other, headers=bearer(token))
     assert response.status_code == 422 and response.json["errors"][0]["pointer"] == "/slug"
+
+
+def test_a_marketing_send_while_billing_paused_it_answers_refused_with_the_reason(client, sandbox, sandbox_server):
+    from saas.billing.models import BillingAccount
+    from saas.common import utcnow
+    from tests.factories import gen_agency, gen_organization
+
+    agency = gen_agency()
+    clinic = connected_clinic(sandbox, "1800000009", organization=gen_organization(agency))
+    patients = add_friends(sandbox, clinic, 2)
+    db.session.add(
+        BillingAccount(
+            agency_id=agency.id,
+            plan_key="clinic_monthly",
+            stripe_subscription_id="sub_paused",
+            stripe_customer_id="cus_paused",
+            status="past_due",
+            quantity=1,
+            marketing_paused_at=utcnow(),
+        )
+    )
+    db.session.commit()
+    token, url = make_key("sender", clinic=clinic), f"/api/v1/clinics/{clinic.slug}/deliveries"
+    answer = client.post(url, json=NOTICE, headers={**bearer(token), "Idempotency-Key": "paused-1"})
+    assert answer.status_code == 202, answer.get_data(as_text=True)
+    assert answer.json["status"] == "refused" and answer.json["stop_reason"]
+    drain()
+    assert _inboxes(sandbox_server, "1800000009", patients) == [[], []]
