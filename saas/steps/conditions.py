@@ -1,4 +1,5 @@
-"""A step's conditions as SQL on friends: tags, friend fields, inflow source, booked or not.
+"""A step's conditions as SQL on friends: tags, friend fields, inflow source, booked or not,
+a coupon used, a form answered.
 
 Rules are data on the step (``{"match": "all" | "any", "rules": [...]}``). Other capabilities add
 kinds with :func:`register_condition` (e.g. coupons: ``{"kind": "coupon_used"}``), each a function
@@ -59,6 +60,26 @@ def _booked(rule: dict) -> sa.ColumnElement:
     active = (BookingStatus.CONFIRMED, BookingStatus.VISITED)
     booked = sa.exists().where(Booking.friend_id == Friend.id, Booking.status.in_(active))
     return booked if rule.get("value", True) else sa.not_(booked)
+
+
+@register_condition("coupon_used")
+def _coupon_used(rule: dict) -> sa.ColumnElement:
+    from saas.coupons.models import CouponRedemption
+
+    used = sa.exists().where(CouponRedemption.friend_id == Friend.id)
+    if _int(rule.get("coupon_id")):
+        used = used.where(CouponRedemption.coupon_id == _int(rule.get("coupon_id")))
+    return used if rule.get("value", True) else sa.not_(used)
+
+
+@register_condition("form_answered")
+def _form_answered(rule: dict) -> sa.ColumnElement:
+    from saas.forms.models import FormAnswer
+
+    answered = sa.exists().where(FormAnswer.friend_id == Friend.id)
+    if _int(rule.get("form_id")):
+        answered = answered.where(FormAnswer.form_id == _int(rule.get("form_id")))
+    return answered if rule.get("value", True) else sa.not_(answered)
 
 
 def condition(conditions: dict | None) -> sa.ColumnElement | None:

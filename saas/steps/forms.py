@@ -5,7 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 ROWS = range(3)  # condition and action rows on the step form
-CONDITION_KINDS = ("tag_has", "tag_not", "field", "source", "booked", "not_booked")
+GOAL_BOXES = ("booked", "visited", "coupon_used", "form_answered")  # any booking, visit, coupon use or form answer
+CONDITION_KINDS = ("tag_has", "tag_not", "field", "source", "booked", "not_booked", "coupon_used", "coupon_not_used",
+                   "form_answered", "form_not_answered")  # fmt: skip
+# Yes/no conditions on something the friend did, optionally naming which (a coupon, a form).
+DONE_CONDITIONS = {"coupon_used": "coupon", "form_answered": "form"}
 
 
 def _int(text) -> int | None:
@@ -15,7 +19,7 @@ def _int(text) -> int | None:
 
 def read_scenario(form: Mapping) -> dict:
     """The scenario form's fields; goals from the booked/visited boxes and the goal tags."""
-    goals = [{"kind": kind} for kind in ("booked", "visited") if form.get(f"goal_{kind}")]
+    goals = [{"kind": kind} for kind in GOAL_BOXES if form.get(f"goal_{kind}")]
     goals += [{"kind": "tag", "tag_id": tag_id} for tag_id in map(_int, form.getlist("goal_tag_ids")) if tag_id]
     values = {name: form.get(name, "") for name in ("name", "key", "description", "trigger", "consent")}
     values.update(
@@ -34,7 +38,7 @@ def _kept_goals(form: Mapping) -> list[dict]:
         kept = json.loads(form.get("other_goals") or "[]")
     except ValueError:
         return []
-    return [g for g in kept if isinstance(g, dict) and g.get("kind") in ("coupon_used", "form_answered")]
+    return [g for g in kept if isinstance(g, dict) and g.get("kind") in ("coupon_used", "form_answered") and len(g) > 1]
 
 
 def _condition(form: Mapping, n: int) -> dict | None:
@@ -48,6 +52,11 @@ def _condition(form: Mapping, n: int) -> dict | None:
         return {"kind": "source", "source_id": _int(form.get(f"cond{n}_source"))}
     if kind in ("booked", "not_booked"):
         return {"kind": "booked", "value": kind == "booked"}
+    done = kind.replace("_not_", "_")
+    if done in DONE_CONDITIONS:
+        rule = {"kind": done, "value": done == kind}
+        which = _int(form.get(f"cond{n}_{DONE_CONDITIONS[done]}"))
+        return rule | ({f"{DONE_CONDITIONS[done]}_id": which} if which else {})
     return None
 
 
@@ -97,6 +106,10 @@ def _condition_values(n: int, rule: dict) -> dict:
         return {f"cond{n}_kind": "source", f"cond{n}_source": str(rule.get("source_id"))}
     if kind == "booked":
         return {f"cond{n}_kind": "booked" if rule.get("value", True) else "not_booked"}
+    if kind in DONE_CONDITIONS:
+        what = DONE_CONDITIONS[kind]
+        shown = kind if rule.get("value", True) else kind.replace("_", "_not_", 1)
+        return {f"cond{n}_kind": shown, f"cond{n}_{what}": str(rule.get(f"{what}_id") or "")}
     return {}
 
 

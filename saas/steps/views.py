@@ -13,10 +13,12 @@ from flask_login import login_required
 from saas.adcheck.gate import gate as adcheck_gate
 from saas.adcheck.services import message_texts
 from saas.audit.services import record
+from saas.coupons.models import Coupon
 from saas.delivery.forms import read_segment
 from saas.delivery.services import QueueUnavailable
 from saas.extensions import db
 from saas.fields.services import OPERATORS, all_fields
+from saas.forms.models import Form
 from saas.friends import services as friends
 from saas.friends.models import Friend
 from saas.library.models import LEVEL_LABELS
@@ -54,6 +56,10 @@ CONDITION_LABELS = {
     "source": _l("流入経路"),
     "booked": _l("予約あり"),
     "not_booked": _l("予約なし"),
+    "coupon_used": _l("クーポン利用あり"),
+    "coupon_not_used": _l("クーポン利用なし"),
+    "form_answered": _l("フォーム回答あり"),
+    "form_not_answered": _l("フォーム回答なし"),
 }
 ACTION_LABELS = {
     "add_tag": _l("タグを付ける"),
@@ -112,6 +118,8 @@ def _choices() -> dict:
         "fields": all_fields(),
         "field_ops": sorted({op for ops in OPERATORS.values() for op in ops}),
         "menus": list(db.session.scalars(db.select(RichMenu).order_by(RichMenu.id))),
+        "coupons": list(db.session.scalars(db.select(Coupon).order_by(Coupon.id.desc()))),
+        "clinic_forms": list(db.session.scalars(db.select(Form).order_by(Form.id.desc()))),
         "all_scenarios": services.all_scenarios(),
         "trigger_labels": TRIGGER_LABELS,
         "status_labels": STATUS_LABELS,
@@ -199,6 +207,7 @@ def edit(scenario_id: int):
         other_goals=json.dumps([g for g in scenario.goals or [] if g.get("kind") in ("coupon_used", "form_answered")]),
         goal_tag_ids=[g.get("tag_id") for g in scenario.goals or [] if g.get("kind") == "tag"],
         goal_kinds=[g.get("kind") for g in scenario.goals or []],
+        generic_goals=[g.get("kind") for g in scenario.goals or [] if len(g) == 1],
         values=request.form,
         **_choices(),
     )
