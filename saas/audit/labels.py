@@ -30,6 +30,7 @@ ACTION_LABELS = {
     "delivery.paused_for_billing": _l("お支払い未確認のため配信を止めました"),
     "billing.checkout_started": _l("ご契約の申し込みを開始"),
     "billing.portal_opened": _l("カスタマーポータルを開く"),
+    "billing.duplicate_cancelled": _l("二重のご契約を取り消し"),
     "billing.subscription_status": _l("ご契約の状態が変わりました"),
     "billing.quantity_changed": _l("ご契約の院数を変更"),
     "billing.payment_failed": _l("お支払いを確認できませんでした"),

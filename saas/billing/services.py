@@ -115,11 +115,29 @@ def _adopt(account: BillingAccount, subscription) -> bool:
     return current in (None, subscription.id) or account.status in ("canceled", "incomplete_expired")
 
 
+def _cancel_if_duplicate(account: BillingAccount, subscription) -> None:
+    """A second Checkout paid while the first was open made a second subscription for the same
+    payer: it is cancelled at once (the payer would otherwise pay twice), and the cancel audited."""
+    if not account.is_live or subscription.status in ("canceled", "incomplete_expired"):
+        return
+    if subscription.customer != account.stripe_customer_id:
+        return
+    gateway.client().v1.subscriptions.cancel(subscription.id, params={"prorate": True, "invoice_now": True})
+    record(
+        "billing.duplicate_cancelled",
+        target_type="billing_account",
+        target_id=account.id,
+        details={"subscription": subscription.id, "kept": account.stripe_subscription_id},
+    )
+    db.session.flush()
+
+
 def sync_subscription(account: BillingAccount, subscription_id: str) -> None:
     """Take the subscription's state from Stripe (re-read now), then the invoices and dunning."""
     subscription = gateway.client().v1.subscriptions.retrieve(subscription_id)
     if not _adopt(account, subscription):
         log.info("billing: subscription %s is not account %s's current one", subscription_id, account.id)
+        _cancel_if_duplicate(account, subscription)
         return
     item = subscription["items"].data[0]
     before = account.status

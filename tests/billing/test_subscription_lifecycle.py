@@ -207,3 +207,24 @@ def test_the_sweep_makes_good_a_quantity_job_that_was_lost(client, sandbox, stri
     assert stripe_sandbox.subscriptions()[0]["items"]["data"][0]["quantity"] == 1
     assert sweep_billing() == 1
     assert stripe_sandbox.subscriptions()[0]["items"]["data"][0]["quantity"] == 2
+
+
+def test_a_second_checkout_paid_while_the_first_was_open_is_cancelled_not_charged_twice(
+    client, sandbox, stripe_sandbox, live_server
+):
+    from tests.billing.support import pay_on_checkout, start_checkout
+
+    agency, organization, _ = agency_with_owner(client)
+    clinic_on_line(sandbox, live_server, organization)
+    first, second = start_checkout(client, "agency", agency.slug), start_checkout(client, "agency", agency.slug)
+    assert first.status_code == second.status_code == 303  # two tabs, neither paid yet
+    pay_on_checkout(client, first.headers["Location"])
+    pay_on_checkout(client, second.headers["Location"])
+
+    statuses = sorted(s["status"] for s in stripe_sandbox.subscriptions())
+    assert statuses == ["active", "canceled"]
+    kept = account(agency_id=agency.id)
+    assert kept.status == "active" and kept.stripe_subscription_id in {
+        s["id"] for s in stripe_sandbox.subscriptions() if s["status"] == "active"
+    }
+    assert "billing.duplicate_cancelled" in _actions()
