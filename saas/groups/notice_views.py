@@ -11,6 +11,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
+from saas.adcheck import services as adcheck
+from saas.adcheck.gate import ACK_FIELD, APPROVE_FIELD, Gate
 from saas.audit.services import record
 from saas.delivery.views import KIND_LABELS, STATUS_LABELS  # noqa: F401  (labels used by the templates)
 from saas.extensions import db
@@ -138,20 +140,37 @@ def compose():
     messages = [{"type": "text", "text": text}] if text else []
     plans = _read_plans(form, messages) if request.method == "POST" else []
     problems = _problems(form, messages, plans) if request.method == "POST" else []
+    checked = _guideline_gate(form, text) if request.method == "POST" else None
+    if checked is not None and form.get("action") == "send":
+        problems += checked.problems()
     if request.method == "POST" and form.get("action") == "send" and not problems:
         notice = notices.create_notice(
             g.shared, plans, messages=messages, title=(form.get("title") or "").strip()[:200],
             urgent=form.get("urgent") == "1", shortfall=form["shortfall"], actor=current_user,
         )  # fmt: skip
+        checked.record("group_notice", notice.id)
         record("group_notice.create", target_type="group_notice", target_id=notice.id,
                details={"branches": [p.clinic.id for p in plans], "urgent": notice.urgent, "shortfall": notice.shortfall,
                         "refused": bool(notice.refused_reason)}, commit=True)  # fmt: skip
         return redirect(url_for(".detail", slug=g.shared.slug, notice_id=notice.id))
     page = render_template(
         "groups/notice_new.html", shared=g.shared, branches=g.branches, tags=_branch_tags(), form=form,
-        plans=plans, problems=problems, settings=notices.settings_for(g.shared.id),
+        plans=plans, problems=problems, settings=notices.settings_for(g.shared.id), gate=checked,
     )  # fmt: skip
     return page, 422 if problems and form.get("action") == "send" else 200
+
+
+def _guideline_gate(form, text: str) -> Gate | None:
+    """The 医療広告ガイドライン check of the notice (the organization's rules): warnings must be
+    acknowledged; block findings need this HQ administrator's explicit, audited approval."""
+    if not text or not g.branches:
+        return None
+    return Gate(
+        findings=adcheck.check_texts(g.branches[0], {"text": text}),
+        acknowledged=form.get(ACK_FIELD) == "1",
+        approved=form.get(APPROVE_FIELD) == "1",
+        may_approve=True,  # only the organization's administrators reach this page
+    )
 
 
 def _notice(notice_id: int) -> GroupNotice:

@@ -188,3 +188,29 @@ def test_another_organizations_admin_cannot_see_or_send_its_notices(client, grou
         client.post(f"/organizations/{organization.slug}/notices/new", data=_form(client, branches)).status_code == 404
     )
     assert _deliveries() == 0
+
+
+def test_a_notice_with_a_guideline_block_finding_is_sent_only_with_the_hq_admins_audited_approval(
+    client, group, sandbox_server
+):
+    from saas.audit.models import AuditEvent
+
+    organization, branches, friends, hq = group
+    login(client, hq)
+    claim = "{{clinic.name}}は日本一の技術で必ず治ります"
+    url = f"/organizations/{organization.slug}/notices/new"
+    check = client.post(url, data=_form(client, branches, text=claim, action="preview"))
+    assert 'data-testid="adcheck-gate"' in check.get_data(as_text=True) and "日本一" in check.get_data(as_text=True)
+    refused = client.post(url, data=_form(client, branches, text=claim))
+    assert refused.status_code == 422 and "管理者" in refused.get_data(as_text=True)
+    assert _deliveries() == 0 and db.session.scalars(sa.select(GroupNotice)).all() == []
+
+    approved = client.post(url, data=_form(client, branches, text=claim, adcheck_approve="1", adcheck_ack="1"))
+    assert approved.status_code == 302
+    drain()
+    received = _texts(sandbox_server, branches["shibuya"], friends["shibuya"])
+    assert [len(texts) for texts in received] == [1, 1, 1]
+    assert all(t.startswith("渋谷院") and t.endswith("は日本一の技術で必ず治ります") for [t] in received)
+    with platform_scope("test: the approval is audited"):
+        actions = db.session.scalars(sa.select(AuditEvent.action)).all()
+    assert "adcheck.approve" in actions
