@@ -17,12 +17,13 @@ from saas.coupons.models import Coupon
 from saas.delivery.forms import read_segment
 from saas.delivery.services import QueueUnavailable
 from saas.extensions import db
+from saas.fields.segments import OP_LABELS
 from saas.fields.services import OPERATORS, all_fields
 from saas.forms.models import Form
 from saas.friends import services as friends
 from saas.friends.models import Friend
 from saas.library.models import LEVEL_LABELS
-from saas.messaging.composer import ACTION_KINDS, ACTION_SLOTS, SLOT_TYPES, SLOTS, compose
+from saas.messaging.composer import ACTION_KINDS, ACTION_SLOTS, SLOT_TYPES, SLOTS, Composition, compose
 from saas.messaging.variables import VARIABLES, sample_context
 from saas.portal import menu
 from saas.richmenu.models import RichMenu
@@ -117,6 +118,7 @@ def _choices() -> dict:
         "sources": all_sources(),
         "fields": all_fields(),
         "field_ops": sorted({op for ops in OPERATORS.values() for op in ops}),
+        "op_labels": OP_LABELS,
         "menus": list(db.session.scalars(db.select(RichMenu).order_by(RichMenu.id))),
         "coupons": list(db.session.scalars(db.select(Coupon).order_by(Coupon.id.desc()))),
         "clinic_forms": list(db.session.scalars(db.select(Form).order_by(Form.id.desc()))),
@@ -295,6 +297,8 @@ def preview_step(scenario_id: int):
     """htmx: the step's messages as LINE shows them, with each slot's errors."""
     _scenario_or_404(scenario_id)
     composition, rendered = compose(request.form, sample_context(current_clinic()))
+    if all(m.get("type") == "text" and not m.get("text") for m in composition.messages):
+        composition = Composition()  # nothing typed yet (the preview also runs when the page opens): no errors
     return render_template("messaging/_preview.html", composition=composition, preview=rendered, slots=SLOTS, oob=True)
 
 

@@ -134,3 +134,21 @@ def test_another_clinics_scenarios_answer_404(client, sandbox):
     with tenant_scope(theirs.id):
         assert db.session.get(StepScenario, foreign).status == "active"
         assert db.session.scalar(sa.select(sa.func.count(ScenarioStep.id))) == 1
+
+
+def test_a_new_step_opens_without_errors_and_names_field_comparisons_in_japanese(client, sandbox):
+    from saas.fields import services as fields
+    from saas.fields.models import FriendField
+
+    clinic = connected_clinic(sandbox, "3200000009")
+    with tenant_scope(clinic.id):
+        fields.save_field(FriendField(), key="last_visit", label="最終来院日", kind="date")
+        db.session.commit()
+    login(client, gen_user("sender", clinic=clinic))
+    scenario_id = _build(client, clinic)
+    editor = client.get(f"/c/{clinic.slug}/steps/{scenario_id}/steps/new").get_data(as_text=True)
+    assert ">日以上前<" in editor and ">before_days<" not in editor
+    opened = _post(client, f"/c/{clinic.slug}/steps/{scenario_id}/steps/preview", m0_type="text", m0_text="")
+    assert opened.status_code == 200 and "field-error" not in opened.get_data(as_text=True)
+    typed = _post(client, f"/c/{clinic.slug}/steps/{scenario_id}/steps/preview", m0_type="text", m0_text="x" * 5001)
+    assert "field-error" in typed.get_data(as_text=True)  # a real mistake is still shown
