@@ -8,6 +8,8 @@ import sqlalchemy as sa
 from flask import g
 
 from saas import billing
+from saas.adcheck import services as adcheck
+from saas.adcheck.rules import Severity
 from saas.api import paging
 from saas.api.blueprint import api_actor, api_bp
 from saas.api.idempotency import run_once
@@ -79,6 +81,19 @@ def _check_rule(body: RuleIn, rule_id: int | None) -> None:
             raise ApiProblem(422, f"At most {MAX_UNGUARDED_REGEX_RULES} regex rules without required_literal.")
 
 
+def _check_guideline(body: RuleIn) -> None:
+    """Block-level 医療広告ガイドライン findings need an administrator's approval, which only the
+    portal's FAQ form can record: the API refuses them, naming each phrase."""
+    texts = {f"/reply/{index}": text for index, text in enumerate(body.reply)}
+    blocks = [f for f in adcheck.check_texts(g.clinic, texts) if f.severity == Severity.BLOCK]
+    if blocks:
+        raise ApiProblem(
+            422, "The reply has phrases the medical advertising guideline forbids; an administrator must "
+            "approve them in the portal (FAQ・自動応答).",
+            errors=[{"in": "body", "pointer": f.field, "detail": f"「{f.phrase}」: {f.title}"} for f in blocks],
+        )  # fmt: skip
+
+
 def _fill(rule: AutoReplyRule, body: RuleIn) -> AutoReplyRule:
     values = body.model_dump(exclude={"reply"})
     for name, value in values.items():
@@ -119,6 +134,7 @@ def list_rules(clinic_slug: str, query: PageQuery):
 def create_rule(clinic_slug: str, body: RuleIn):
     """A keyword rule (exact / contains / regex, matched after Japanese normalisation)."""
     _check_rule(body, None)
+    _check_guideline(body)
     return rule_out(_fill(AutoReplyRule(), body))
 
 
@@ -150,6 +166,7 @@ def update_rule(clinic_slug: str, rule_id: int, body: RuleIn):
     """Replace every field of the rule."""
     rule = _rule(rule_id)
     _check_rule(body, rule.id)
+    _check_guideline(body)
     rule.computed = ""
     return rule_out(_fill(rule, body))
 

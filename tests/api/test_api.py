@@ -170,6 +170,19 @@ def test_faq_rules_round_trip_and_answer_patients(client):
     assert client.get(rule_url, headers=bearer(token)).status_code == 404
 
 
+def test_a_faq_reply_the_advertising_guideline_forbids_is_refused_naming_the_phrase(client):
+    clinic = gen_clinic()
+    token, url = make_key(clinic=clinic), f"/api/v1/clinics/{clinic.slug}/faq-rules"
+    body = {"name": "治療", "keywords": ["治療"], "reply": ["ご予約ください", "日本一の技術で必ず治ります"]}
+    refused = client.post(url, json=body, headers=bearer(token))
+    assert refused.status_code == 422 and refused.mimetype == PROBLEM
+    assert {e["pointer"] for e in refused.json["errors"]} == {"/reply/1"}
+    assert any("日本一" in e["detail"] for e in refused.json["errors"])
+    assert client.get(url, headers=bearer(token)).json["data"] == []
+    fine = client.post(url, json={**body, "reply": ["当院の医師が丁寧にご説明します"]}, headers=bearer(token))
+    assert fine.status_code == 201
+
+
 def test_every_call_of_a_key_is_audited_with_its_clinic(client):
     clinic = gen_clinic()
     token = make_key("viewer", clinic=clinic)
