@@ -11,6 +11,7 @@ import time
 
 from flask import Blueprint, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from saas.booking.patient import with_clinic
 from saas.cards import services
@@ -18,6 +19,7 @@ from saas.coupons.patient import message, patient_friend
 from saas.coupons.qr import qr_svg
 from saas.extensions import db
 
+CARD_TITLE = _l("ショップカード")  # the patient pages' heading under the clinic name
 bp = Blueprint("public", __name__, url_prefix="/book/<clinic_slug>/card")
 PENDING_KEY = "card_stamp_pending"
 
@@ -38,10 +40,12 @@ def _card_page(clinic, patient, friend, stamped=None, refused=None, status: int 
 def show(clinic):
     """The patient's card: points, stamps, rewards, and a QR for staff to scan."""
     if not services.get_settings(clinic.id).enabled:
-        return message(clinic, _("この医療機関ではショップカードを使っていません。"), 404)
+        return message(clinic, _("この医療機関ではショップカードを使っていません。"), 404, subtitle=CARD_TITLE)
     patient, friend = patient_friend(clinic)
     if friend is None:
-        return message(clinic, _("ショップカードを使うには、LINEで当院を友だち追加してください。"), 403)
+        return message(
+            clinic, _("ショップカードを使うには、LINEで当院を友だち追加してください。"), 403, subtitle=CARD_TITLE
+        )
     return _card_page(clinic, patient, friend)
 
 
@@ -52,7 +56,7 @@ def stamp(clinic):
     try:
         token = services.check_desk_token(clinic, request.args.get("t", ""))
     except services.StampRefused as refused:
-        return message(clinic, refused.reason, 410 if refused.kind == "expired" else 400)
+        return message(clinic, refused.reason, 410 if refused.kind == "expired" else 400, subtitle=CARD_TITLE)
     session[PENDING_KEY] = {"clinic": clinic.id, "token": token.raw, "checked": time.time()}
     return redirect(url_for(".finish", clinic_slug=clinic.slug))
 
@@ -64,9 +68,13 @@ def finish(clinic):
     patient, friend = patient_friend(clinic)  # may send the patient to LINE Login and back here
     pending = session.pop(PENDING_KEY, None)
     if not pending or pending.get("clinic") != clinic.id:
-        return message(clinic, _("受付に表示されているQRコードを、LINEのカメラで読み取ってください。"), 400)
+        return message(
+            clinic, _("受付に表示されているQRコードを、LINEのカメラで読み取ってください。"), 400, subtitle=CARD_TITLE
+        )
     if friend is None:
-        return message(clinic, _("スタンプを受け取るには、LINEで当院を友だち追加してください。"), 403)
+        return message(
+            clinic, _("スタンプを受け取るには、LINEで当院を友だち追加してください。"), 403, subtitle=CARD_TITLE
+        )
     try:
         if time.time() - pending["checked"] > services.PENDING_LOGIN_SECONDS:
             raise services.StampRefused(

@@ -22,9 +22,11 @@ from saas.friends.models import Friend
 bp = Blueprint("public", __name__, url_prefix="/book/<clinic_slug>/coupons")
 
 
-def message(clinic, text: str, status: int = 200):
-    """A patient page with one notice (not signed in to LINE, not a friend, ...)."""
-    return render_template("coupons/patient_message.html", clinic=clinic, message=text), status
+def message(clinic, text: str, status: int = 200, *, subtitle: str | None = None):
+    """A patient page with one notice (not signed in to LINE, not a friend, ...); ``subtitle`` names
+    the page under the clinic's name (「LINEクーポン」 unless told)."""
+    page = render_template("coupons/patient_message.html", clinic=clinic, message=text, subtitle=subtitle)
+    return page, status
 
 
 def patient_friend(clinic):

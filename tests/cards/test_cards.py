@@ -120,6 +120,7 @@ def test_an_old_a_tampered_and_another_clinics_qr_are_refused(desk, clinic, sand
     old = tokens.make("desk", clinic.id, key, now=time.time() - 45 - tokens.GRACE_SECONDS - 1)
     answer = Phone(patients[0]).open(_token_url(url, old))
     assert answer.status_code == 410 and "有効期限が切れました" in answer.text
+    assert "<p>ショップカード</p>" in answer.text and "LINEクーポン" not in answer.text  # the card's page, titled so
     token = parse_qs(urlparse(url).query)["t"][0]
     tampered = token[:-2] + ("AA" if not token.endswith("AA") else "BB")
     assert "正しくありません" in Phone(patients[0]).open(_token_url(url, tampered)).text
