@@ -56,7 +56,9 @@ def test_the_patient_shows_the_code_and_the_desk_redeems_it_once(browser, sandbo
     with tablet.expect_response(re.compile(r".*/coupons/desk$")) as opened:
         tablet.get_by_role("link", name="クーポン受付").first.click()
     assert "camera=(self)" in opened.value.headers["permissions-policy"]
-    assert tablet.get_by_role("button", name="カメラで読み取る").is_visible()  # jsQR where no BarcodeDetector
+    tablet.get_by_role("button", name="カメラで読み取る").wait_for(
+        state="visible"
+    )  # desk.js: jsQR where no BarcodeDetector
     assert tablet.locator("#code").bounding_box()["y"] < tablet.locator(".sidebar").bounding_box()["y"]  # desk first
     tablet.get_by_label("クーポンコード（8文字）").fill(code.lower())
     with tablet.expect_navigation():  # each redemption is a page of its own (works without JavaScript)
