@@ -24,6 +24,8 @@ from saas.extensions import db
 from saas.friends.models import Friend, FriendStatus
 from saas.schedule.services import clinic_now
 from saas.tenancy.models import Clinic
+from saas.visits import services as visits
+from saas.visits.models import VisitSource
 
 PENDING_LOGIN_SECONDS = 180  # a desk QR checked before LINE Login may be used this long after
 
@@ -215,6 +217,7 @@ def stamp(friend: Friend, *, method: str, nonce: str = "", actor=None) -> Stampe
     except StampRefused:
         db.session.rollback()
         raise
+    visits.record(friend.id, clinic.id, today, VisitSource.CARD, staff=actor)  # the stamp is a visit
     before = card.points
     earned = _advance(card, settings, today)
     audit.record("card.stamped", clinic_id=clinic.id, target_type="point_card", target_id=card.id, actor=actor,

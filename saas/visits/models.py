@@ -19,6 +19,7 @@ class VisitSource(enum.StrEnum):
     DESK = "desk"  # recorded by staff on the friend's page
     FORM = "form"  # a date the patient gave in a form
     BOOKING = "booking"  # a booking staff marked 来院
+    CARD = "card"  # a shop-card stamp at reception (one a visit day)
 
 
 class Visit(TenantOwned, db.Model):

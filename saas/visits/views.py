@@ -23,6 +23,7 @@ SOURCE_LABELS = {
     VisitSource.DESK: _l("受付で記録"),
     VisitSource.FORM: _l("フォームの回答"),
     VisitSource.BOOKING: _l("予約の来院"),
+    VisitSource.CARD: _l("ショップカードのスタンプ"),
 }
 
 

@@ -86,6 +86,9 @@ def test_the_desk_qr_stamps_once_a_day_and_a_replay_is_refused(desk, clinic):
         assert (
             db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "card.stamped")).details["points"] == 1
         )
+        from saas.visits.models import Visit
+
+        assert db.session.scalars(sa.select(Visit.source)).all() == ["card"]  # the stamp joins the visit history
 
 
 def test_the_reward_coupon_is_issued_at_the_threshold_and_arrives_in_line(desk, clinic, sandbox):
