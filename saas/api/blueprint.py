@@ -121,6 +121,15 @@ def _problem(error: ApiProblem):
     return problem_response(error.status, error.detail, errors=error.errors, headers=error.headers)
 
 
+@api_bp.errorhandler(sa.exc.DataError)
+def _unstorable(error: sa.exc.DataError):
+    """Input the database cannot hold (Postgres: an id beyond its integer type, a NUL in text)."""
+    db.session.rollback()
+    if any(isinstance(v, int) and not -(2**31) <= v < 2**31 for v in (request.view_args or {}).values()):
+        return problem_response(404, "No such resource.")
+    return problem_response(422, "A value is out of range or holds a character that cannot be stored (such as NUL).")
+
+
 @api_bp.errorhandler(HTTPException)
 def _http_error(error: HTTPException):
     db.session.rollback()

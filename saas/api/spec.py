@@ -67,11 +67,22 @@ class Operation:
 OPERATIONS: list[Operation] = []
 
 
+def _without_nul(data):
+    """Strings without NUL characters, nested: no database column holds one (Postgres refuses them)."""
+    if isinstance(data, str):
+        return data.replace("\x00", "")
+    if isinstance(data, list):
+        return [_without_nul(item) for item in data]
+    if isinstance(data, dict):
+        return {_without_nul(key): _without_nul(value) for key, value in data.items()}
+    return data
+
+
 def _parse(model: type[BaseModel] | None, data, where: str):
     if model is None:
         return None
     try:
-        return model.model_validate(data)
+        return model.model_validate(_without_nul(data))
     except ValidationError as error:
         raise from_validation(error, where) from error
 

@@ -92,7 +92,8 @@ def test_every_operation_conforms_and_never_fails_on_generated_input(live_server
     excluded = [positive_data_acceptance] if operation.definition.raw["operationId"] in CHECKED_BEYOND_SCHEMA else []
 
     @given(case=strategy)
-    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    # derandomize: the same generated inputs every run (a CI run must not depend on the draw)
+    @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck), database=None, derandomize=True)
     def call(case):
         case.call_and_validate(excluded_checks=excluded)
 
