@@ -12,6 +12,7 @@ import os
 
 from rq import cron
 
+from saas.analytics.jobs import catch_up_rollups, roll_up_dirty_days
 from saas.api.jobs import purge_idempotency_keys
 from saas.audit.jobs import purge_audit_events
 from saas.billing.jobs import sweep_billing
@@ -36,3 +37,5 @@ cron.register(purge_expired_data, "default", cron="45 3 * * *")
 cron.register(run_due_steps, "default", interval=60)
 cron.register(purge_idempotency_keys, "default", cron="50 3 * * *")
 cron.register(sweep_billing, "default", interval=900)
+cron.register(roll_up_dirty_days, "bulk", interval=60)  # the days commits marked
+cron.register(catch_up_rollups, "bulk", cron="20 15 * * *")  # 00:20 in Japan: yesterday is complete

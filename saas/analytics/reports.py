@@ -1,0 +1,255 @@
+"""The analytics pages' figures, read from the roll-ups only (never the raw events).
+
+Each chart is a :class:`Chart`: labels, named series and the CSV of exactly those numbers, so
+what the page draws and what the export says cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
+
+from saas.analytics.models import ClinicDay, SourceDay
+from saas.analytics.rollup import japan_today
+from saas.extensions import db
+from saas.sources.models import InflowSource
+
+PERIODS = (7, 30, 90, 365)
+DEFAULT_PERIOD = 30
+
+
+def period_days(value) -> int:
+    """The period a request asks for, one of ``PERIODS`` (anything else: the default)."""
+    try:
+        days = int(value)
+    except (TypeError, ValueError):
+        return DEFAULT_PERIOD
+    return days if days in PERIODS else DEFAULT_PERIOD
+
+
+def period_range(days: int, today: date | None = None) -> list[date]:
+    today = today or japan_today()
+    return [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+
+
+def rate(part: int, whole: int) -> float | None:
+    """A percentage with one decimal, or None when there is nothing to divide by."""
+    return round(part * 100 / whole, 1) if whole else None
+
+
+@dataclass
+class Series:
+    key: str
+    label: str
+    data: list
+    color: str = "#06c755"
+    kind: str = "bar"  # bar | line
+
+
+@dataclass
+class Chart:
+    name: str
+    title: str
+    label_heading: str
+    labels: list[str]
+    series: list[Series] = field(default_factory=list)
+    horizontal: bool = False
+
+    def csv(self) -> str:
+        """The chart's numbers as CSV: one row per label, one column per series."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow([str(self.label_heading), *(str(s.label) for s in self.series)])
+        for n, label in enumerate(self.labels):
+            writer.writerow([label, *("" if s.data[n] is None else s.data[n] for s in self.series)])
+        return out.getvalue()
+
+    def js(self) -> dict:
+        """What the page's script needs to draw it."""
+        return {
+            "horizontal": self.horizontal,
+            "series": [{"label": str(s.label), "data": s.data, "color": s.color, "kind": s.kind} for s in self.series],
+        }
+
+
+def _clinic_days(clinic_ids: list[int], days: list[date]) -> list[ClinicDay]:
+    statement = sa.select(ClinicDay).where(
+        ClinicDay.clinic_id.in_(clinic_ids), ClinicDay.day.between(days[0], days[-1])
+    )
+    return list(db.session.scalars(statement))
+
+
+def _day_before(clinic_ids: list[int], day: date) -> dict[int, int]:
+    """Each clinic's friends at the end of the day before the period (its starting point)."""
+    statement = sa.select(ClinicDay.clinic_id, ClinicDay.friends_total).where(
+        ClinicDay.clinic_id.in_(clinic_ids), ClinicDay.day == day - timedelta(days=1)
+    )
+    return dict(db.session.execute(statement).all())
+
+
+@dataclass
+class ClinicFigures:
+    """A clinic's period: daily rows and the totals the tiles show."""
+
+    days: list[date]
+    rows: dict[date, ClinicDay]
+    friends_at_start: int
+
+    def daily(self, name: str) -> list[int]:
+        return [getattr(self.rows[d], name) if d in self.rows else 0 for d in self.days]
+
+    def total(self, name: str) -> int:
+        return sum(self.daily(name))
+
+    @property
+    def friends_now(self) -> int:
+        last = [self.rows[d].friends_total for d in self.days if d in self.rows]
+        return last[-1] if last else self.friends_at_start
+
+    @property
+    def growth(self) -> int:
+        return self.friends_now - self.friends_at_start
+
+    @property
+    def block_rate(self) -> float | None:
+        """Blocks in the period per friend there was to lose (at its start plus those who joined)."""
+        return rate(self.total("blocks"), self.friends_at_start + self.total("follows"))
+
+
+def clinic_figures(clinic_id: int, days: int) -> ClinicFigures:
+    wanted = period_range(days)
+    rows = {row.day: row for row in _clinic_days([clinic_id], wanted)}
+    return ClinicFigures(wanted, rows, _day_before([clinic_id], wanted[0]).get(clinic_id, 0))
+
+
+def _labels(days: list[date]) -> list[str]:
+    return [d.strftime("%m/%d") for d in days]
+
+
+def friends_chart(figures: ClinicFigures) -> Chart:
+    return Chart(
+        "friends",
+        _l("友だち数の推移"),
+        _l("日付"),
+        _labels(figures.days),
+        [Series("friends_total", _l("友だち数"), figures.daily("friends_total"), "#06c755", "line")],
+    )
+
+
+def follows_chart(figures: ClinicFigures) -> Chart:
+    blocks, totals = figures.daily("blocks"), figures.daily("friends_total")
+    before = [figures.friends_at_start, *totals[:-1]]
+    return Chart(
+        "follows",
+        _l("友だち追加・ブロック"),
+        _l("日付"),
+        _labels(figures.days),
+        [
+            Series("follows", _l("友だち追加"), figures.daily("follows"), "#06c755"),
+            Series("blocks", _l("ブロック"), blocks, "#e5484d"),
+            Series(
+                "block_rate",
+                _l("ブロック率（%）"),
+                [rate(b, f) for b, f in zip(blocks, before, strict=True)],
+                "#8e4ec6",
+                "line",
+            ),
+        ],
+    )
+
+
+def activity_chart(figures: ClinicFigures) -> Chart:
+    return Chart(
+        "activity",
+        _l("予約・クーポン・問診票・スタンプ"),
+        _l("日付"),
+        _labels(figures.days),
+        [
+            Series("bookings", _l("予約"), figures.daily("bookings"), "#3e63dd"),
+            Series("redemptions", _l("クーポン利用"), figures.daily("redemptions"), "#f76b15"),
+            Series("form_answers", _l("問診票・アンケート回答"), figures.daily("form_answers"), "#12a594"),
+            Series("stamps", _l("スタンプ"), figures.daily("stamps"), "#ffc53d"),
+        ],
+    )
+
+
+def sending_chart(figures: ClinicFigures) -> Chart:
+    return Chart(
+        "sending",
+        _l("配信とメッセージ送信"),
+        _l("日付"),
+        _labels(figures.days),
+        [
+            Series("deliveries", _l("配信"), figures.daily("deliveries"), "#3e63dd"),
+            Series("messages_sent", _l("送信メッセージ"), figures.daily("messages_sent"), "#06c755", "line"),
+        ],
+    )
+
+
+@dataclass
+class SourceRank:
+    source_id: int
+    name: str
+    follows: int
+    blocks: int
+    bookings: int
+
+    @property
+    def block_rate(self) -> float | None:
+        return rate(self.blocks, self.follows)
+
+
+def source_ranking(clinic_id: int, days: int) -> list[SourceRank]:
+    """Inflow sources by friends added in the period (then bookings), with their blocks and bookings."""
+    wanted = period_range(days)
+    statement = (
+        sa.select(
+            SourceDay.source_id,
+            sa.func.sum(SourceDay.follows),
+            sa.func.sum(SourceDay.blocks),
+            sa.func.sum(SourceDay.bookings),
+        )
+        .where(SourceDay.clinic_id == clinic_id, SourceDay.day.between(wanted[0], wanted[-1]))
+        .group_by(SourceDay.source_id)
+    )
+    sums = db.session.execute(statement).all()
+    names = dict(db.session.execute(sa.select(InflowSource.id, InflowSource.name)).all())
+    ranks = [
+        SourceRank(s, names.get(s) or str(_l("経路なし（検索・ID・その他）")), int(f or 0), int(b or 0), int(k or 0))
+        for s, f, b, k in sums
+    ]
+    return sorted(ranks, key=lambda r: (-r.follows, -r.bookings, r.name))
+
+
+def sources_chart(ranks: list[SourceRank]) -> Chart:
+    return Chart(
+        "sources",
+        _l("流入経路ランキング"),
+        _l("流入経路"),
+        [r.name for r in ranks],
+        [
+            Series("follows", _l("友だち追加"), [r.follows for r in ranks], "#06c755"),
+            Series("blocks", _l("ブロック"), [r.blocks for r in ranks], "#e5484d"),
+            Series("bookings", _l("予約"), [r.bookings for r in ranks], "#3e63dd"),
+        ],
+        horizontal=True,
+    )
+
+
+def clinic_charts(clinic_id: int, days: int) -> tuple[ClinicFigures, list[SourceRank], dict[str, Chart]]:
+    """Everything the clinic analytics page shows for the period."""
+    figures = clinic_figures(clinic_id, days)
+    ranks = source_ranking(clinic_id, days)
+    charts = [
+        friends_chart(figures),
+        follows_chart(figures),
+        sending_chart(figures),
+        activity_chart(figures),
+        sources_chart(ranks),
+    ]
+    return figures, ranks, {chart.name: chart for chart in charts}
