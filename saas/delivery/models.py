@@ -119,7 +119,11 @@ class Delivery(TenantOwned, Timestamped, db.Model):
 
     @property
     def percent(self) -> int:
-        return 100 if not self.targeted else min(100, round(100 * self.processed / self.targeted))
+        """How far the send has got: nobody targeted is 100% only once it is over (a held, scheduled or
+        planning send has not started)."""
+        if not self.targeted:
+            return 100 if self.status in FINAL_STATUSES else 0
+        return min(100, round(100 * self.processed / self.targeted))
 
 
 class DeliveryChunk(TenantOwned, Timestamped, db.Model):

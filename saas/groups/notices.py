@@ -184,6 +184,9 @@ def progress(notice: GroupNotice) -> list[BranchProgress]:
             with tenant_scope(branch.clinic_id):
                 delivery = db.session.get(Delivery, branch.delivery_id)
                 if delivery is not None and delivery.status == DeliveryStatus.SENDING:
+                    # Detached first: the live counts must never be flushed, least of all from the
+                    # next branch's tenant scope (a TenantScopeError, i.e. a 500 while sending).
+                    db.session.expunge(delivery)
                     deliveries.refresh_counts(delivery)
         rows.append(BranchProgress(branch, clinic, delivery))
     return rows

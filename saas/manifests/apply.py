@@ -30,6 +30,7 @@ from saas.library import services as library
 from saas.library.models import ClinicLibraryOverride
 from saas.manifests import export
 from saas.manifests.models import ChannelSecretSource
+from saas.manifests.reasons import field_reason, yaml_reason
 from saas.manifests.schema import ClinicSpec, Manifest, OrganizationLinksSpec
 from saas.richmenu.services import set_organization_links
 from saas.schedule import services as schedule
@@ -55,8 +56,12 @@ class ManifestError(Exception):
         self.file, self.path, self.reason = file, path, reason
         self.others = others or []  # further (path, reason) pairs of the same file
 
+    def problems(self) -> list[tuple[str, str]]:
+        """Every (field path, reason) of the file, the first one first."""
+        return [(self.path, self.reason), *self.others]
+
     def lines(self) -> list[str]:
-        return [f"{self.file}: {path}: {reason}" for path, reason in [(self.path, self.reason), *self.others]]
+        return [f"{self.file}: {path}: {reason}" for path, reason in self.problems()]
 
 
 @dataclass
@@ -87,11 +92,11 @@ def load_text(text: str, name: str) -> Manifest:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise ManifestError(name, "(yaml)", str(exc)) from exc
+        raise ManifestError(name, "(yaml)", yaml_reason(exc)) from exc
     try:
         return Manifest.model_validate(data)
     except ValidationError as exc:
-        problems = [(field_path(e["loc"]), _reason(e)) for e in exc.errors()]
+        problems = [(field_path(e["loc"]), field_reason(e)) for e in exc.errors()]
         raise ManifestError(name, *problems[0], others=problems[1:]) from exc
 
 
@@ -100,13 +105,6 @@ def mentioned(spec: BaseModel | None, *, creating: bool = False) -> set[str]:
     if spec is None:
         return set()
     return set(type(spec).model_fields) if creating else set(spec.model_fields_set)
-
-
-def _reason(error: dict) -> str:
-    reason = error["msg"].removeprefix("Value error, ")
-    if error["type"] == "extra_forbidden":
-        return "この項目はマニフェストにありません（綴りを確認してください）"
-    return f"{reason} (値: {error.get('input')!r})"
 
 
 class Applier:

@@ -19,6 +19,7 @@ from saas.extensions import db
 from saas.groups.services import managed_levels
 from saas.library.models import LibrarySubscription
 from saas.manifests.apply import ManifestError, Outcome, apply_clinic_section, field_path, load_text
+from saas.manifests.reasons import field_reason, yaml_reason
 from saas.manifests.schema import SLUG, ClinicSpec
 from saas.schedule.models import WeeklyBlock
 from saas.tenancy.models import Clinic, Organization
@@ -66,8 +67,8 @@ def starters() -> list[Starter]:
     return found
 
 
-def section_from(clinic: Clinic, *, starter: str | None, text: str | None) -> ClinicSpec:
-    """The clinic section to apply: a starter, or uploaded YAML (a whole manifest or one clinic)."""
+def section_from(clinic: Clinic, *, starter: str | None, text: str | None, name: str = "upload") -> ClinicSpec:
+    """The clinic section to apply: a starter, or uploaded YAML named ``name`` (a whole manifest or one clinic)."""
     if starter:
         chosen = next((s for s in starters() if s.key == starter), None)
         if chosen is None:
@@ -76,23 +77,23 @@ def section_from(clinic: Clinic, *, starter: str | None, text: str | None) -> Cl
     try:
         data = yaml.safe_load(text or "")
     except yaml.YAMLError as error:
-        raise ManifestError("upload", "(yaml)", str(error)) from error
+        raise ManifestError(name, "(yaml)", yaml_reason(error)) from error
     if isinstance(data, dict) and "clinics" in data:
-        manifest = load_text(text, "upload")
+        manifest = load_text(text, name)
         mine = [c for c in manifest.clinics if c.slug == clinic.slug]
         if not mine:
-            raise ManifestError("upload", "clinics", f"このマニフェストに {clinic.slug} がありません")
+            raise ManifestError(name, "clinics", f"このマニフェストに {clinic.slug} がありません")
         return mine[0]
     if not isinstance(data, dict):
-        raise ManifestError("upload", "(root)", "YAMLの形式が正しくありません")
-    return _validated({"slug": clinic.slug, "name": clinic.name, **data}, "upload")
+        raise ManifestError(name, "(root)", "YAMLの形式が正しくありません")
+    return _validated({"slug": clinic.slug, "name": clinic.name, **data}, name)
 
 
 def _validated(data: dict, name: str) -> ClinicSpec:
     try:
         return ClinicSpec.model_validate(data)
     except ValidationError as error:
-        problems = [(field_path(e["loc"]), e["msg"].removeprefix("Value error, ")) for e in error.errors()]
+        problems = [(field_path(e["loc"]), field_reason(e)) for e in error.errors()]
         raise ManifestError(name, *problems[0], others=problems[1:]) from error
 
 

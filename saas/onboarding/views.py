@@ -85,14 +85,14 @@ def manifest():
     clinic, outcome, problem = current_clinic(), None, None
     form = request.form
     if request.method == "POST":
-        text = form.get("yaml") or (
-            request.files["file"].read().decode("utf-8", "replace") if request.files.get("file") else ""
-        )
+        upload = request.files.get("file")
+        text = form.get("yaml") or (upload.read().decode("utf-8", "replace") if upload else "")
+        name = upload.filename if upload and upload.filename and not form.get("yaml") else _("貼り付けたYAML")
         try:
-            spec = services.section_from(clinic, starter=form.get("starter") or None, text=text)
+            spec = services.section_from(clinic, starter=form.get("starter") or None, text=text, name=name)
             outcome = services.try_section(clinic, spec, dry_run=form.get("action") != "apply")
         except ManifestError as error:
-            problem = "\n".join(error.lines())
+            problem = error
         if outcome is not None and form.get("action") == "apply":
             record(
                 "manifest.apply",

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from rq import SimpleWorker
 
 from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.groups.models import GroupNotice, GroupNoticeBranch
+from saas.queues import get_queue, get_redis
 from saas.quota.counter import japan_now, month_key
 from saas.quota.models import MessageUsage
 from saas.tenancy.scoping import platform_scope, tenant_scope
@@ -83,6 +85,27 @@ def test_an_hq_notice_reaches_each_branch_through_its_own_channel_and_skips_the_
     assert _texts(sandbox_server, branches["ikebukuro"], friends["ikebukuro"]) == [[]] * 3
     progress = client.get(sent.headers["Location"]).get_data(as_text=True)
     assert "通数不足のため送信せず" in progress and progress.count('data-status="done"') == 2
+
+
+def test_the_progress_page_answers_while_branches_are_still_sending(client, group, sandbox_server):
+    """Right after 送信, with real workers: every branch planned (sending), its chunks not yet sent.
+    The live counts of one branch must not be written from the next branch's tenant scope."""
+    organization, branches, friends, hq = group
+    login(client, hq)
+    sent = client.post(
+        f"/organizations/{organization.slug}/notices/new", data=_form(client, branches, shortfall="trim")
+    )
+    SimpleWorker([get_queue("default")], connection=get_redis()).work(burst=True)  # planning only
+    with platform_scope("test: every branch is sending"):
+        assert set(db.session.scalars(sa.select(Delivery.status))) == {"sending"}
+    db.session.expire_all()
+
+    for headers in ({}, {"HX-Request": "true"}):
+        page = client.get(sent.headers["Location"], headers=headers)
+        assert page.status_code == 200 and page.get_data(as_text=True).count('data-status="sending"') == 3
+    drain()
+    done = client.get(sent.headers["Location"]).get_data(as_text=True)
+    assert done.count('data-status="done"') == 3
 
 
 def test_refuse_sends_nothing_in_any_branch_when_one_is_short(client, group, sandbox_server):

@@ -5,6 +5,7 @@ checks and the LINE plan."""
 from __future__ import annotations
 
 import io
+import re
 import secrets
 
 import sqlalchemy as sa
@@ -101,6 +102,31 @@ def test_a_broken_yaml_upload_names_the_field_and_changes_nothing(client):
         },
     )
     assert response.status_code == 422 and "schedule.weekly.mon[0].start" in response.get_data(as_text=True)
+
+
+def test_manifest_errors_are_told_in_japanese_with_file_field_and_reason(client):
+    organization, admin = _agency_admin()
+    clinic = gen_clinic(organization)
+    login(client, admin)
+    yaml_text = "profile:\n  phone: [1, 2]\nschedule:\n  slot_minutes: たくさん\n  weekly:\n    mon: [{end: '12:00'}]\n"
+    response = client.post(
+        f"/c/{clinic.slug}/onboarding/manifest",
+        data={"yaml": yaml_text, "action": "preview", "csrf_token": csrf_token(client)},
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "マニフェストに誤りがあります。何も変更していません。" in page
+    rows = re.findall(r"<tr><td>(.*?)</td><td><code>(.*?)</code></td><td[^>]*>(.*?)</td></tr>", page)
+    reasons = {path: reason for _, path, reason in rows}
+    assert {file for file, _, _ in rows} == {"貼り付けたYAML"}
+    assert reasons["profile.phone"].startswith("文字列で書いてください（Input should be a valid string）")
+    assert reasons["schedule.weekly.mon[0].start"] == "必須の項目です（Field required）"
+    assert "Input should" not in page.replace("（Input should", "")  # English only after the Japanese
+
+    broken = client.post(
+        f"/c/{clinic.slug}/onboarding/manifest",
+        data={"yaml": "profile:\n  phone: '03'\n bad: x\n", "action": "preview", "csrf_token": csrf_token(client)},
+    ).get_data(as_text=True)
+    assert "3行目" in broken and "YAMLとして読めません" in broken
 
 
 def test_the_profile_page_and_the_manifest_carry_the_same_fields(client):

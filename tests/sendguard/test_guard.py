@@ -230,8 +230,11 @@ def test_an_api_send_is_held_like_a_portal_send(app, client, sandbox, clinic):
     body = {"kind": "broadcast", "messages": [{"type": "text", "text": "年末年始の診療のお知らせ"}]}
     answer = client.post(f"/api/v1/clinics/{clinic.slug}/deliveries", json=body, headers=headers)
     assert answer.status_code == 202 and answer.json["status"] == "pending_approval"
+    assert answer.json["percent"] == 0  # held, not finished
     drain()
     assert not sandbox.inbox(CHANNEL, friends[0])
+    held = client.get(f"/api/v1/clinics/{clinic.slug}/deliveries/{answer.json['id']}", headers=headers).json
+    assert (held["status"], held["percent"], held["sent"]) == ("pending_approval", 0, 0)
     approval = only(SendApproval, clinic)
     assert approval.requested_by_email.startswith("api-key:")
     staff = signed_in(app, gen_user("sender", clinic=clinic))
