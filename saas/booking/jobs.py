@@ -11,6 +11,7 @@ from saas.extensions import db
 from saas.jobs import job
 from saas.queues import URGENT, get_queue
 from saas.quota.counter import QuotaExceeded
+from saas.receipts.models import ReceiptSource
 from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import tenant_scope
 
@@ -27,7 +28,10 @@ def send_confirmation(clinic_id: int, booking_id: int, kind: str = "confirmation
             return False
         messages = notify.changed(clinic, booking) if kind == "change" else notify.confirmation(clinic, booking)
         try:
-            notify.push_once(clinic, booking.line_user_id, messages, booking.confirmation_retry_key, "booking")
+            notify.push_once(
+                clinic, booking.line_user_id, messages, booking.confirmation_retry_key, "booking",
+                source=ReceiptSource.BOOKING_NOTICE, friend_id=booking.friend_id, ref_id=booking.id,
+            )  # fmt: skip
         except QuotaExceeded as exc:
             log.warning("booking %s confirmation not sent: %s", booking_id, exc)
             return False

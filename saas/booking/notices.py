@@ -35,6 +35,7 @@ from saas.jobs import job
 from saas.line.errors import LineError
 from saas.queues import URGENT, get_queue, get_redis
 from saas.quota.counter import QuotaExceeded
+from saas.receipts.models import ReceiptSource
 from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import tenant_scope
 
@@ -69,7 +70,10 @@ def cancellation_retry_key(booking: Booking) -> str:
 def _push(clinic: Clinic, booking: Booking, messages: list[dict], retry_key: str) -> bool:
     """Push once; a retryable LINE error is raised for RQ to retry with the same key."""
     try:
-        notify.push_once(clinic, booking.line_user_id, messages, retry_key, "booking")
+        notify.push_once(
+            clinic, booking.line_user_id, messages, retry_key, "booking",
+            source=ReceiptSource.BOOKING_NOTICE, friend_id=booking.friend_id, ref_id=booking.id,
+        )  # fmt: skip
     except QuotaExceeded as exc:
         log.warning("booking %s notice not sent: %s", booking.id, exc)
         return False

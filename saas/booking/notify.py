@@ -1,7 +1,8 @@
 """What patients receive about their bookings, sent as single pushes.
 
 Every push carries a retry key stored on the booking (a retried push is never delivered
-twice) and is counted against the clinic's plan through the quota reservation.
+twice), is counted against the clinic's plan through the quota reservation, and leaves the
+friend a receipt (``saas.receipts``) committed with the caller's "sent" state.
 """
 
 from __future__ import annotations
@@ -9,10 +10,15 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+import sqlalchemy as sa
+
 from saas import line
 from saas.booking.models import Booking
+from saas.extensions import db
+from saas.friends.models import Friend
 from saas.line.errors import LineError, LineRetryKeyAccepted
 from saas.quota import counter as quota
+from saas.receipts import services as receipts
 from saas.schedule.services import format_day
 
 log = logging.getLogger(__name__)
@@ -23,9 +29,21 @@ def when(starts_at: datetime) -> str:
     return f"{format_day(starts_at.date())} {starts_at:%H:%M}"
 
 
-def push_once(clinic, user_id: str, messages: list[dict], retry_key: str, purpose: str) -> None:
+def push_once(
+    clinic,
+    user_id: str,
+    messages: list[dict],
+    retry_key: str,
+    purpose: str,
+    *,
+    source: str,
+    friend_id: int | None = None,
+    ref_id: int | None = None,
+) -> None:
     """Push to one patient, counted against the plan; a repeat of an accepted key counts as sent.
 
+    Once LINE accepted it the friend's receipt (``source``: reminder, booking_notice) is added to
+    the session: the caller's commit of its "sent" state writes both, so a retry writes it once.
     Raises QuotaExceeded (nothing sent) or LineError (quota given back).
     """
     reservation = quota.reserve(clinic.id, 1, purpose=purpose)
@@ -36,6 +54,13 @@ def push_once(clinic, user_id: str, messages: list[dict], retry_key: str, purpos
     except LineError:
         quota.release(reservation, 1)
         raise
+    friend_id = friend_id or _friend_id_of(user_id)
+    if friend_id is not None:
+        receipts.record(friend_id, source, messages=messages, ref_id=ref_id)
+
+
+def _friend_id_of(user_id: str) -> int | None:
+    return db.session.scalar(sa.select(Friend.id).where(Friend.line_user_id == user_id).limit(1))
 
 
 def _actions(booking: Booking) -> dict:

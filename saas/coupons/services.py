@@ -33,6 +33,7 @@ from saas.extensions import db
 from saas.friends.models import Friend, FriendStatus
 from saas.line import coupons as line_coupons
 from saas.line.errors import LineError
+from saas.receipts.models import ReceiptSource
 from saas.sendguard import guard
 from saas.tenancy.models import Clinic
 
@@ -40,6 +41,7 @@ SELF_PAY_PURPOSES = (Purpose.SELF_PAY, Purpose.CHECKUP, Purpose.GOODS)
 # Words that tie a price offer to insured care (保険診療): a coupon must not discount these.
 INSURED_TERMS = ("保険診療", "保険適用", "保険証", "初診料", "再診料", "診察料", "自己負担", "窓口負担", "処方箋料")
 SENDABLE_TARGETS = (Target.ALL, Target.SEGMENT)
+COUPON_SOURCE = ReceiptSource.COUPON  # its deliveries' ``source``: the friends' receipts say クーポン
 
 
 class CouponProblem(Exception):
@@ -286,7 +288,12 @@ def send(coupon: Coupon, actor=None) -> Sent:
         raise CouponProblem(_("このクーポンは配信ではなく、ショップカードの特典やステップ配信で届きます。"))
     kind = DeliveryKind.SEGMENT if coupon.target == Target.SEGMENT else DeliveryKind.BROADCAST
     delivery = deliveries.create_delivery(
-        messages=[], kind=kind, title=_("クーポン: %(title)s", title=coupon.title), segment=coupon.segment, actor=actor
+        messages=[],
+        kind=kind,
+        title=_("クーポン: %(title)s", title=coupon.title),
+        segment=coupon.segment,
+        actor=actor,
+        source=COUPON_SOURCE,
     )
     delivery.messages = coupon_messages(coupon, delivery.id)
     db.session.add(CouponSend(clinic_id=coupon.clinic_id, coupon_id=coupon.id, delivery_id=delivery.id))
@@ -387,7 +394,9 @@ def reward_messages(coupon: Coupon, reason: str) -> list[dict]:
 
 def push_to_friend(friend: Friend, messages: list[dict], title: str) -> int:
     """One friend, through the pipeline (quota, retry key). Commits; the delivery id."""
-    delivery = deliveries.create_delivery(messages=messages, kind=DeliveryKind.PUSH, title=title, friend_id=friend.id)
+    delivery = deliveries.create_delivery(
+        messages=messages, kind=DeliveryKind.PUSH, title=title, friend_id=friend.id, source=COUPON_SOURCE
+    )
     deliveries.submit(delivery)
     return delivery.id
 

@@ -60,6 +60,7 @@ class Delivery(TenantOwned, Timestamped, db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(sa.String(16), default=DeliveryKind.BROADCAST)
+    source: Mapped[str | None] = mapped_column(sa.String(16))  # what sent it besides the composer: "coupon"
     title: Mapped[str] = mapped_column(sa.String(200), default="")
     messages: Mapped[list] = mapped_column(sa.JSON, default=list)  # template, variables kept
     segment: Mapped[dict] = mapped_column(sa.JSON, default=dict)

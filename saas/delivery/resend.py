@@ -80,6 +80,7 @@ def resend_failures(original: Delivery, actor=None) -> Delivery:
         segment=original.segment,
         friend_id=original.friend_id,
         actor=actor,
+        source=original.source,
     )
     resend.resend_of_id = original.id
     try:

@@ -34,6 +34,7 @@ from saas.line import client as line
 from saas.line.errors import LineError, LineMonthlyLimitReached, LineRequestRejected, LineRetryKeyAccepted
 from saas.privacy.services import ERASED
 from saas.queues import get_queue
+from saas.receipts import services as receipts
 from saas.tenancy.models import Clinic
 
 log = logging.getLogger(__name__)
@@ -63,13 +64,14 @@ def run_chunk(chunk_id: int) -> str:
     """Send one chunk (current tenant scope); safe to run twice. Returns the chunk's status."""
     if not _claim(chunk_id):
         return _not_claimed(chunk_id)
-    chunk, clinic = db.session.execute(
-        sa.select(DeliveryChunk, Clinic)
+    chunk, clinic, kind, source = db.session.execute(
+        sa.select(DeliveryChunk, Clinic, Delivery.kind, Delivery.source)
         .join(Clinic, Clinic.id == DeliveryChunk.clinic_id)
+        .join(Delivery, Delivery.id == DeliveryChunk.delivery_id)
         .where(DeliveryChunk.id == chunk_id)
     ).one()
     try:
-        _send_with_retries(clinic, chunk)
+        _send_with_retries(clinic, chunk, receipts.source_of_delivery(kind, source))
     except _Later as later:
         _put_back(chunk, later)
         return ChunkStatus.PENDING
@@ -115,11 +117,11 @@ def _not_claimed(chunk_id: int) -> str:
     return ChunkStatus.SKIPPED
 
 
-def _send_with_retries(clinic: Clinic, chunk: DeliveryChunk) -> None:
+def _send_with_retries(clinic: Clinic, chunk: DeliveryChunk, source: str) -> None:
     inline_max = _setting("DELIVERY_INLINE_WAIT_SECONDS", 1.0)
     while True:
         try:
-            _send(clinic, chunk, inline_max)
+            _send(clinic, chunk, inline_max, source)
             return
         except LineError as error:
             if not error.retryable:
@@ -149,22 +151,26 @@ def _give_up_when_out_of_time(chunk: DeliveryChunk, error: LineError) -> None:
         raise LineRequestRejected(f"{max_attempts}回試しても送信できませんでした（{chunk.last_error}）") from error
 
 
-def _send(clinic: Clinic, chunk: DeliveryChunk, inline_max: float) -> None:
+def _send(clinic: Clinic, chunk: DeliveryChunk, inline_max: float, source: str) -> None:
+    """Send the chunk; once LINE accepted it, mark it SENT and write its receipts in one transaction
+    (the claim PENDING → SENDING lets one job at a time get here, so receipts are written once)."""
     if chunk.mode == "push":
-        _send_pushes(clinic, chunk, inline_max)
+        _send_pushes(clinic, chunk, inline_max, source)
         return
     _wait_for_rate(clinic, "multicast", inline_max)
-    user_ids = _line_user_ids(chunk.friend_ids)
+    recipients = _recipients(chunk.friend_ids)
+    user_ids = [user_id for _, user_id in recipients]
     request_id = _multicast(clinic, chunk, user_ids) if user_ids else None
     chunk.status, chunk.sent, chunk.request_id, chunk.sent_at = ChunkStatus.SENT, len(user_ids), request_id, utcnow()
+    friend_ids = (friend_id for friend_id, _ in recipients)
+    receipts.record_chunk(chunk.clinic_id, chunk.delivery_id, chunk.id, friend_ids, source, chunk.sent_at)
     db.session.commit()
 
 
-def _line_user_ids(friend_ids: list[int]) -> list[str]:
-    """The recipients' LINE user ids; a friend erased since planning is left out (counted as such)."""
-    return list(
-        db.session.scalars(sa.select(Friend.line_user_id).where(_among(Friend.id, friend_ids), Friend.status != ERASED))
-    )
+def _recipients(friend_ids: list[int]) -> list[tuple[int, str]]:
+    """The recipients' friend and LINE user ids; a friend erased since planning is left out (counted as such)."""
+    found = sa.select(Friend.id, Friend.line_user_id).where(_among(Friend.id, friend_ids), Friend.status != ERASED)
+    return [(row.id, row.line_user_id) for row in db.session.execute(found)]
 
 
 def _among(column, ids: list[int]):
@@ -181,7 +187,7 @@ def _multicast(clinic: Clinic, chunk: DeliveryChunk, user_ids: list[str]) -> str
         return accepted.accepted_request_id
 
 
-def _send_pushes(clinic: Clinic, chunk: DeliveryChunk, inline_max: float) -> None:
+def _send_pushes(clinic: Clinic, chunk: DeliveryChunk, inline_max: float, source: str) -> None:
     pending = db.session.scalars(
         sa.select(DeliveryRecipient)
         .where(DeliveryRecipient.chunk_id == chunk.id, DeliveryRecipient.status == ChunkStatus.PENDING)
@@ -196,6 +202,8 @@ def _send_pushes(clinic: Clinic, chunk: DeliveryChunk, inline_max: float) -> Non
             recipient.status = ChunkStatus.SENT
         except LineRequestRejected as rejected:
             recipient.status, recipient.error = ChunkStatus.FAILED, _reason(rejected)
+        if recipient.status == ChunkStatus.SENT:  # committed with its SENT state, whichever commit that is
+            receipts.record(recipient.friend_id, source, delivery_id=chunk.delivery_id, chunk_id=chunk.id)
         if index % PUSH_COMMIT_EVERY == 0:
             chunk.updated_at = utcnow()  # heartbeat: this chunk's job is alive
             db.session.commit()

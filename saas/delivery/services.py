@@ -51,6 +51,7 @@ def create_delivery(
     scheduled_at: datetime | None = None,
     actor=None,
     urgent_notice_id: int | None = None,
+    source: str | None = None,
 ) -> Delivery:
     """A delivery row (not yet started) in the current clinic scope; flushes, does not commit."""
     delivery = Delivery(
@@ -62,6 +63,7 @@ def create_delivery(
         allow_trim=allow_trim,
         scheduled_at=scheduled_at,
         urgent_notice_id=urgent_notice_id,
+        source=source,
         created_by_id=getattr(actor, "id", None),
         created_by_email=getattr(actor, "email", "") or "",
         skipped={},

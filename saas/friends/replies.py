@@ -21,6 +21,8 @@ from saas.friends import services
 from saas.friends.models import Direction, Friend, Message
 from saas.line.errors import LineError, LineRequestRejected, LineRetryKeyAccepted
 from saas.quota import counter
+from saas.receipts import services as receipts
+from saas.receipts.models import ReceiptSource
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +107,9 @@ def _push_with_retries(clinic, friend: Friend, messages: list[dict], retry_key: 
 
 
 def _record(friend: Friend, event, messages: list[dict], sent, via: str) -> None:
+    """The answer joins the conversation, and the friend's receipts (committed together, once)."""
     ids = list(getattr(sent, "message_ids", None) or []) + [None] * len(messages)
-    for message, line_id in zip(messages, ids, strict=False):
+    stored = [
         services.record_message(
             friend,
             Direction.OUT,
@@ -117,6 +120,11 @@ def _record(friend: Friend, event, messages: list[dict], sent, via: str) -> None
             webhook_event_id=event.id,
             via=via,
         )
+        for message, line_id in zip(messages, ids, strict=False)
+    ]
+    db.session.flush()
+    source = ReceiptSource.GREETING if event.event_type == "follow" else ReceiptSource.AUTO_REPLY
+    receipts.record(friend.id, source, message_id=stored[0].id if stored else None, messages=messages)
     if via == Via.REPLY and friend.reply_token == event.reply_token:
         friend.reply_token, friend.reply_token_expires_at = None, None  # used up
     db.session.commit()

@@ -28,6 +28,8 @@ from saas.line.errors import LineError, LineRetryKeyAccepted
 from saas.messaging.limits import utf16_length
 from saas.quota import counter
 from saas.quota.usage import usage
+from saas.receipts import services as receipts
+from saas.receipts.models import ReceiptSource
 
 log = logging.getLogger(__name__)
 PUSH_ATTEMPTS = 3
@@ -175,6 +177,7 @@ def _keep_in_conversation(friend: Friend, send: ChatSend, messages: list[dict], 
     )
     db.session.flush()
     send.message_id, send.state = stored.id, "sent"
+    receipts.record(friend.id, ReceiptSource.STAFF, message_id=stored.id)
     services.hand_to_staff(friend)
     conversation = services.ensure_conversation(friend)
     if conversation.assignee_user_id is None:

@@ -24,6 +24,7 @@ from saas.jobs import job
 from saas.line.errors import LineError
 from saas.queues import DEFAULT, get_queue
 from saas.quota.counter import QuotaExceeded
+from saas.receipts.models import ReceiptSource
 from saas.reminders import rules
 from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import platform_scope, tenant_scope
@@ -108,8 +109,9 @@ def send_booking_reminder(clinic_id: int, booking_id: int, now: datetime | None 
             return "no-consent"
         try:
             notify.push_once(
-                clinic, booking.line_user_id, notify.reminder(clinic, booking), booking.reminder_retry_key, "reminder"
-            )
+                clinic, booking.line_user_id, notify.reminder(clinic, booking), booking.reminder_retry_key, "reminder",
+                source=ReceiptSource.REMINDER, friend_id=booking.friend_id, ref_id=booking.id,
+            )  # fmt: skip
         except QuotaExceeded as exc:
             log.warning("reminder for booking %s skipped: %s", booking_id, exc)
             _finish(booking, ReminderState.SKIPPED, now)

@@ -19,6 +19,7 @@ from saas.friends.models import Friend, FriendTag
 from saas.jobs import job
 from saas.line.errors import LineError
 from saas.quota.counter import QuotaExceeded
+from saas.receipts.models import ReceiptSource
 from saas.reminders.models import ReminderRule, RuleReminder
 from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import tenant_scope
@@ -130,6 +131,9 @@ def send_rule_reminder(clinic_id: int, reminder_id: int, now: datetime | None = 
                     [{"type": "text", "text": rule.message}],
                     reminder.retry_key,
                     "reminder",
+                    source=ReceiptSource.REMINDER,
+                    friend_id=friend.id,
+                    ref_id=reminder.id,
                 )
                 reminder.state, reminder.sent_at = "sent", now
             except QuotaExceeded:
