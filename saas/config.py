@@ -48,7 +48,8 @@ def from_environment() -> dict:
         "SECRET_KEY": os.environ.get("SECRET_KEY", ""),  # required outside development (create_app checks)
         "ENCRYPTION_KEY": os.environ.get("ENCRYPTION_KEY", ""),
         "SQLALCHEMY_DATABASE_URI": _database_url(),
-        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        # A webhooks worker runs up to 32 friends' events at once (saas/webhooks/jobs.py): room for them.
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 10, "max_overflow": 30},
         "REDIS_URL": os.environ.get("REDIS_URL", ""),
         "EMBEDDED_REDIS_PATH": os.environ.get("EMBEDDED_REDIS_PATH", str(INSTANCE_DIR / "redis" / "tsunagu.rdb")),
         "LINE_API_BASE": os.environ.get("LINE_API_BASE", "https://api.line.me"),

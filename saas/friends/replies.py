@@ -42,7 +42,12 @@ class AnswerNotSent(Exception):
 
 
 def already_recorded(event, direction: str) -> bool:
-    """Whether the conversation already holds this event's message (``in``) or its answer (``out``)."""
+    """Whether the conversation already holds this event's message (``in``) or its answer (``out``).
+
+    An event on its first claim (``attempts == 1``) has recorded nothing: no query is needed.
+    """
+    if event.attempts == 1:
+        return False
     found = sa.select(Message.id).where(Message.webhook_event_id == event.id, Message.direction == direction)
     with db.session.no_autoflush:  # the event's messages are committed before; pending changes can wait
         return db.session.scalar(found.limit(1)) is not None

@@ -8,6 +8,8 @@ patient's message reopens a waiting or resolved conversation (it needs staff aga
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
@@ -25,9 +27,25 @@ def _newer(column, incoming):
     return sa.case((sa.or_(column.is_(None), column < incoming), incoming), else_=column)
 
 
-def upsert_statement(dialect: str, values: dict):
-    """The one statement that folds a new message into its conversation row."""
-    return _folded(_INSERTS[dialect](Conversation).values(**values))
+_COLUMNS = (
+    "clinic_id",
+    "friend_id",
+    "status",
+    "status_changed_at",
+    "last_read_message_id",
+    "last_message_id",
+    "last_message_at",
+    "unread_count",
+    "created_at",
+    "updated_at",
+)
+
+
+@functools.cache
+def upsert_statement(dialect: str):
+    """The one statement that folds a new message into its conversation row (values bound at
+    execution). Built once per dialect: building it costs more than running it."""
+    return _folded(_INSERTS[dialect](Conversation).values({name: sa.bindparam(name) for name in _COLUMNS}))
 
 
 def upsert_from_select(dialect: str, columns: list[str], rows: sa.Select):
@@ -73,7 +91,7 @@ def _values(message: Message) -> dict:
 
 @event.listens_for(Message, "after_insert")
 def _fold_into_conversation(mapper, connection, message: Message) -> None:
-    connection.execute(upsert_statement(connection.dialect.name, _values(message)))
+    connection.execute(upsert_statement(connection.dialect.name), _values(message))
     session = sa.inspect(message).session
     if session is not None:
         session.info.setdefault(_TOUCHED, set()).add(message.friend_id)

@@ -9,6 +9,7 @@ bodies are purged or a patient's messages are erased: they say how busy a day wa
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
@@ -41,9 +42,12 @@ def japan_day(moment: datetime) -> date:
     return (moment + (JAPAN.utcoffset(moment) or timedelta(0))).date()
 
 
-def add_statement(dialect: str, clinic_id: int, day: date, direction: str, count: int = 1):
-    """The one statement that adds ``count`` messages to a day's row."""
-    insert = _INSERTS[dialect](MessageDay).values(clinic_id=clinic_id, day=day, direction=direction, total=count)
+@functools.cache
+def add_statement(dialect: str):
+    """The one statement that adds ``total`` messages to a day's row (values bound at execution;
+    built once per dialect, as it runs for every stored message)."""
+    columns = ("clinic_id", "day", "direction", "total")
+    insert = _INSERTS[dialect](MessageDay).values({name: sa.bindparam(name) for name in columns})
     return insert.on_conflict_do_update(
         index_elements=["clinic_id", "day", "direction"],
         set_={"total": MessageDay.__table__.c.total + insert.excluded.total},
@@ -53,4 +57,5 @@ def add_statement(dialect: str, clinic_id: int, day: date, direction: str, count
 @event.listens_for(Message, "after_insert")
 def _count_into_day(mapper, connection, message: Message) -> None:
     day = japan_day(message.created_at or utcnow())
-    connection.execute(add_statement(connection.dialect.name, message.clinic_id, day, message.direction))
+    values = {"clinic_id": message.clinic_id, "day": day, "direction": message.direction, "total": 1}
+    connection.execute(add_statement(connection.dialect.name), values)
