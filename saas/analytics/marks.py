@@ -35,7 +35,7 @@ _WATCHED = {
     CouponRedemption: ("redeemed_at",),
     FormAnswer: ("submitted_at",),
     CardStamp: ("stamped_at",),
-    Delivery: ("started_at", "status"),
+    Delivery: ("started_at", "status", "failed"),
     Conversion: ("occurred_at", "clicked_delivery_id", "received_delivery_id"),
 }
 _CONVERTING: dict = {}

@@ -34,6 +34,7 @@ CLINIC_DAY_COUNTERS = (
     "form_answers",
     "stamps",
     "conversions",
+    "failed_sends",
 )
 
 
@@ -59,6 +60,7 @@ class ClinicDay(TenantOwned, db.Model):
     form_answers: Mapped[int] = _counter()
     stamps: Mapped[int] = _counter()
     conversions: Mapped[int] = _counter()
+    failed_sends: Mapped[int] = _counter()  # recipients the clinic's deliveries started that day failed to reach
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 

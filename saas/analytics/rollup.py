@@ -87,6 +87,16 @@ def _messages_sent(clinic_ids: list[int], days: list[date]) -> Counts:
     return {(c, _as_date(d)): n for c, d, n in db.session.execute(statement)}
 
 
+def _failed_sends(clinic_ids: list[int], start: datetime, end: datetime) -> Counts:
+    day = _local_day(Delivery.started_at)
+    statement = (
+        sa.select(Delivery.clinic_id, day, sa.func.sum(Delivery.failed))
+        .where(Delivery.clinic_id.in_(clinic_ids), Delivery.started_at >= start, Delivery.started_at < end)
+        .group_by(Delivery.clinic_id, day)
+    )
+    return {(c, _as_date(d)): int(n or 0) for c, d, n in db.session.execute(statement)}
+
+
 def clinic_day_counts(clinic_ids: list[int], days: list[date]) -> dict[str, Counts]:
     """Every counter of ``CLINIC_DAY_COUNTERS`` for the clinics and days."""
     start, end = day_start(min(days)), day_start(max(days) + timedelta(days=1))
@@ -104,6 +114,7 @@ def clinic_day_counts(clinic_ids: list[int], days: list[date]) -> dict[str, Coun
         "form_answers": _per_clinic_day(FormAnswer.submitted_at, clinic_ids, start, end),
         "stamps": _per_clinic_day(CardStamp.stamped_at, clinic_ids, start, end),
         "conversions": _per_clinic_day(Conversion.occurred_at, clinic_ids, start, end, attributed),
+        "failed_sends": _failed_sends(clinic_ids, start, end),
     }
 
 

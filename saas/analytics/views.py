@@ -1,6 +1,7 @@
-"""「分析」: the clinic analytics page, its CSV exports, and the analytics settings.
+"""「分析」: the clinic analytics page, the organization and agency pages, and their CSV exports.
 
-Every route needs ``analytics.view`` (the analyst role has it; viewers and responders do not).
+Every clinic route needs ``analytics.view`` (the analyst role has it; viewers and responders do
+not); the organization and agency pages show only the clinics where the viewer holds it.
 Figures come from the roll-ups only; no patient message text is ever read here.
 """
 
@@ -8,15 +9,22 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, abort, render_template, request
 from flask_babel import lazy_gettext as _l
-from flask_login import login_required
+from flask_login import current_user, login_required
 from sqlalchemy.orm import Session
 
-from saas.analytics import marks, reports
+from saas.analytics import groups, marks, reports
 from saas.portal import menu
 from saas.tenancy.access import current_clinic, require
 
 marks.install(Session)  # roll-ups follow what is stored anywhere
-bp = Blueprint("analytics", __name__, url_prefix="/c/<clinic>/analytics")
+bp = Blueprint("analytics", __name__)
+LEVEL_PAGES = {"organizations": groups.organization_page, "agencies": groups.agency_page}
+
+
+@bp.app_context_processor
+def analytics_levels():
+    """Template helper: the organizations and agencies whose analytics the user may open."""
+    return {"analysed_levels": lambda: groups.analysed_levels(current_user) if current_user.is_authenticated else []}
 
 
 def csv_response(text: str, filename: str) -> Response:
@@ -28,28 +36,65 @@ def csv_response(text: str, filename: str) -> Response:
     )
 
 
-@bp.get("/")
+def _days() -> int:
+    return reports.period_days(request.args.get("days"))
+
+
+@bp.get("/c/<clinic>/analytics/")
 @login_required
 @require("analytics.view")
 def index():
     """Friends, blocks, sending, conversions and sources of the clinic over the chosen period."""
-    days = reports.period_days(request.args.get("days"))
+    days = _days()
     figures, ranks, charts = reports.clinic_charts(current_clinic().id, days)
     return render_template(
         "analytics/index.html", days=days, periods=reports.PERIODS, figures=figures, ranks=ranks, charts=charts
     )
 
 
-@bp.get("/<name>.csv")
+@bp.get("/c/<clinic>/analytics/<name>.csv")
 @login_required
 @require("analytics.view")
 def chart_csv(name: str):
     """One chart's numbers as CSV, for the same period as the page."""
-    days = reports.period_days(request.args.get("days"))
+    days = _days()
     chart = reports.clinic_charts(current_clinic().id, days)[2].get(name)
     if chart is None:
         abort(404)
     return csv_response(chart.csv(), f"{current_clinic().slug}-{name}-{days}d.csv")
+
+
+def _level_page(kind: str, slug: str) -> dict:
+    page = LEVEL_PAGES[kind](current_user, slug, _days()) if kind in LEVEL_PAGES else None
+    if page is None:
+        abort(404)  # another organization's or agency's figures are not even acknowledged
+    return page
+
+
+@bp.get("/analytics/<kind>/<slug>/")
+@login_required
+def level(kind: str, slug: str):
+    """An organization's branches compared, or an agency's clients with their health."""
+    page = _level_page(kind, slug)
+    return render_template(
+        "analytics/level.html",
+        kind=kind,
+        days=_days(),
+        periods=reports.PERIODS,
+        alert_rate=groups.ALERT_BLOCK_RATE,
+        alert_blocks=groups.ALERT_MIN_BLOCKS,
+        **page,
+    )
+
+
+@bp.get("/analytics/<kind>/<slug>/<name>.csv")
+@login_required
+def level_csv(kind: str, slug: str, name: str):
+    """One chart of the organization or agency page as CSV."""
+    chart = _level_page(kind, slug)["charts"].get(name)
+    if chart is None:
+        abort(404)
+    return csv_response(chart.csv(), f"{slug}-{name}-{_days()}d.csv")
 
 
 menu.register("analytics.index", _l("分析"), "📈", permission="analytics.view", order=26)

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 
 from saas.extensions import db
 from saas.quota.counter import durable_used, japan_now, month_key
-from saas.quota.models import MessageUsage, MessageUsageDay
-from saas.quota.plans import EffectivePlan, month_cost_yen, plan_for_clinic
+from saas.quota.models import ClinicPlan, LinePlan, MessageUsage, MessageUsageDay
+from saas.quota.plans import DEFAULT_PLAN, EffectivePlan, get_plan, month_cost_yen, plan_for_clinic
 
 WARNING_LEVELS = ((100, "100"), (80, "80"))
 
@@ -100,3 +100,16 @@ def used_this_month(clinic_ids: list[int]) -> dict[int, int]:
         )
     ).all()
     return dict(rows)
+
+
+def included_left_this_month(clinic_ids: list[int]) -> dict[int, int]:
+    """Per clinic: the plan's included (free) messages not used yet this month, in three queries."""
+    get_plan(DEFAULT_PLAN)  # loads the plan data on first use
+    codes = dict(
+        db.session.execute(
+            sa.select(ClinicPlan.clinic_id, ClinicPlan.plan_code).where(ClinicPlan.clinic_id.in_(clinic_ids))
+        ).all()
+    )
+    free = dict(db.session.execute(sa.select(LinePlan.code, LinePlan.free_messages)).all())
+    used = used_this_month(clinic_ids)
+    return {c: max(free.get(codes.get(c, DEFAULT_PLAN), 0) - used.get(c, 0), 0) for c in clinic_ids}

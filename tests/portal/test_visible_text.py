@@ -189,6 +189,7 @@ def _argument_values(demo, argument: str) -> list:
         "clinic_slug": [demo.clinic.slug],
         "index": [0],
         "level": ["organization"],
+        "kind": ["organizations", "agencies"],
         "slug": [demo.clinic.organization.slug],
         "token": ["not-an-invitation"],
         "fmt": ["json"],

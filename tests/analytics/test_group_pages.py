@@ -1,0 +1,106 @@
+"""The organization page compares branches and the agency page shows clients' health, each only
+over the clinics the viewer's memberships cover; another organization or agency is a 404."""
+
+from __future__ import annotations
+
+from saas.analytics import jobs
+from saas.delivery.models import Delivery
+from saas.extensions import db
+from saas.friends.models import Message
+from saas.tenancy.scoping import tenant_scope
+from tests.analytics.support import add_booking, add_friends, block, chart, csv_rows, japan_time, total
+from tests.factories import gen_agency, gen_clinic, gen_organization, gen_user
+from tests.helpers import login
+
+
+def _network():
+    agency = gen_agency(name="つなぐ代理店")
+    corporation = gen_organization(agency, name="医療法人さくら会")
+    east, west = gen_clinic(corporation, name="さくら東"), gen_clinic(corporation, name="さくら西")
+    elsewhere = gen_clinic(gen_organization(agency, name="医療法人あおば会"), name="あおば")
+    stranger = gen_clinic(gen_organization(gen_agency(name="他社"), name="他法人"), name="他院")
+    add_friends(east.id, *[{"followed_at": japan_time(3)} for _ in range(4)])
+    west_ids = add_friends(west.id, *[{"followed_at": japan_time(40)} for _ in range(10)])
+    for friend_id in west_ids[:4]:
+        block(west.id, friend_id, japan_time(1))
+    add_booking(east.id, None, japan_time(2))
+    add_friends(elsewhere.id, {"followed_at": japan_time(2)})
+    add_friends(stranger.id, *[{"followed_at": japan_time(2)} for _ in range(9)])
+    with tenant_scope(west.id):
+        db.session.add(Delivery(title="お知らせ", status="done", started_at=japan_time(2), sent=6, failed=2))
+        # an unanswered chat (the inbox counters open its conversation)
+        db.session.add(Message(friend_id=west_ids[5], direction="in", kind="text", text="薬が合わない気がします"))
+        db.session.commit()
+    jobs.catch_up(60)
+    return agency, corporation, east, west, elsewhere, stranger
+
+
+def test_the_organization_page_compares_its_branches_with_a_csv_of_the_same_numbers(client):
+    agency, corporation, east, west, elsewhere, stranger = _network()
+    login(client, gen_user("analyst", organization=corporation))
+    response = client.get(f"/analytics/organizations/{corporation.slug}/")
+    assert response.status_code == 200
+    html = response.get_data(as_text=True)
+    friends = chart(html, "friends")
+    assert friends["labels"] == [east.name, west.name]
+    assert friends["友だち数"] == [4, 6] and friends["増減"] == [4, -4]
+    assert chart(html, "block_rate")["ブロック率（%）"] == [0.0, 40.0]
+    assert chart(html, "bookings")["予約"] == [1, 0]
+    assert total(html, "friends") == "10"
+    assert elsewhere.name not in html and stranger.name not in html
+    assert "薬が合わない気がします" not in html
+    header, *rows = csv_rows(client.get(f"/analytics/organizations/{corporation.slug}/friends.csv").data)
+    assert rows == [[east.name, "4", "4"], [west.name, "6", "-4"]]
+
+
+def test_the_agency_page_shows_each_clients_health(client):
+    agency, corporation, east, west, elsewhere, stranger = _network()
+    login(client, gen_user("admin", agency=agency))
+    html = client.get(f"/analytics/agencies/{agency.slug}/").get_data(as_text=True)
+    health = chart(html, "health")
+    assert health["labels"] == sorted(
+        [
+            f"{corporation.name} / {east.name}",
+            f"{corporation.name} / {west.name}",
+            f"{elsewhere.organization.name} / {elsewhere.name}",
+        ]
+    )
+    by_clinic = dict(zip(health["labels"], zip(health["未対応チャット"], health["送信失敗"], strict=True), strict=True))
+    assert by_clinic[f"{corporation.name} / {west.name}"] == (1, 2)
+    assert by_clinic[f"{corporation.name} / {east.name}"] == (0, 0)
+    assert 'data-alert="block-rate"' in html  # 4 blocks of 10 friends in the last week at さくら西
+    assert stranger.name not in html
+    header, *rows = csv_rows(client.get(f"/analytics/agencies/{agency.slug}/health.csv").data)
+    assert [row[0] for row in rows] == health["labels"]
+    assert [row[1] for row in rows] == [str(n) for n in health["未対応チャット"]]
+
+
+def test_members_of_another_organization_or_agency_get_404(client):
+    agency, corporation, east, west, elsewhere, stranger = _network()
+    login(client, gen_user("owner", organization=stranger.organization))
+    assert client.get(f"/analytics/organizations/{corporation.slug}/").status_code == 404
+    assert client.get(f"/analytics/organizations/{corporation.slug}/friends.csv").status_code == 404
+    assert client.get(f"/analytics/agencies/{agency.slug}/").status_code == 404
+    assert client.get("/analytics/organizations/no-such-org/").status_code == 404
+    assert client.get(f"/analytics/elsewhere/{corporation.slug}/").status_code == 404
+
+
+def test_a_branch_analyst_sees_only_their_branch_and_a_viewer_nothing(client):
+    agency, corporation, east, west, elsewhere, stranger = _network()
+    login(client, gen_user("analyst", clinic=east))
+    html = client.get(f"/analytics/organizations/{corporation.slug}/").get_data(as_text=True)
+    assert chart(html, "friends")["labels"] == [east.name]
+    assert client.get(f"/analytics/agencies/{agency.slug}/").status_code == 200
+    client.get("/auth/logout")
+    login(client, gen_user("viewer", organization=corporation))
+    assert client.get(f"/analytics/organizations/{corporation.slug}/").status_code == 404
+    assert client.get(f"/analytics/organizations/{corporation.slug}/friends.csv").status_code == 404
+
+
+def test_the_home_page_links_the_levels_the_user_analyses(client):
+    agency, corporation, east, west, elsewhere, stranger = _network()
+    login(client, gen_user("analyst", agency=agency))
+    html = client.get("/").get_data(as_text=True)
+    assert f"/analytics/agencies/{agency.slug}/" in html
+    assert f"/analytics/organizations/{corporation.slug}/" in html
+    assert f"/analytics/organizations/{stranger.organization.slug}/" not in html
