@@ -4,7 +4,7 @@ Filled by the roll-up jobs (the nightly catch-up recomputes the last three days;
 need ``flask analytics backfill``).
 
 Revision ID: d6427e35df73
-Revises: d30e7ef1704b
+Revises: b52c6c855a93
 Create Date: 2026-12-01 18:18:25.984918
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = 'd6427e35df73'
-down_revision = 'd30e7ef1704b'
+down_revision = 'b52c6c855a93'
 branch_labels = None
 depends_on = None
 
