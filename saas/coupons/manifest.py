@@ -24,7 +24,8 @@ from saas.tenancy.scoping import tenant_scope
 CARD_FIELDS = ("enabled", "name", "points_per_visit", "expiry_days", "qr_seconds", "restart_after_last_reward")
 
 
-def _coupon_spec(coupon: Coupon, tag_names: dict[int, str]) -> CouponSpec:
+def coupon_spec(coupon: Coupon, tag_names: dict[int, str]) -> CouponSpec:
+    """A coupon as its manifest spec (segment tags by name)."""
     values = services.values_of(coupon)
     tags = [tag_names[t] for t in (values.segment or {}).get("tag_ids", []) if t in tag_names]
     fields = {k: v for k, v in vars(values).items() if k != "segment"}
@@ -45,7 +46,7 @@ def export(clinic) -> dict:
         tag_names = {tag.id: tag.name for tag in friends.clinic_tags()}
         coupons = [c for c in reversed(services.all_coupons()) if c.status != CouponStatus.CLOSED]
         titles = {c.id: c.title for c in coupons}
-        return {"coupons": [_coupon_spec(c, tag_names) for c in coupons], "shop_card": _card_spec(clinic, titles)}
+        return {"coupons": [coupon_spec(c, tag_names) for c in coupons], "shop_card": _card_spec(clinic, titles)}
 
 
 def apply(clinic, spec, sections: set[str], change: Callable[[str], None], fail: Callable[[str, str], None]) -> None:
@@ -53,8 +54,8 @@ def apply(clinic, spec, sections: set[str], change: Callable[[str], None], fail:
     db.session.flush()
     with tenant_scope(clinic.id):
         if "coupons" in sections:
-            for index, coupon_spec in enumerate(spec.coupons):
-                _apply_coupon(clinic, coupon_spec, f"coupons[{index}]", change, fail)
+            for index, wanted in enumerate(spec.coupons):
+                _apply_coupon(clinic, wanted, f"coupons[{index}]", change, fail)
         if "shop_card" in sections and spec.shop_card is not None:
             _apply_card(clinic, spec.shop_card, change, fail)
 
@@ -64,7 +65,8 @@ def _by_title(title: str) -> Coupon | None:
     return db.session.scalars(query.order_by(Coupon.id.desc())).first()
 
 
-def _values(spec: CouponSpec, path: str, fail) -> services.CouponValues:
+def values_from_spec(spec: CouponSpec, path: str, fail) -> services.CouponValues:
+    """The form values of a coupon spec (segment tags made in the clinic as needed); ``fail`` reports."""
     segment = {}
     if spec.target == Target.SEGMENT:
         if not spec.segment_tags:
@@ -76,7 +78,7 @@ def _values(spec: CouponSpec, path: str, fail) -> services.CouponValues:
 
 def _apply_coupon(clinic, spec: CouponSpec, path: str, change, fail) -> None:
     coupon = _by_title(spec.title)
-    wanted = _values(spec, path, fail)
+    wanted = values_from_spec(spec, path, fail)
     if coupon is not None and services.values_of(coupon) == wanted:
         return
     creating = coupon is None

@@ -79,3 +79,39 @@ class GroupNoticeBranch(TenantOwned, Timestamped, db.Model):
     @property
     def short(self) -> bool:
         return self.remaining is not None and self.eligible > self.remaining
+
+
+class PublishKind(enum.StrEnum):
+    TEMPLATE = "template"  # a library template: the branch's copy is its own version of the item
+    SCENARIO = "scenario"  # a step scenario: the branch's copy is a StepScenario (a draft when new)
+    COUPON = "coupon"  # a coupon: the branch's copy is a Coupon (a draft when new)
+
+
+class GroupPublication(Timestamped, db.Model):
+    """What HQ published to its branches from one source (a library item or one branch's own row):
+    the content as last published, and its version (1 for the first publish, +1 each re-publish)."""
+
+    __table_args__ = (sa.UniqueConstraint("organization_id", "kind", "source"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organization_id: Mapped[int] = mapped_column(sa.ForeignKey("organization.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    source: Mapped[str] = mapped_column(sa.String(120))  # library:<set>:<item> | coupon:<clinic>:<id> | scenario:…
+    title: Mapped[str] = mapped_column(sa.String(200), default="")
+    content: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    version: Mapped[int] = mapped_column(default=1)
+    published_by_email: Mapped[str] = mapped_column(sa.String(255), default="")
+
+
+class PublishedCopy(TenantOwned, Timestamped, db.Model):
+    """A branch's copy of a publication: which of its rows it is, and that row's content right after
+    HQ last wrote it (``base``), so a branch's own edits since are seen and never silently overwritten."""
+
+    __table_args__ = (sa.UniqueConstraint("publication_id", "clinic_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    publication_id: Mapped[int] = mapped_column(sa.ForeignKey("group_publication.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(16))
+    target_id: Mapped[int] = mapped_column()  # ClinicLibraryOverride / StepScenario / Coupon id in the branch
+    base: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    version: Mapped[int] = mapped_column(default=1)

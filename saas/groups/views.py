@@ -15,7 +15,7 @@ from flask_login import current_user, login_required
 
 from saas.audit.services import record
 from saas.extensions import db
-from saas.groups import notice_views, services, sso_views
+from saas.groups import notice_views, publish_views, services, sso_views
 from saas.library.models import Level, LibrarySet, SetKind
 from saas.library.render import VARIABLES
 from saas.richmenu.services import get_organization_links, set_organization_links
@@ -23,6 +23,7 @@ from saas.richmenu.services import get_organization_links, set_organization_link
 bp = Blueprint("groups", __name__)
 bp.register_blueprint(notice_views.bp)
 bp.register_blueprint(sso_views.bp)
+bp.register_blueprint(publish_views.bp)
 LINK_FIELDS = ("recruitment_url", "online_consultation_url")
 
 
