@@ -1,7 +1,7 @@
 """Group publishing: templates, scenarios and coupons HQ published to its branches, and each branch's copy.
 
 Revision ID: e4b7c1d9a6f2
-Revises: b52c6c855a93
+Revises: d6427e35df73
 Create Date: 2026-12-01 18:20:00
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'e4b7c1d9a6f2'
-down_revision = 'b52c6c855a93'
+down_revision = 'd6427e35df73'
 branch_labels = None
 depends_on = None
 
