@@ -3,20 +3,26 @@ and schedule → staff → go-live checklist), the clinic profile page and the c
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from saas.audit.services import changes, record
+from saas.auth.roles import ROLE_LABELS
 from saas.extensions import db
 from saas.manifests.apply import ManifestError
+from saas.members import services as members
 from saas.onboarding import logos, services
 from saas.portal import menu
 from saas.quota.plans import load_plans, plan_for_clinic, set_clinic_plan
+from saas.schedule import services as schedule
 from saas.schedule.services import weekly_text
 from saas.security.limits import body_limit
 from saas.tenancy.access import current_clinic, require
+from saas.tenancy.services import roles_at
 
 bp = Blueprint("onboarding", __name__)
 STEP_LABELS = {
@@ -68,12 +74,58 @@ def new_clinic():
 @login_required
 @require("clinic.settings")
 def wizard():
-    """Where the clinic stands: each step done or not, with the page that does it."""
+    """Where the clinic stands, with the hours and the staff invitation done right here."""
+    return _wizard_page()
+
+
+def _wizard_page(status: int = 200, **extra):
     clinic = current_clinic()
     steps = services.checklist(clinic)
-    page = render_template("onboarding/wizard.html", steps=steps, labels=STEP_LABELS, clinic=clinic)
+    page = render_template(
+        "onboarding/wizard.html", steps=steps, labels=STEP_LABELS, clinic=clinic,
+        week=schedule.weekly_blocks(clinic.id), rows_per_day=schedule.ROWS_PER_DAY,
+        settings=schedule.get_settings(clinic.id), roles=members.assignable_roles(roles_at(current_user, clinic)),
+        role_labels=ROLE_LABELS, invitations=members.pending_invitations(clinic), **extra,
+    )  # fmt: skip
     db.session.rollback()  # the checklist created default settings rows only to read them
-    return page
+    return page, status
+
+
+@bp.post("/c/<clinic>/onboarding/schedule")
+@login_required
+@require("schedule.edit")
+def wizard_schedule():
+    """The weekly hours, saved from the wizard (the same timetable as 診療スケジュール)."""
+    clinic = current_clinic()
+    blocks, errors = schedule.blocks_from_form(request.form)
+    if errors:
+        return _wizard_page(422, schedule_errors=errors)
+    holidays = bool(request.form.get("closed_on_public_holidays"))
+    schedule.replace_weekly(clinic.id, blocks, closed_on_public_holidays=holidays)
+    record("schedule.weekly", target_type="clinic", target_id=clinic.id,
+           details={"blocks": len(blocks), "closed_on_public_holidays": holidays})  # fmt: skip
+    db.session.commit()
+    flash(_("診療時間を保存しました。自動応答と挨拶メッセージにすぐ反映されます。"), "success")
+    return redirect(url_for(".wizard", _anchor="wizard-schedule"))
+
+
+@bp.post("/c/<clinic>/onboarding/invite")
+@login_required
+@require("members.manage")
+def wizard_invite():
+    """Invite one of the clinic's staff (saas.members): the one-time link is shown once, here."""
+    clinic = current_clinic()
+    email, role = (request.form.get("email") or "").strip(), request.form.get("role", "")
+    if not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email) or len(email) > 254:
+        return _wizard_page(422, invite_error=_("メールアドレスの形式が正しくありません"), invite_email=email)
+    try:
+        _invitation, token = members.invite(clinic, email, role, current_user, roles_at(current_user, clinic))
+    except members.MembershipChangeRefused as refused:
+        return _wizard_page(403, invite_error=str(refused), invite_email=email)
+    link = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + url_for("members.accept", token=token)
+    flash(_("招待を作成しました。下のリンクを招待する方にお送りください（72時間有効・1回限り）。"), "success")
+    page, status = _wizard_page(new_link=link, invited_email=email)
+    return page, status, {"Cache-Control": "no-store"}
 
 
 @bp.route("/c/<clinic>/onboarding/manifest", methods=["GET", "POST"])

@@ -6,11 +6,14 @@ reads them through :func:`hours_on`, so one closure entry changes all of them at
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
 import jpholiday
 import sqlalchemy as sa
+from flask_babel import gettext as _
+from flask_babel import pgettext
 
 from saas.common import clinic_row, zone_of
 from saas.extensions import db
@@ -217,3 +220,33 @@ def pending_urgent_notices(clinic_id: int) -> list[UrgentNoticeRequest]:
             .order_by(UrgentNoticeRequest.id)
         )
     )
+
+
+CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+ROWS_PER_DAY = 3  # time bands a day in the weekly form (午前・午後・夜間)
+
+
+def blocks_from_form(form) -> tuple[list[WeeklyBlock], list[str]]:
+    """The weekly timetable as entered (``d<weekday>_<row>_start|end|label``), and what is wrong with it."""
+    blocks, errors = [], []
+    for day in range(7):
+        for row in range(ROWS_PER_DAY):
+            start, end = form.get(f"d{day}_{row}_start", "").strip(), form.get(f"d{day}_{row}_end", "").strip()
+            if not start and not end:
+                continue
+            label = form.get(f"d{day}_{row}_label", "").strip()
+            if not (CLOCK.match(start) and CLOCK.match(end)) or start >= end:
+                day_label = pgettext("weekday", WEEKDAY_LABELS[day])
+                errors.append(_("%(day)s曜 %(label)s の時刻が正しくありません", day=day_label, label=label))
+                continue
+            blocks.append(WeeklyBlock(weekday=day, label=label, start=start, end=end))
+    return blocks, errors
+
+
+def replace_weekly(clinic_id: int, blocks: list[WeeklyBlock], *, closed_on_public_holidays: bool) -> None:
+    """The clinic's weekly timetable becomes ``blocks`` (the caller commits)."""
+    db.session.execute(sa.delete(WeeklyBlock).where(WeeklyBlock.clinic_id == clinic_id))
+    for block in blocks:
+        block.clinic_id = clinic_id
+    db.session.add_all(blocks)
+    get_settings(clinic_id).closed_on_public_holidays = closed_on_public_holidays

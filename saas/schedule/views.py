@@ -2,28 +2,25 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, timedelta
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
-from flask_babel import pgettext
 from flask_login import login_required
 
 from saas import billing
 from saas.extensions import db
 from saas.portal.menu import register
 from saas.schedule import services
-from saas.schedule.models import WEEKDAY_LABELS, Closure, ClosureKind, UrgentNoticeRequest, WeeklyBlock
+from saas.schedule.models import WEEKDAY_LABELS, Closure, ClosureKind, UrgentNoticeRequest
 from saas.tenancy.access import current_clinic, require
 
 bp = Blueprint("schedule", __name__, url_prefix="/c/<clinic>/schedule")
 register("schedule.weekly", _l("診療スケジュール"), "◷", "clinic.view", order=30)
 
-CLOCK = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
-ROWS_PER_DAY = 3
+ROWS_PER_DAY = services.ROWS_PER_DAY
 
 
 @bp.get("/")
@@ -46,40 +43,19 @@ def weekly():
     )
 
 
-def _blocks_from_form(form) -> tuple[list[WeeklyBlock], list[str]]:
-    blocks, errors = [], []
-    for day in range(7):
-        for row in range(ROWS_PER_DAY):
-            start, end = form.get(f"d{day}_{row}_start", "").strip(), form.get(f"d{day}_{row}_end", "").strip()
-            if not start and not end:
-                continue
-            label = form.get(f"d{day}_{row}_label", "").strip()
-            if not (CLOCK.match(start) and CLOCK.match(end)) or start >= end:
-                errors.append(
-                    _(
-                        "%(day)s曜 %(label)s の時刻が正しくありません",
-                        day=pgettext("weekday", WEEKDAY_LABELS[day]),
-                        label=label,
-                    )
-                )
-                continue
-            blocks.append(WeeklyBlock(weekday=day, label=label, start=start, end=end))
-    return blocks, errors
-
-
 @bp.post("/")
 @login_required
 @require("schedule.edit")
 def save_weekly():
     clinic = current_clinic()
-    blocks, errors = _blocks_from_form(request.form)
+    blocks, errors = services.blocks_from_form(request.form)
     if errors:
         for error in errors:
             flash(error, "error")
         return redirect(url_for("schedule.weekly"))
-    db.session.execute(sa.delete(WeeklyBlock).where(WeeklyBlock.clinic_id == clinic.id))
-    db.session.add_all(blocks)
-    services.get_settings(clinic.id).closed_on_public_holidays = bool(request.form.get("closed_on_public_holidays"))
+    services.replace_weekly(
+        clinic.id, blocks, closed_on_public_holidays=bool(request.form.get("closed_on_public_holidays"))
+    )
     db.session.commit()
     flash(_("診療時間を保存しました。自動応答と挨拶メッセージにすぐ反映されます。"), "success")
     return redirect(url_for("schedule.weekly"))
