@@ -8,13 +8,13 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
-from saas.analytics import rollup
+from saas.analytics import attribution, rollup
 from saas.analytics.marks import DIRTY_KEY
 from saas.extensions import db
 from saas.jobs import job
 from saas.queues import get_redis
 from saas.tenancy.models import Clinic
-from saas.tenancy.scoping import platform_scope
+from saas.tenancy.scoping import platform_scope, tenant_scope
 
 log = logging.getLogger(__name__)
 MARKS_PER_BATCH = 500
@@ -68,3 +68,12 @@ def catch_up_rollups() -> int:
     written = catch_up()
     log.info("analytics: catch-up wrote %d roll-up rows", written)
     return written
+
+
+@job
+def attribute_conversion(clinic_id: int, kind: str, ref_id: int) -> bool:
+    """Store which message a new booking, redemption, form answer or stamp is attributed to."""
+    with tenant_scope(clinic_id):
+        conversion = attribution.attribute(clinic_id, kind, ref_id)
+        db.session.commit()
+        return bool(conversion and conversion.received_delivery_id)

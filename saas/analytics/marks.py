@@ -1,7 +1,8 @@
 """Wherever a follow, block, booking, redemption, form answer, stamp, delivery or sent message is
 stored, the session notices its (clinic, Japan day); after the commit the day is marked dirty in
 Redis, and the minutely roll-up job (saas/cron.py) recomputes the marked days. A mark lost with
-Redis is made good by the nightly catch-up.
+Redis is made good by the nightly catch-up. A new booking, redemption, form answer or stamp also
+queues the job that stores its attribution.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from flask import has_app_context
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from saas.analytics.models import Conversion
+from saas.analytics.models import Conversion, ConversionKind
 from saas.analytics.rollup import japan_day, japan_today
 from saas.booking.models import Booking
 from saas.cards.models import CardStamp
@@ -38,7 +39,12 @@ _WATCHED = {
     Delivery: ("started_at", "status", "failed"),
     Conversion: ("occurred_at", "clicked_delivery_id", "received_delivery_id"),
 }
-_CONVERTING: dict = {}
+_CONVERTING = {
+    Booking: ConversionKind.BOOKING,
+    CouponRedemption: ConversionKind.REDEMPTION,
+    FormAnswer: ConversionKind.FORM_ANSWER,
+    CardStamp: ConversionKind.STAMP,
+}
 
 
 def _changed_days(instance, attributes: tuple[str, ...], is_new: bool) -> set[date]:

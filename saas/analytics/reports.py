@@ -14,8 +14,9 @@ from datetime import date, timedelta
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from saas.analytics.models import ClinicDay, SourceDay
-from saas.analytics.rollup import japan_today
+from saas.analytics.models import ClinicDay, Conversion, ConversionKind, SourceDay
+from saas.analytics.rollup import day_start, japan_today
+from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.sources.models import InflowSource
 
@@ -249,6 +250,44 @@ def sources_chart(ranks: list[SourceRank]) -> Chart:
     )
 
 
+TOP_DELIVERIES = 10
+KIND_SERIES = (
+    (ConversionKind.BOOKING, _l("予約"), "#3e63dd"),
+    (ConversionKind.REDEMPTION, _l("クーポン利用"), "#f76b15"),
+    (ConversionKind.FORM_ANSWER, _l("問診票・アンケート回答"), "#12a594"),
+    (ConversionKind.STAMP, _l("スタンプ"), "#ffc53d"),
+)
+
+
+def conversions_chart(clinic_id: int, days: int) -> Chart:
+    """The deliveries the most conversions in the period are attributed to (last received), by kind."""
+    wanted = period_range(days)
+    since, until = day_start(wanted[0]), day_start(wanted[-1] + timedelta(days=1))
+    rows = db.session.execute(
+        sa.select(Conversion.received_delivery_id, Conversion.kind, sa.func.count())
+        .where(
+            Conversion.clinic_id == clinic_id,
+            Conversion.occurred_at >= since,
+            Conversion.occurred_at < until,
+            Conversion.received_delivery_id.is_not(None),
+        )
+        .group_by(Conversion.received_delivery_id, Conversion.kind)
+    ).all()
+    counts: dict[int, dict[str, int]] = {}
+    for delivery_id, kind, n in rows:
+        counts.setdefault(delivery_id, {})[kind] = n
+    top = sorted(counts, key=lambda d: (-sum(counts[d].values()), -d))[:TOP_DELIVERIES]
+    titles = dict(db.session.execute(sa.select(Delivery.id, Delivery.title).where(Delivery.id.in_(top))).all())
+    return Chart(
+        "conversions",
+        _l("配信ごとのコンバージョン（最後に受け取った配信）"),
+        _l("配信"),
+        [f"#{d} {titles.get(d) or ''}".strip() for d in top],
+        [Series(kind, label, [counts[d].get(kind, 0) for d in top], color) for kind, label, color in KIND_SERIES],
+        horizontal=True,
+    )
+
+
 def clinic_charts(clinic_id: int, days: int) -> tuple[ClinicFigures, list[SourceRank], dict[str, Chart]]:
     """Everything the clinic analytics page shows for the period."""
     figures = clinic_figures(clinic_id, days)
@@ -259,5 +298,6 @@ def clinic_charts(clinic_id: int, days: int) -> tuple[ClinicFigures, list[Source
         sending_chart(figures),
         activity_chart(figures),
         sources_chart(ranks),
+        conversions_chart(clinic_id, days),
     ]
     return figures, ranks, {chart.name: chart for chart in charts}

@@ -7,14 +7,18 @@ Figures come from the roll-ups only; no patient message text is ever read here.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, render_template, request
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy.orm import Session
 
-from saas.analytics import groups, marks, reports
+from saas.analytics import attribution, groups, marks, reports
+from saas.analytics.models import MAX_ATTRIBUTION_DAYS
+from saas.audit.services import record
+from saas.extensions import db
 from saas.portal import menu
-from saas.tenancy.access import current_clinic, require
+from saas.tenancy.access import can, current_clinic, require
 
 marks.install(Session)  # roll-ups follow what is stored anywhere
 bp = Blueprint("analytics", __name__)
@@ -48,8 +52,34 @@ def index():
     days = _days()
     figures, ranks, charts = reports.clinic_charts(current_clinic().id, days)
     return render_template(
-        "analytics/index.html", days=days, periods=reports.PERIODS, figures=figures, ranks=ranks, charts=charts
+        "analytics/index.html",
+        days=days,
+        periods=reports.PERIODS,
+        figures=figures,
+        ranks=ranks,
+        charts=charts,
+        window_days=attribution.window_days(current_clinic().id),
+        max_window_days=MAX_ATTRIBUTION_DAYS,
     )
+
+
+@bp.post("/c/<clinic>/analytics/settings")
+@login_required
+@require("analytics.view")
+def save_settings():
+    """Administrators set how many days after a message a conversion still counts for it."""
+    if not can("clinic.settings"):
+        abort(403)
+    days = request.form.get("attribution_days", type=int)
+    try:
+        attribution.set_window_days(current_clinic().id, days or 0)
+    except ValueError:
+        flash(_("日数は1〜%(n)d日で入力してください。", n=MAX_ATTRIBUTION_DAYS), "danger")
+        return redirect(url_for(".index"))
+    record("analytics.settings.update", target_type="clinic", target_id=current_clinic().id, details={"days": days})
+    db.session.commit()
+    flash(_("コンバージョンの計測期間を%(n)d日にしました。これから起きる予約・利用に使います。", n=days), "success")
+    return redirect(url_for(".index"))
 
 
 @bp.get("/c/<clinic>/analytics/<name>.csv")
