@@ -109,7 +109,9 @@ def _handle_in_order(app, clinic_id: int, event_row_ids: list[int]) -> int:
         # every commit doubled the statements per event. Rows are re-read by query where it matters.
         db.session().expire_on_commit = False
         clinic = db.session.get(Clinic, clinic_id)
+        loaded = db.session.scalars(sa.select(WebhookEvent).where(WebhookEvent.id.in_(event_row_ids))).all()
         handled = [event_row_id for event_row_id in event_row_ids if handle_one(clinic, event_row_id)]
+        del loaded  # held so that handle_one finds each event in the session's identity map: one read for all
         if handled:
             _finish(handled, EventState.HANDLED)
         db.session.remove()

@@ -18,7 +18,7 @@ def done() -> list[str]:
 def test_a_worker_survives_a_redis_restart_and_serves_jobs_enqueued_afterwards(private_redis, workers):
     worker = workers(queues="default", mode="simple")
     get_queue("default").enqueue(record, "before")
-    wait_for(lambda: done() == ["before"], 30, "the job enqueued before the restart")
+    wait_for(lambda: done() == ["before"], 120, "the job enqueued before the restart (and the worker started)")
 
     private_redis.restart()  # every queued job and registry is gone with it
     get_queue("default").enqueue(record, "after")
@@ -39,7 +39,7 @@ def test_a_worker_serves_only_the_queues_it_was_given(private_redis, workers):
     workers(queues="urgent", mode="simple")
     get_queue("bulk").enqueue(record, "bulk")
     get_queue("urgent").enqueue(record, "urgent")
-    wait_for(lambda: done() == ["urgent"], 30, "the urgent job")
+    wait_for(lambda: done() == ["urgent"], 120, "the urgent job (and the worker started)")
     assert get_queue("bulk").count == 1  # left for a worker that serves bulk
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import requests
@@ -11,6 +12,7 @@ from saas.extensions import db
 from saas.friends.models import Message
 from saas.queues import WEBHOOKS, get_queue
 from saas.tenancy.scoping import platform_scope, tenant_scope
+from saas.webhooks.jobs import QUEUED_MARK_SECONDS
 from saas.webhooks.models import WebhookEvent
 from tests.webhooks.support import connect_clinic, post_events, run_jobs, text_event, webhook_url
 
@@ -129,16 +131,19 @@ def test_a_thousand_concurrent_deliveries_are_each_stored_exactly_once(sandbox, 
     # Every event is sent twice (a retry storm), from 32 threads at once.
     batches = [[event] for event in events] + [[event] for event in reversed(events)]
 
+    started = time.monotonic()
     with requests.Session() as session, ThreadPoolExecutor(max_workers=32) as pool:
         adapter = requests.adapters.HTTPAdapter(pool_connections=32, pool_maxsize=32)
         session.mount("http://", adapter)
         statuses = list(pool.map(lambda batch: post_events(url, secret, batch, session=session).status_code, batches))
+    # A waiting job's mark lasts QUEUED_MARK_SECONDS: a burst slower than that (a loaded machine) may take a second job.
+    most_jobs = 1 + int((time.monotonic() - started) // QUEUED_MARK_SECONDS)
 
     assert statuses.count(200) == len(batches)
     with platform_scope("count across the test"):
         ids = db.session.scalars(sa.select(WebhookEvent.webhook_event_id)).all()
     assert len(ids) == 1000 and set(ids) == {e["webhookEventId"] for e in events}
-    assert get_queue(WEBHOOKS).count == 1  # the burst shares one waiting job: it takes every pending event
+    assert 1 <= get_queue(WEBHOOKS).count <= most_jobs  # the burst shares one waiting job: it takes every pending event
 
 
 def test_deliveries_share_the_clinics_waiting_job_and_a_later_one_gets_its_own(sandbox, live_server):
