@@ -88,6 +88,8 @@ ACTION_LABELS = {
     "staff.line.link": _l("自分のLINEを連携"),
     "staff.line.unlink": _l("自分のLINEの連携を解除"),
     "send_guard.settings": _l("誤配信防止の設定を変更"),
+    "group_publication.publish": _l("各院に配布"),
+    "schedule.weekly": _l("診療時間を変更"),
 }
 AREA_LABELS = {
     "audit": _l("監査ログ"),
@@ -121,6 +123,7 @@ AREA_LABELS = {
     "adcheck": _l("医療広告チェック"),
     "staff": _l("スタッフ"),
     "send_guard": _l("誤配信防止"),
+    "group_publication": _l("各院への配布"),
 }
 TARGET_LABELS = {
     "audit_log": _l("監査ログ"),
@@ -143,6 +146,7 @@ TARGET_LABELS = {
     "step_scenario": _l("ステップ配信のシナリオ"),
     "form": _l("フォーム"),
     "billing_account": _l("ご契約"),
+    "group_publication": _l("各院への配布"),
 }
 DETAIL_LABELS = {
     "kind": _l("種類"),
