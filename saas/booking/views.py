@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -21,6 +22,21 @@ from saas.tenancy.access import current_clinic, require
 bp = Blueprint("booking", __name__)
 staff = Blueprint("staff", __name__, url_prefix="/c/<clinic>/booking")
 register("booking.staff.day", _l("予約"), "▦", "clinic.view", order=35)
+
+
+FRIEND_PAGE_BOOKINGS = 10
+
+
+@bp.app_context_processor
+def _friend_section() -> dict:
+    """The friend page asks for the friend's bookings when it renders."""
+    return {"friend_bookings": friend_bookings}
+
+
+def friend_bookings(friend) -> list[Booking]:
+    """The friend's newest bookings (by the friend_id index)."""
+    newest = sa.select(Booking).where(Booking.friend_id == friend.id).order_by(Booking.starts_at.desc())
+    return list(db.session.scalars(newest.limit(FRIEND_PAGE_BOOKINGS)))
 
 
 def _day_arg() -> date:

@@ -27,9 +27,11 @@ from saas.inbox.models import STATUS_LABELS, ConversationStatus
 from saas.members.services import members_of
 from saas.portal import dashboard, menu
 from saas.privacy.sensitive import detector_for
+from saas.receipts import timeline
 from saas.tenancy.access import current_clinic, require
 
 bp = Blueprint("inbox", __name__, url_prefix="/c/<clinic>/inbox")
+CONVERSATION_PAGE = 200  # the newest messages shown; sends received in the same stretch join them
 
 
 def _filter_from_request() -> services.InboxFilter:
@@ -112,7 +114,9 @@ def changes():
 def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", needs_confirm: list | None = None):
     clinic = current_clinic()
     conversation = services.get_conversation(friend)
-    messages = friends.conversation(friend)
+    messages = friends.conversation(friend, limit=CONVERSATION_PAGE)
+    entries = timeline.interleave(friend.id, messages, page_was_full=len(messages) == CONVERSATION_PAGE)
+    sends = [e.sent for e in entries if e.sent is not None]
     # Also when a refused send shows the conversation again; committed after rendering, as the list's
     # view (committing first expired every message shown: a query per message, 136 statements).
     record_conversation_view(friend.id, commit=False)
@@ -123,9 +127,11 @@ def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", ne
         conversation=conversation,
         status=services.status_of(friend, conversation),
         messages=messages,
+        entries=entries,
         senders=services.senders_of(messages),
         urgent_at=services.urgent_since(friend),
         last_id=messages[-1].id if messages else 0,
+        last_receipt_id=max(s.receipt.id for s in sends) if sends else timeline.newest_receipt_id(friend.id),
         detector=detector_for(clinic.id),
         plan=sending.delivery_plan(clinic, friend),
         canned=canned.canned_replies(clinic, friend),
@@ -155,16 +161,21 @@ def new_messages(friend_id: int):
     """Messages newer than ``after`` (htmx polls this); showing new ones is audited as a view."""
     friend = _friend_or_404(friend_id)
     after = request.args.get("after", 0, type=int)
+    after_receipt = request.args.get("after_receipt", 0, type=int)
     fresh = friends.conversation(friend, limit=50, after=after)
+    sends = timeline.newer_than(friend.id, after_receipt)
     if fresh:
         services.mark_read(friend)
-        record_conversation_view(friend.id, live=len(fresh))
+    if fresh or sends:
+        record_conversation_view(friend.id, live=len(fresh) + len(sends))
     return render_template(
         "inbox/_new_messages.html",
         friend=friend,
         messages=fresh,
+        entries=timeline.interleave(friend.id, fresh, page_was_full=True, sends=sends),
         senders=services.senders_of(fresh),
         last_id=fresh[-1].id if fresh else after,
+        last_receipt_id=max((s.receipt.id for s in sends), default=after_receipt),
         detector=detector_for(current_clinic().id),
     )
 
