@@ -5,8 +5,11 @@ webhook keys) out of URLs.
 
 Threaded workers: a request mostly waits on Postgres and Redis, so each process serves several
 at once while the GIL is free, and a slow client (a webhook from far away) does not hold a whole
-process. Processes: ``WEB_CONCURRENCY`` (default 2 × cores + 1, gunicorn's own guidance), threads
-per process: ``WEB_THREADS``. Database connections per process = threads (SQLAlchemy's pool
+process. Processes: ``WEB_CONCURRENCY``, default one per core: the threads already overlap the
+waits, and more processes than cores only contend for them (measured with webhook deliveries on
+2 cores: 5 processes × 4 threads cost 2.5 ms of CPU per request, 2 × 4 cost 1.6 ms and served
+twice as many; gunicorn's "2 × cores + 1" is advice for sync workers). Threads per process:
+``WEB_THREADS``. Database connections per process = threads (SQLAlchemy's pool
 grows on demand), so Postgres sees at most processes × threads connections per machine; size
 ``max_connections`` (or a PgBouncer) for every machine's web and worker processes together.
 Measured in ``tests/perf/webhook_ingest.py`` (see the README's benchmark table).
@@ -18,7 +21,7 @@ import os
 from saas.security.redaction import gunicorn_logger_class
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
-workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
+workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "4"))
 keepalive = 5  # seconds: connections from LINE and from a load balancer are reused
@@ -26,5 +29,7 @@ timeout = 30  # a request stuck this long is a bug: the worker is replaced
 graceful_timeout = 20
 max_requests = 20_000  # recycle workers now and then (slow leaks), staggered so they never all restart
 max_requests_jitter = 2_000
-accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None  # stdout; WEB_ACCESS_LOG="" turns it off
+# Off unless asked for (WEB_ACCESS_LOG="-" is stdout, or a file): a line per request was a tenth
+# of a webhook delivery's CPU, and the load balancer in front keeps its own log.
+accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 logger_class = gunicorn_logger_class()

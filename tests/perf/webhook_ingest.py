@@ -157,9 +157,16 @@ def _make_events(control, count: int, patients: int = 50) -> list[dict]:
     ]
 
 
-def _warm_up(url: str, concurrency: int) -> None:
-    """Empty deliveries (LINE's connection check) so every gunicorn thread has booted."""
+def _warm_up(url: str, concurrency: int, tag: str = "") -> None:
+    """Empty deliveries (LINE's connection check) so every gunicorn thread has booted, then
+    stored ones (``tag`` given) so every process has compiled its statements and warmed its
+    connections before the measured run: a process's first delivery costs about a second of CPU."""
     _fire(url, [None] * concurrency * 4, concurrency)
+    if tag:
+        from tests.webhooks.support import text_event
+
+        events = [text_event("U" + f"{n:032x}", "warm", event_id=f"01W{tag}{n:020d}") for n in range(concurrency * 20)]
+        _fire(url, events, concurrency)
 
 
 def _fire(url: str, events: list[dict | None], concurrency: int) -> dict:
@@ -279,23 +286,47 @@ def _parse_wrk(output: str, bodies: int) -> dict:
     }
 
 
-def _load(url: str, args, tag: str, tmp: Path) -> dict:
-    if shutil.which("wrk"):
-        return _wrk(url, args.seconds, args.connections, tag, tmp)
-    from tests.webhooks.support import text_event
+def _cpu_seconds(server: subprocess.Popen) -> float:
+    """User + system CPU of a gunicorn master and its workers so far."""
+    import psutil
 
-    events = [text_event("U" + f"{n % 500:032x}", f"質問{n}", event_id=f"01{tag}{n:022d}") for n in range(args.events)]
-    return {**_fire(url, events, args.connections), "client": "python threads (limits the figure)"}
+    master = psutil.Process(server.pid)
+    total = 0.0
+    for process in [master, *master.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
+def _load(url: str, args, tag: str, tmp: Path, server: subprocess.Popen) -> dict:
+    """Load one server; adds its CPU per request (the figure a loaded, shared machine does not blur)."""
+    before = _cpu_seconds(server)
+    if shutil.which("wrk"):
+        row = _wrk(url, args.seconds, args.connections, tag, tmp)
+    else:
+        from tests.webhooks.support import text_event
+
+        events = [
+            text_event("U" + f"{n % 500:032x}", f"質問{n}", event_id=f"01{tag}{n:022d}") for n in range(args.events)
+        ]
+        row = {**_fire(url, events, args.connections), "client": "python threads (limits the figure)"}
+    row["server_cpu_ms_per_request"] = 1000 * (_cpu_seconds(server) - before) / max(row["events"], 1)
+    return row
 
 
 def _print(rows: dict[str, dict], args) -> None:
     print(f"\nwebhook ingest, {support.configuration()}, LINE latency {args.line_latency_ms} ms, {support.machine()}")
-    print(f"{'mode':<44}{'events/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'errors':>8}  client")
+    print(f"{'mode':<44}{'events/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/req':>11}{'errors':>8}  client")
     for name, row in rows.items():
+        cpu = row.get("server_cpu_ms_per_request")
         print(
             f"{name:<44}{row['events_per_s']:>10.0f}{row['p50_ms']:>10.1f}{row['p99_ms']:>10.1f}"
-            f"{row['errors']:>8}  {row.get('client', '')}"
+            f"{cpu if cpu is None else f'{cpu:.2f}':>11}{row['errors']:>8}  {row.get('client', '')}"
         )
+    print("CPU ms/req: the product's gunicorn processes only (not Postgres, Redis or the load generator)")
 
 
 def _environment(tmp: Path, sandbox_url: str, product_port: int, database_url: str) -> dict:
@@ -327,10 +358,11 @@ def _run(args, tmp: Path, database_url: str) -> dict:
                 "saas.sandbox:create_sandbox_app()", sandbox_port, env, "-w", "1", "-k", "gthread", "--threads", "32"
             )
         )
-        processes.append(
-            _gunicorn("tests.perf.webhook_ingest:benchmark_app()", product_port, env, "-c", "gunicorn.conf.py")
+        product_server = _gunicorn(
+            "tests.perf.webhook_ingest:benchmark_app()", product_port, env, "-c", "gunicorn.conf.py"
         )
-        processes.append(_gunicorn("tests.perf.webhook_ingest:benchmark_app()", old_port, env, "--workers", "3"))
+        old_server = _gunicorn("tests.perf.webhook_ingest:benchmark_app()", old_port, env, "--workers", "3")
+        processes += [product_server, old_server]
         for url in (
             sandbox_url + "/_sandbox/channels",
             f"http://127.0.0.1:{product_port}/healthz",
@@ -343,14 +375,18 @@ def _run(args, tmp: Path, database_url: str) -> dict:
         control.add_channel(CHANNEL_ID, SECRET, TOKEN)
         control.configure(CHANNEL_ID, latency_ms=args.line_latency_ms, rate_limits={})
         product, old = f"http://127.0.0.1:{product_port}", f"http://127.0.0.1:{old_port}"
-        for base in (product, old):
-            _warm_up(f"{base}/webhooks/line/{webhook_key}", args.connections)
+        for base, tag in ((product, "NEW"), (old, "OLD")):
+            _warm_up(f"{base}/webhooks/line/{webhook_key}", args.connections, tag)
         rows = {
-            "queued, gunicorn.conf.py (Procfile)": _load(f"{product}/webhooks/line/{webhook_key}", args, "NEW", tmp),
+            "queued, gunicorn.conf.py (Procfile)": _load(
+                f"{product}/webhooks/line/{webhook_key}", args, "NEW", tmp, product_server
+            ),
             "queued, previous: gunicorn --workers 3 (sync)": _load(
-                f"{old}/webhooks/line/{webhook_key}", args, "OLD", tmp
+                f"{old}/webhooks/line/{webhook_key}", args, "OLD", tmp, old_server
             ),
         }
+        if not args.naive_events:
+            return rows
         events = _make_events(control, args.naive_events)
         _warm_up(f"{product}/naive/line/{webhook_key}", args.connections)
         rows["naive: in-request handling"] = {
@@ -370,7 +406,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=int, default=10, help="load duration per queued mode (wrk)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--events", type=int, default=3000, help="requests per queued mode without wrk")
-    parser.add_argument("--naive-events", type=int, default=600)
+    parser.add_argument("--naive-events", type=int, default=600, help="0 leaves the naive handler out")
     parser.add_argument("--line-latency-ms", type=int, default=50)
     parser.add_argument("--json", default="")
     args = parser.parse_args(argv)

@@ -113,7 +113,7 @@ def _wait_for(url: str, timeout: float = 60) -> None:
 def test_the_gunicorn_access_log_omits_tokens_and_keys(tmp_path):
     port = _free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
-    env.update(SANDBOX_ENABLED="1", TSUNAGU_INSTANCE_DIR=str(tmp_path))
+    env.update(SANDBOX_ENABLED="1", TSUNAGU_INSTANCE_DIR=str(tmp_path), WEB_ACCESS_LOG="-")  # off by default
     gunicorn = os.path.join(os.path.dirname(sys.executable), "gunicorn")
     command = [
         gunicorn,
