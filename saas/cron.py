@@ -18,6 +18,7 @@ from saas.audit.jobs import purge_audit_events
 from saas.billing.jobs import sweep_billing
 from saas.delivery.jobs import heal_deliveries, pick_up_urgent_notices, reconcile_quotas, start_due_deliveries
 from saas.friends.jobs import resync_all_friends
+from saas.insights.jobs import sync_daily_insights, sync_insights
 from saas.reminders.jobs import scan_due as scan_due_reminders
 from saas.retention.jobs import purge_expired_data
 from saas.steps.jobs import run_due_steps
@@ -39,3 +40,5 @@ cron.register(purge_idempotency_keys, "default", cron="50 3 * * *")
 cron.register(sweep_billing, "default", interval=900)
 cron.register(roll_up_dirty_days, "bulk", interval=60)  # the days commits marked
 cron.register(catch_up_rollups, "bulk", cron="20 15 * * *")  # 00:20 in Japan: yesterday is complete
+cron.register(sync_insights, "default", interval=600)  # LINE's statistics per request and unit
+cron.register(sync_daily_insights, "default", cron="20 */6 * * *")  # yesterday's account figures

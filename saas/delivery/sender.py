@@ -18,6 +18,7 @@ import logging
 import random
 import time
 from datetime import timedelta
+from functools import partial
 
 import sqlalchemy as sa
 from flask import current_app
@@ -30,6 +31,7 @@ from saas.delivery.planner import RETRY_WINDOW_SECONDS
 from saas.delivery.services import finish_if_complete, skip_pending_chunks
 from saas.extensions import db
 from saas.friends.models import Friend
+from saas.insights import units
 from saas.line import client as line
 from saas.line.errors import LineError, LineMonthlyLimitReached, LineRequestRejected, LineRetryKeyAccepted
 from saas.privacy.services import ERASED
@@ -181,8 +183,11 @@ def _among(column, ids: list[int]):
 
 
 def _multicast(clinic: Clinic, chunk: DeliveryChunk, user_ids: list[str]) -> str | None:
+    def send(unit: str | None):
+        return line.multicast(clinic, user_ids, chunk.messages, retry_key=chunk.retry_key, unit=unit)
+
     try:
-        return line.multicast(clinic, user_ids, chunk.messages, retry_key=chunk.retry_key).request_id
+        return units.send_with_unit(clinic, chunk.delivery_id, send).request_id
     except LineRetryKeyAccepted as accepted:  # an earlier attempt was accepted: already delivered
         return accepted.accepted_request_id
 
@@ -196,7 +201,7 @@ def _send_pushes(clinic: Clinic, chunk: DeliveryChunk, inline_max: float, source
     for index, recipient in enumerate(pending, start=1):
         _wait_for_rate(clinic, "push", inline_max)
         try:
-            line.push(clinic, recipient.line_user_id, recipient.messages, retry_key=recipient.retry_key)
+            units.send_with_unit(clinic, chunk.delivery_id, partial(_push, clinic, recipient))
             recipient.status = ChunkStatus.SENT
         except LineRetryKeyAccepted:
             recipient.status = ChunkStatus.SENT
@@ -212,6 +217,10 @@ def _send_pushes(clinic: Clinic, chunk: DeliveryChunk, inline_max: float, source
     chunk.status = ChunkStatus.SENT if chunk.sent or not chunk.failed else ChunkStatus.FAILED
     chunk.sent_at = utcnow()
     db.session.commit()
+
+
+def _push(clinic: Clinic, recipient: DeliveryRecipient, unit: str | None):
+    return line.push(clinic, recipient.line_user_id, recipient.messages, retry_key=recipient.retry_key, unit=unit)
 
 
 def _wait_for_rate(clinic: Clinic, endpoint: str, inline_max: float) -> None:

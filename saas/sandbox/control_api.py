@@ -31,6 +31,7 @@ SETTING_ALIASES = {
     "replyTokenTtlS": "reply_token_ttl_s",
     "webhookTimeoutS": "webhook_timeout_s",
     "privacyThreshold": "privacy_threshold",
+    "aggregationUnits": "aggregation_units",
     "displayName": "display_name",
     "followersApi": "followers_api",
 }
@@ -45,6 +46,7 @@ SETTINGS = {
     "reply_token_ttl_s",
     "webhook_timeout_s",
     "privacy_threshold",
+    "aggregation_units",
     "display_name",
     "followers_api",
 }

@@ -67,6 +67,29 @@ def deliveries():
     return jsonify(body)
 
 
+@bp.get("/v2/bot/insight/demographic", endpoint="getFriendsDemographics")
+def demographics():
+    """Friends' demographics: the sandbox knows nothing about its patients, so every share is
+    ``unknown``; ``available`` is false below the privacy threshold, as for a small account."""
+    with state().lock:
+        found = channel()
+        following = sum(1 for p in found.patients.values() if not p.blocked)
+        available = following >= max(found.privacy_threshold, 1)
+    if not available:
+        return jsonify({"available": False})
+    unknown = {"percentage": 100.0}
+    return jsonify(
+        {
+            "available": True,
+            "genders": [{"gender": "unknown", **unknown}],
+            "ages": [{"age": "unknown", **unknown}],
+            "areas": [{"area": "unknown", **unknown}],
+            "appTypes": [{"appType": "others", **unknown}],
+            "subscriptionPeriods": [{"subscriptionPeriod": "unknown", **unknown}],
+        }
+    )
+
+
 @bp.get("/v2/bot/insight/message/event", endpoint="getMessageEvent")
 def message_event():
     """Impressions and clicks of one send request."""

@@ -132,6 +132,7 @@ class Channel:
     webhook_timeout_s: float = 2.0
     latency_ms: int = 0
     privacy_threshold: int = 0
+    aggregation_units: bool = True  # False: the account may not use customAggregationUnits (400)
     rate_limits: dict[str, tuple[int, float]] = field(default_factory=dict)
     fail_next: list[int] = field(default_factory=list)
     patients: dict[str, Patient] = field(default_factory=dict)
