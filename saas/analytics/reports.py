@@ -60,6 +60,7 @@ class Chart:
     labels: list[str]
     series: list[Series] = field(default_factory=list)
     horizontal: bool = False
+    ids: list[int] = field(default_factory=list)  # what each label stands for, where the page links it
 
     def csv(self) -> str:
         """The chart's numbers as CSV: one row per label, one column per series."""
@@ -285,6 +286,7 @@ def conversions_chart(clinic_id: int, days: int) -> Chart:
         [f"#{d} {titles.get(d) or ''}".strip() for d in top],
         [Series(kind, label, [counts[d].get(kind, 0) for d in top], color) for kind, label, color in KIND_SERIES],
         horizontal=True,
+        ids=top,
     )
 
 

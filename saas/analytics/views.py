@@ -13,9 +13,10 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy.orm import Session
 
-from saas.analytics import attribution, groups, marks, reports
+from saas.analytics import attribution, delivery_report, groups, marks, reports
 from saas.analytics.models import MAX_ATTRIBUTION_DAYS
 from saas.audit.services import record
+from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.portal import menu
 from saas.tenancy.access import can, current_clinic, require
@@ -92,6 +93,27 @@ def chart_csv(name: str):
     if chart is None:
         abort(404)
     return csv_response(chart.csv(), f"{current_clinic().slug}-{name}-{days}d.csv")
+
+
+def _report_or_404(delivery_id: int) -> delivery_report.DeliveryReport:
+    return delivery_report.report(db.get_or_404(Delivery, delivery_id))  # another clinic's delivery: 404
+
+
+@bp.get("/c/<clinic>/analytics/deliveries/<int:delivery_id>/")
+@login_required
+@require("analytics.view")
+def delivery(delivery_id: int):
+    """One delivery's reach and the conversions attributed to it."""
+    found = _report_or_404(delivery_id)
+    return render_template("analytics/delivery.html", report=found, chart=found.chart())
+
+
+@bp.get("/c/<clinic>/analytics/deliveries/<int:delivery_id>/conversions.csv")
+@login_required
+@require("analytics.view")
+def delivery_csv(delivery_id: int):
+    """The delivery report's conversions as CSV."""
+    return csv_response(_report_or_404(delivery_id).chart().csv(), f"delivery-{delivery_id}-conversions.csv")
 
 
 def _level_page(kind: str, slug: str) -> dict:

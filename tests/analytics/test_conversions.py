@@ -126,3 +126,34 @@ def test_an_analyst_sees_the_window_but_cannot_change_it(client):
         f"/c/{clinic.slug}/analytics/settings", data={"attribution_days": "30", "csrf_token": csrf_token(client)}
     )
     assert response.status_code == 403
+
+
+def test_the_delivery_report_shows_reach_and_conversions_and_hides_other_clinics(client, sandbox):
+    clinic = connected_clinic(sandbox, "1740000002")
+    add_line_friends(sandbox, clinic, 4)
+    with tenant_scope(clinic.id):
+        friend_id = db.session.scalars(sa.select(Friend.id).order_by(Friend.id)).first()
+        delivery = deliveries.create_delivery(messages=[{"type": "text", "text": "健診のご案内"}], title="健診のご案内")
+        deliveries.submit(delivery)
+        delivery_id = delivery.id
+    drain()
+    add_booking(clinic.id, friend_id, utcnow())
+    run_jobs()
+    other = gen_clinic()
+    foreign = _delivery(other.id, "他院の配信")
+
+    login(client, gen_user("analyst", clinic=clinic))
+    html = client.get(f"/c/{clinic.slug}/analytics/").get_data(as_text=True)
+    assert f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/" in html
+    html = client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/").get_data(as_text=True)
+    assert (
+        total(html, "reach") == "4" and total(html, "conversions") == "1" and total(html, "conversion-rate") == "25.0%"
+    )
+    assert chart(html, "conversions")["件数"] == [1, 0, 0, 0]
+    csv = client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/conversions.csv").data.decode("utf-8-sig")
+    assert csv.splitlines()[1] == "予約,1"
+    assert client.get(f"/c/{clinic.slug}/analytics/deliveries/{foreign}/").status_code == 404
+    assert client.get(f"/c/{clinic.slug}/analytics/deliveries/{foreign}/conversions.csv").status_code == 404
+    client.get("/auth/logout")
+    login(client, gen_user("viewer", clinic=clinic))
+    assert client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/").status_code == 403
