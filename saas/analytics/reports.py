@@ -16,6 +16,7 @@ from flask_babel import lazy_gettext as _l
 
 from saas.analytics.models import ClinicDay, Conversion, ConversionKind, SourceDay
 from saas.analytics.rollup import day_start, japan_today
+from saas.delivery.describe import title_in_words
 from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.sources.models import InflowSource
@@ -283,7 +284,7 @@ def conversions_chart(clinic_id: int, days: int) -> Chart:
         "conversions",
         _l("配信ごとのコンバージョン（最後に受け取った配信）"),
         _l("配信"),
-        [f"#{d} {titles.get(d) or ''}".strip() for d in top],
+        [f"#{d} {title_in_words(titles.get(d) or '')}".strip() for d in top],
         [Series(kind, label, [counts[d].get(kind, 0) for d in top], color) for kind, label, color in KIND_SERIES],
         horizontal=True,
         ids=top,
