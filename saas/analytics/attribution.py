@@ -104,3 +104,19 @@ def attribute(clinic_id: int, kind: str, ref_id: int) -> Conversion | None:
             Conversion.clinic_id == clinic_id, Conversion.kind == kind, Conversion.ref_id == ref_id
         )
     )
+
+
+def unattributed_since(since: datetime, limit: int = 5000) -> list[tuple[int, str, int]]:
+    """(clinic, kind, id) of conversions since ``since`` that have no stored attribution (a lost job)."""
+    found: list[tuple[int, str, int]] = []
+    for kind, (model, column) in EVENTS.items():
+        stored = sa.select(Conversion.id).where(
+            Conversion.clinic_id == model.clinic_id, Conversion.kind == kind, Conversion.ref_id == model.id
+        )
+        statement = (
+            sa.select(model.clinic_id, model.id)
+            .where(getattr(model, column) >= since, model.friend_id.is_not(None), ~stored.exists())
+            .limit(limit)
+        )
+        found += [(clinic_id, kind, ref_id) for clinic_id, ref_id in db.session.execute(statement)]
+    return found

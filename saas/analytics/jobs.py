@@ -62,9 +62,22 @@ def catch_up(days: int = CATCH_UP_DAYS, *, clinic_ids: list[int] | None = None) 
     return written
 
 
+def attribute_missed(days: int = CATCH_UP_DAYS) -> int:
+    """Attribute the recent conversions whose job was lost (Redis gone at the commit); returns how many."""
+    since = rollup.day_start(rollup.japan_today() - timedelta(days=days - 1))
+    with platform_scope("analytics: conversions whose attribution job was lost"):
+        missed = attribution.unattributed_since(since)
+    for clinic_id, kind, ref_id in missed:
+        with tenant_scope(clinic_id):
+            attribution.attribute(clinic_id, kind, ref_id)
+            db.session.commit()
+    return len(missed)
+
+
 @job
 def catch_up_rollups() -> int:
-    """Nightly: recompute the last days of every clinic, so a lost mark is healed by morning."""
+    """Nightly: attribute conversions whose job was lost, then recompute the last days of every clinic."""
+    attribute_missed()
     written = catch_up()
     log.info("analytics: catch-up wrote %d roll-up rows", written)
     return written

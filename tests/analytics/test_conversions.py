@@ -157,3 +157,24 @@ def test_the_delivery_report_shows_reach_and_conversions_and_hides_other_clinics
     client.get("/auth/logout")
     login(client, gen_user("viewer", clinic=clinic))
     assert client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/").status_code == 403
+
+
+def test_the_nightly_catch_up_attributes_a_booking_whose_job_redis_lost():
+    from saas.analytics import jobs
+    from saas.queues import get_redis
+
+    clinic = gen_clinic()
+    (friend,) = add_friends(clinic.id, {"followed_at": japan_time(30)})
+    delivery = _delivery(clinic.id, "お知らせ")
+    with tenant_scope(clinic.id):
+        record_chunk(clinic.id, delivery, 1, [friend], "broadcast", sent_at=utcnow() - timedelta(days=1))
+        db.session.commit()
+    booking = add_booking(clinic.id, friend, utcnow())
+    get_redis().flushdb()  # the attribution job is gone
+    assert _conversion(clinic.id, booking) is None
+    from saas.queues import get_queue
+
+    get_queue("bulk").enqueue(jobs.catch_up_rollups)
+    run_jobs()
+    assert _conversion(clinic.id, booking).received_delivery_id == delivery
+    assert jobs.attribute_missed() == 0

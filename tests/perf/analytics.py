@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import statistics
+import sys
 import tempfile
 import time
 from contextlib import nullcontext
@@ -285,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--json", default="", help="write the figures here")
     args = parser.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a timeout still drops the scratch database
     tmp = tempfile.mkdtemp(prefix="tsunagu-analytics-bench-")
     os.environ.setdefault("TSUNAGU_INSTANCE_DIR", tmp)
     print(
