@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 .PHONY: start test install browser lint bench clean
 
 $(STAMP): pyproject.toml frontend/package.json
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip --version >/dev/null 2>&1 || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); }  # also repairs a venv cut short
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	cd frontend && npm install --no-audit --no-fund --silent

