@@ -147,19 +147,35 @@ def deploy_demo_menus() -> None:
             richmenu.deploy(clinic, menu)
 
 
-def follow_demo_patients(sandbox_url: str, channels: list[tuple[str, str]]) -> list[str]:
+def demo_followers() -> set[str]:
+    """LINE user ids of demo patients the portal already has as following friends (call in app context)."""
+    from saas.friends.models import Friend, FriendStatus
+    from saas.tenancy.scoping import platform_scope
+
+    with platform_scope("demo followers"):
+        return set(db.session.scalars(sa.select(Friend.line_user_id).where(Friend.status == FriendStatus.FOLLOWING)))
+
+
+def follow_demo_patients(sandbox_url: str, channels: list[tuple[str, str]], known: set[str] = frozenset()) -> list[str]:
     """Let every virtual patient add their clinic as a friend; call once the portal is healthy.
 
+    The sandbox forgets its patients when it stops. Patients the portal already has as friends
+    (``known``, from an earlier start) follow again in the sandbox without a follow webhook, so a
+    restart neither greets them twice nor spends the clinic's messages.
     Returns a line for each follow webhook the portal did not accept (none when all went well)."""
     from saas.sandbox.control import SandboxControl
 
-    control, problems = SandboxControl(sandbox_url), []
+    control, problems, greeted = SandboxControl(sandbox_url), [], []
     for channel_id, slug in channels:
         for index in range(len(DEMO_PATIENTS)):
-            answer = control.follow(channel_id, demo_user_id(slug, index))
+            user_id = demo_user_id(slug, index)
+            answer = control.follow(channel_id, user_id, deliver=user_id not in known)
+            if user_id in known:
+                continue
+            greeted.append((channel_id, user_id, index))
             if answer.get("status") != 200:
                 problems.append(f"{slug} patient {index}: webhook answered {answer.get('status')}")
-    for channel_id, slug in channels:  # after every follow, so the greetings are not kept waiting
-        for index in range(len(DEMO_PATIENTS) - 1):  # all but one say yes to the consent question
-            control.postback(channel_id, demo_user_id(slug, index), "consent:marketing:yes")
+    for channel_id, user_id, index in greeted:  # after every follow, so the greetings are not kept waiting
+        if index < len(DEMO_PATIENTS) - 1:  # all but one say yes to the consent question
+            control.postback(channel_id, user_id, "consent:marketing:yes")
     return problems

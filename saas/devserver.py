@@ -18,6 +18,7 @@ import time
 
 import click
 import requests
+import sqlalchemy as sa
 from flask import Flask, current_app
 from werkzeug.serving import make_server
 
@@ -94,7 +95,7 @@ def dev(port: int, sandbox_port: int, stripe_port: int | None) -> None:
 def _run(app: Flask, port: int, sandbox_ports: tuple[int, int], children: Children) -> None:
     from flask_migrate import upgrade
 
-    from saas.demo import connect_demo_channels, deploy_demo_menus, follow_demo_patients
+    from saas.demo import connect_demo_channels, demo_followers, deploy_demo_menus, follow_demo_patients
 
     sandbox = _serve_in_thread(_sandbox_app(), sandbox_ports[0])
     sandbox_url = f"http://127.0.0.1:{sandbox.server_port}"
@@ -106,19 +107,34 @@ def _run(app: Flask, port: int, sandbox_ports: tuple[int, int], children: Childr
     app.config.update(settings)
     _connect_stripe_webhook(stripe_url, public_url, settings["STRIPE_WEBHOOK_SECRET"])
     upgrade()
-    click.get_current_context().invoke(app.cli.get_command(click.get_current_context(), "demo"))
+    if _demo_loaded():  # portal edits since the first start are kept: the manifests are not applied again
+        click.echo(
+            "デモデータは前回のものを使います（instance/ を削除すると最初から） / Demo data kept from the last start."
+        )
+    else:
+        click.get_current_context().invoke(app.cli.get_command(click.get_current_context(), "demo"))
     channels = connect_demo_channels(sandbox_url, public_url)
+    known = demo_followers()
     deploy_demo_menus()
     for name, command in procfile_entries():
         if name not in IN_PROCESS:
             children.start(name, command, _child_env(app, settings))
     ready = threading.Thread(
         target=_announce_when_ready,
-        args=(public_url, sandbox_url, stripe_url, lambda: follow_demo_patients(sandbox_url, channels)),
+        args=(public_url, sandbox_url, stripe_url, lambda: follow_demo_patients(sandbox_url, channels, known)),
     )
     ready.daemon = True
     ready.start()
     portal.serve_forever()
+
+
+def _demo_loaded() -> bool:
+    from saas.extensions import db
+    from saas.tenancy.models import Clinic
+    from saas.tenancy.scoping import platform_scope
+
+    with platform_scope("demo check"):
+        return db.session.scalar(sa.select(sa.func.count(Clinic.id))) > 0
 
 
 def _sandbox_app():
