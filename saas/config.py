@@ -57,6 +57,7 @@ def from_environment() -> dict:
         "LINE_LOGIN_BASE": os.environ.get("LINE_LOGIN_BASE", "https://access.line.me"),
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000"),
         "SANDBOX_ENABLED": _bool("SANDBOX_ENABLED", False),
+        "INSIGHT_FIRST_SYNC_MINUTES": float(os.environ.get("INSIGHT_FIRST_SYNC_MINUTES", "60")),
         "SESSION_IDLE_MINUTES": int(os.environ.get("SESSION_IDLE_MINUTES", "30")),
         "SESSION_MAX_HOURS": int(os.environ.get("SESSION_MAX_HOURS", "12")),
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=int(os.environ.get("SESSION_MAX_HOURS", "12"))),

@@ -29,6 +29,10 @@ HEALTH_TIMEOUT = 120  # seconds the demo patients wait for the portal's /healthz
 IN_PROCESS = {"release": "migrations, run before anything starts", "web": "the portal, served by flask dev"}
 
 
+# The sandbox counts a send's statistics at once; LINE takes a while, so production first asks an hour after.
+DEMO_SETTINGS = {"INSIGHT_FIRST_SYNC_MINUTES": "2"}
+
+
 def sandbox_settings(sandbox_url: str, public_url: str) -> dict[str, str]:
     """Configuration pointing every LINE host the app knows (``LINE_*_BASE``) at the sandbox."""
     from saas.config import from_environment
@@ -103,7 +107,7 @@ def _run(app: Flask, port: int, sandbox_ports: tuple[int, int], children: Childr
     stripe_url = f"http://127.0.0.1:{stripe.server_port}"
     portal = make_server("127.0.0.1", port, app, threaded=True)
     public_url = f"http://127.0.0.1:{portal.server_port}"
-    settings = sandbox_settings(sandbox_url, public_url) | stripe_settings(stripe_url)
+    settings = sandbox_settings(sandbox_url, public_url) | stripe_settings(stripe_url) | DEMO_SETTINGS
     app.config.update(settings)
     _connect_stripe_webhook(stripe_url, public_url, settings["STRIPE_WEBHOOK_SECRET"])
     upgrade()
