@@ -6,8 +6,6 @@ what the page draws and what the export says cannot drift apart.
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -19,7 +17,7 @@ from saas.analytics.rollup import day_start, japan_today
 from saas.delivery.describe import title_in_words
 from saas.delivery.models import Delivery
 from saas.extensions import db
-from saas.security.csvsafe import safe_cell
+from saas.security.csvsafe import csv_document
 from saas.sources.models import InflowSource
 
 PERIODS = (7, 30, 90, 365)
@@ -65,13 +63,10 @@ class Chart:
     ids: list[int] = field(default_factory=list)  # what each label stands for, where the page links it
 
     def csv(self) -> str:
-        """The chart's numbers as CSV: one row per label, one column per series."""
-        out = io.StringIO()
-        writer = csv.writer(out)
-        writer.writerow([safe_cell(str(self.label_heading)), *(safe_cell(str(s.label)) for s in self.series)])
-        for n, label in enumerate(self.labels):  # labels are names staff typed (clinics, sources): never formulas
-            writer.writerow([safe_cell(label), *(safe_cell(s.data[n]) for s in self.series)])
-        return out.getvalue()
+        """The chart's numbers as CSV (UTF-8 with BOM): one row per label, one column per series.
+        Labels are names staff typed (clinics, sources, titles): formula-like ones are neutralised."""
+        header = [self.label_heading, *(s.label for s in self.series)]
+        return csv_document(header, ([label, *(s.data[n] for s in self.series)] for n, label in enumerate(self.labels)))
 
     def js(self) -> dict:
         """What the page's script needs to draw it."""
