@@ -128,3 +128,12 @@ def assert_insert_from_select_stays_in_scope(table: sa.Table, a_id: int, b_id: i
             else:
                 raise AssertionError(f"INSERT … SELECT into {table.name} with clinic_id {clinic_id} was allowed")
     db.session.rollback()
+
+
+def original_url(url: str) -> str:
+    """The URL a sent short link (``…/l/<code>``, saas.links) stands for; any other URL as it is."""
+    from saas.links import services as links
+
+    code = url.rsplit("/l/", 1)[-1] if "/l/" in url else ""
+    target = links.find(code) if links.is_code(code) else None
+    return target.url if target else url

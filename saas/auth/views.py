@@ -28,6 +28,7 @@ OPEN_ENDPOINTS = {
     "static",
     "vendor",
     "health.healthz",
+    "links.follow",  # a patient's tap on a short link: no staff session is read or extended
 }
 TWO_FACTOR_ENDPOINTS = {"auth.two_factor", "auth.enrol_two_factor"}
 

@@ -22,6 +22,7 @@ class DeliveryForm:
     friend_id: int | None = None
     scheduled_at: datetime | None = None  # naive UTC
     allow_trim: bool = False
+    track_clicks_per_friend: bool = True
     errors: list[str] = field(default_factory=list)
 
 
@@ -80,9 +81,17 @@ def read_schedule(text: str | None, now: datetime) -> tuple[datetime | None, str
     return when, None
 
 
+def _tracks_per_friend(form: Mapping) -> bool:
+    """「友だちごとにクリックを計測」: on unless the form says off (a hidden 0 precedes the checkbox)."""
+    if "track_clicks" not in form:
+        return True
+    values = form.getlist("track_clicks") if hasattr(form, "getlist") else [form.get("track_clicks")]
+    return "1" in values
+
+
 def read_form(form: Mapping, now: datetime) -> DeliveryForm:
     """Everything the new-delivery form says, with Japanese error messages."""
-    result = DeliveryForm(allow_trim=form.get("allow_trim") == "1")
+    result = DeliveryForm(allow_trim=form.get("allow_trim") == "1", track_clicks_per_friend=_tracks_per_friend(form))
     audience = form.get("audience", "all")
     if form.get("urgent") == "1":
         result.kind = DeliveryKind.URGENT

@@ -66,6 +66,8 @@ class Delivery(TenantOwned, Timestamped, db.Model):
     segment: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     friend_id: Mapped[int | None] = mapped_column()  # single push
     allow_trim: Mapped[bool] = mapped_column(default=False)
+    # 友だちごとにクリックを計測: URLs get codes per recipient (sent as pushes), else per link (saas.links)
+    track_clicks_per_friend: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     status: Mapped[str] = mapped_column(sa.String(16), default=DeliveryStatus.DRAFT, index=True)
     scheduled_at: Mapped[datetime | None] = mapped_column(index=True)  # naive UTC
     urgent_notice_id: Mapped[int | None] = mapped_column()

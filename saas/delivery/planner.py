@@ -12,7 +12,9 @@
    crashed plan resumes where it stopped and nobody is planned twice. A template with
    per-friend variables is grouped in Python (the rendering differs per friend): groups with
    one rendering become multicast chunks, friends with their own become push chunks with a
-   :class:`DeliveryRecipient` row each (their rendering and retry key).
+   :class:`DeliveryRecipient` row each (their rendering and retry key). URLs become short
+   tracked links (saas.links) in the same transaction: per recipient (so every friend a push)
+   when the delivery counts clicks per friend, else one code per URL and the multicast kept.
 3. Each batch's chunks are enqueued as soon as they are committed; the database stays the
    source of truth for what remains (the sweeper re-enqueues what Redis lost).
 """
@@ -35,6 +37,8 @@ from saas.delivery import audience
 from saas.delivery.models import ChunkStatus, Delivery, DeliveryChunk, DeliveryRecipient, DeliveryStatus
 from saas.extensions import db
 from saas.friends.models import Friend, FriendStatus
+from saas.links import services as links
+from saas.links.rewrite import links_in
 from saas.messaging.objects import MessageValidationError
 from saas.messaging.variables import (
     PER_RECIPIENT_PREFIXES,
@@ -221,7 +225,7 @@ def _plan_batch(delivery: Delivery) -> list[int]:
         from saas.delivery.resend import plan_copy
 
         chunk_ids, count = plan_copy(delivery, next_seq)
-    elif _is_personalised(delivery.messages) or delivery.kind == "push":
+    elif _is_personalised(delivery.messages) or delivery.kind == "push" or _tracks_per_friend(delivery):
         chunk_ids, count = _plan_personalised(delivery, after, size, next_seq)
     else:
         chunk_ids, count = _plan_shared(delivery, after, size, next_seq)
@@ -251,6 +255,13 @@ def _is_personalised(messages: list[dict]) -> bool:
     return any(name.startswith(PER_RECIPIENT_PREFIXES) for name in variables_in(messages))
 
 
+def _tracks_per_friend(delivery: Delivery) -> bool:
+    """Links counted per recipient: each friend's own codes, so a personalised push each (saas.links)."""
+    if not delivery.track_clicks_per_friend or delivery.kind == "urgent":  # an urgent notice: speed first
+        return False
+    return bool(links_in(render(delivery.messages, clinic_context(db.session.get(Clinic, delivery.clinic_id)))))
+
+
 def _eligible_conditions(delivery: Delivery, after: int) -> list:
     return [
         Friend.clinic_id == delivery.clinic_id,
@@ -273,7 +284,8 @@ def _plan_shared(delivery: Delivery, after: int, size: int, next_seq: int) -> tu
     one multi-row insert.
     """
     clinic = db.session.get(Clinic, delivery.clinic_id)
-    messages = ensure_valid(render(delivery.messages, clinic_context(clinic)))
+    rendered = ensure_valid(render(delivery.messages, clinic_context(clinic)))
+    (messages,) = links.track_shared(delivery.clinic_id, delivery.id, [rendered])  # one code per URL
     if db.engine.dialect.name == "postgresql":
         return _insert_chunks_in_database(delivery, after, size, next_seq, messages)
     friend_ids = db.session.scalars(
@@ -335,6 +347,18 @@ def _plan_personalised(delivery: Delivery, after: int, size: int, next_seq: int)
         return [], 0
     clinic = db.session.get(Clinic, delivery.clinic_id)
     groups = group_recipients_by_rendering(delivery.messages, clinic, friends)
+    if _tracks_per_friend(delivery):
+        planned = _tracked_pushes(delivery, groups, next_seq)
+    else:
+        planned = _grouped(delivery, groups, next_seq)
+    insert_chunks(delivery, planned)
+    return [chunk.id for chunk, _ in planned], len(friends)
+
+
+def _grouped(delivery: Delivery, groups: list, next_seq: int) -> list[tuple[DeliveryChunk, list[dict]]]:
+    """Multicast per group of identical renderings, a push for each friend with a rendering of their own."""
+    tracked = links.track_shared(delivery.clinic_id, delivery.id, [group.messages for group in groups])
+    groups = [group._replace(messages=messages) for group, messages in zip(groups, tracked, strict=True)]
     planned: list[tuple[DeliveryChunk, list[dict]]] = []
     for group in (g for g in groups if not g.needs_push):
         ids = sorted(friend.id for friend in group.friends)
@@ -347,8 +371,22 @@ def _plan_personalised(delivery: Delivery, after: int, size: int, next_seq: int)
         chunk = new_chunk(delivery, next_seq + len(planned), "push", [], len(members))
         chunk.last_friend_id = max(g.friends[0].id for g in members)
         planned.append((chunk, [recipient_row(g.friends[0], g.messages) for g in members]))
-    insert_chunks(delivery, planned)
-    return [chunk.id for chunk, _ in planned], len(friends)
+    return planned
+
+
+def _tracked_pushes(delivery: Delivery, groups: list, next_seq: int) -> list[tuple[DeliveryChunk, list[dict]]]:
+    """Every friend a push of their own rendering, its URLs as their own short links (codes in bulk)."""
+    renderings = sorted(
+        ((friend, group.messages) for group in groups for friend in group.friends), key=lambda pair: pair[0].id
+    )
+    tracked = links.track_per_friend(delivery.clinic_id, delivery.id, renderings)
+    planned: list[tuple[DeliveryChunk, list[dict]]] = []
+    for start in range(0, len(renderings), CHUNK_SIZE):
+        members = list(zip(renderings[start : start + CHUNK_SIZE], tracked[start : start + CHUNK_SIZE], strict=True))
+        chunk = new_chunk(delivery, next_seq + len(planned), "push", [], len(members))
+        chunk.last_friend_id = members[-1][0][0].id
+        planned.append((chunk, [recipient_row(friend, messages) for (friend, _), messages in members]))
+    return planned
 
 
 def insert_chunks(delivery: Delivery, planned: list[tuple[DeliveryChunk, list[dict]]]) -> None:

@@ -52,6 +52,7 @@ def create_delivery(
     actor=None,
     urgent_notice_id: int | None = None,
     source: str | None = None,
+    track_clicks_per_friend: bool = True,
 ) -> Delivery:
     """A delivery row (not yet started) in the current clinic scope; flushes, does not commit."""
     delivery = Delivery(
@@ -64,6 +65,7 @@ def create_delivery(
         scheduled_at=scheduled_at,
         urgent_notice_id=urgent_notice_id,
         source=source,
+        track_clicks_per_friend=track_clicks_per_friend,
         created_by_id=getattr(actor, "id", None),
         created_by_email=getattr(actor, "email", "") or "",
         skipped={},

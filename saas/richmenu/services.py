@@ -21,6 +21,7 @@ from saas.extensions import db
 from saas.friends.models import Friend, FriendStatus, FriendTag
 from saas.line import richmenu as line_richmenu
 from saas.line.errors import LineError
+from saas.links.services import track_rich_menu
 from saas.richmenu import render
 from saas.richmenu.models import MenuLinks, OrganizationLinks, RichMenu
 
@@ -170,7 +171,7 @@ def _segment_user_ids(tag_id: int) -> list[str]:
 def deploy(clinic, menu: RichMenu) -> Deployed:
     """Publish the menu: create it on LINE, upload its image, then make it the default, point
     its alias at it and link it to the friends of its tag. The previous LINE menu is deleted."""
-    request = line_menu(menu, clinic)
+    request = track_rich_menu(clinic.id, menu.id, line_menu(menu, clinic))
     image, content_type = menu_image(menu)
     rich_menu_id = line_richmenu.create(clinic, request)
     try:

@@ -219,13 +219,32 @@ def simulate_open(channel_id: str, user_id: str):
         return jsonify({"uniqueImpression": len(sent.impressions)})
 
 
+def _strings(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    items = value.values() if isinstance(value, dict) else value if isinstance(value, list) else []
+    return [text for item in items for text in _strings(item)]
+
+
+def _shown(sent: SentRequest, url: str) -> bool:
+    """LINE counts taps on URLs as they were sent (the product's short links), nothing else."""
+    return bool(url) and any(url in text for text in _strings(sent.messages))
+
+
 @control_bp.post("/channels/<channel_id>/patients/<user_id>/click")
 def simulate_click(channel_id: str, user_id: str):
-    """The patient tapped a URL ``{requestId, url}`` in a send request's messages."""
+    """The patient tapped a URL ``{requestId, url}`` in a send request's messages: LINE's own count.
+
+    The URL must be one the messages carry, exactly as sent (the product sends short links
+    ``…/l/<code>``, so LINE's statistics name those, not the original). Following the link, i.e.
+    the product's own click count, is the patient's browser: a GET of that URL.
+    """
     with state().lock:
         sent, body = _interaction(channel_id, user_id)
         if sent is None:
             return jsonify({"error": "unknown channel, patient or requestId"}), 404
+        if not _shown(sent, str(body.get("url", ""))):
+            return jsonify({"error": "url is not in the messages of this request"}), 400
         sent.impressions.add(user_id)
         sent.clicks.setdefault(str(body.get("url", "")), set()).add(user_id)
         return jsonify({"clicks": {u: len(s) for u, s in sent.clicks.items()}})

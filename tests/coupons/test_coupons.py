@@ -20,7 +20,7 @@ from tests.conftest import csrf_token
 from tests.coupons.support import Phone, coupon_clinic, running_coupon, ticket_for, values
 from tests.delivery.support import drain
 from tests.factories import gen_user
-from tests.helpers import assert_rows_isolated, login
+from tests.helpers import assert_rows_isolated, login, original_url
 
 
 @pytest.fixture
@@ -97,7 +97,8 @@ def test_a_coupon_is_created_on_line_sent_opened_from_line_and_redeemed_once_at_
     assert shown[-2]["message"] == {"type": "coupon", "couponId": coupon.line_coupon_id}
     assert shown[-2]["coupon"]["title"] == "人間ドック 3,000円引き"
     link = shown[-1]["message"]["template"]["actions"][0]["uri"]
-    assert link.endswith(f"/book/{clinic.slug}/coupons/{coupon.public_id}?d={delivery_id}")
+    assert "/l/" in link, "sent as a tracked short link"
+    assert original_url(link).endswith(f"/book/{clinic.slug}/coupons/{coupon.public_id}?d={delivery_id}")
 
     page = Phone(patients[0]).open(link)
     assert page.status_code == 200 and "使えます" in page.text

@@ -10,7 +10,7 @@ from saas.richmenu.models import RichMenu
 from saas.tenancy.scoping import tenant_scope
 from tests.conftest import csrf_token
 from tests.factories import gen_organization, gen_user
-from tests.helpers import login
+from tests.helpers import login, original_url
 from tests.webhooks.support import connect_clinic
 
 
@@ -37,7 +37,7 @@ def _deployed_links(sandbox, clinic, channel) -> dict[str, str]:
         services.deploy(clinic, menu)
         db.session.commit()
     created = [r["body"] for r in sandbox.requests(channel) if r["operation"] == "createRichMenu"][-1]
-    actions = {a["action"]["label"]: a["action"].get("uri") for a in created["areas"]}
+    actions = {a["action"]["label"]: original_url(a["action"].get("uri") or "") for a in created["areas"]}
     return {"recruit": actions["採用情報"], "online": actions["オンライン診療"]}
 
 

@@ -18,7 +18,7 @@ from saas.richmenu.models import MenuLinks, RichMenu
 from saas.tenancy.scoping import platform_scope, tenant_scope
 from tests.conftest import csrf_token
 from tests.factories import gen_user
-from tests.helpers import assert_rows_isolated, login
+from tests.helpers import assert_rows_isolated, login, original_url
 from tests.webhooks.support import connect_clinic, run_jobs
 
 
@@ -97,8 +97,9 @@ def test_deploy_creates_the_menu_uploads_the_image_sets_the_default_and_links_a_
     assert "setDefaultRichMenu" in operations and "linkRichMenuIdToUsers" in operations
     created = [r["body"] for r in log if r["operation"] == "createRichMenu"][0]
     actions = {a["action"]["label"]: a["action"] for a in created["areas"]}
-    assert actions["予約"]["uri"].endswith(f"/book/{clinic.slug}/")
-    assert actions["採用情報"]["uri"] == "https://recruit.example.jp/"
+    assert "/l/" in actions["予約"]["uri"], "menu URLs are tracked short links"
+    assert original_url(actions["予約"]["uri"]).endswith(f"/book/{clinic.slug}/")
+    assert original_url(actions["採用情報"]["uri"]) == "https://recruit.example.jp/"
     assert actions["診療時間"] == {"type": "message", "label": "診療時間", "text": "診療時間"}
 
     def phone(user):
