@@ -20,6 +20,7 @@ from saas.extensions import db
 from saas.friends import services
 from saas.friends.models import Direction, Friend, Message
 from saas.line.errors import LineError, LineRequestRejected, LineRetryKeyAccepted
+from saas.links import services as links
 from saas.quota import counter
 from saas.receipts import services as receipts
 from saas.receipts.models import ReceiptSource
@@ -61,6 +62,7 @@ def answer(clinic, friend: Friend, event, messages: list[dict]) -> str | None:
     """
     if already_recorded(event, Direction.OUT):
         return None
+    messages = links.track_for_friend(friend.clinic_id, friend, messages)
     sent, via = _reply(clinic, event, messages), Via.REPLY
     if sent is None:
         sent, via = _push(clinic, friend, event, messages), Via.PUSH

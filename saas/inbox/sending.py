@@ -25,6 +25,7 @@ from saas.friends.models import Direction, Friend
 from saas.inbox import services
 from saas.inbox.models import ChatSend, ConversationStatus, Via
 from saas.line.errors import LineError, LineRetryKeyAccepted
+from saas.links import services as links
 from saas.messaging.limits import utf16_length
 from saas.quota import counter
 from saas.quota.usage import usage
@@ -98,7 +99,7 @@ def send_text(clinic, friend: Friend, text: str, sender, *, expected_via: str = 
         raise SendRefused(_("メッセージを入力してください。"))
     if utf16_length(text) > MAX_TEXT:
         raise SendRefused(_("メッセージは%(n)s文字以内にしてください。", n=f"{MAX_TEXT:,}"))
-    messages = [{"type": "text", "text": text}]
+    messages = links.track_for_friend(friend.clinic_id, friend, [{"type": "text", "text": text}])
     token = _claim_reply_token(friend)
     if token is None and expected_via == Via.REPLY:
         raise SendRefused(

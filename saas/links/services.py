@@ -79,7 +79,9 @@ def track_shared(clinic_id: int, delivery_id: int, renderings: list[list[dict]])
     return [rewrite(messages, swap) for messages in renderings]
 
 
-def track_per_friend(clinic_id: int, delivery_id: int, renderings: list[tuple[Any, list[dict]]]) -> list[list[dict]]:
+def track_per_friend(
+    clinic_id: int, delivery_id: int | None, renderings: list[tuple[Any, list[dict]]]
+) -> list[list[dict]]:
     """Each (friend, messages) rendering rewritten with codes of its own; one insert per 1,000 codes."""
     rows, rewritten, now = [], [], utcnow()
     for friend, messages in renderings:
@@ -100,6 +102,19 @@ def track_rich_menu(clinic_id: int, rich_menu_id: int, request: dict) -> dict:
     if not urls:
         return request
     return rewrite_rich_menu(request, _swapper(_shared_codes(clinic_id, urls, rich_menu_id=rich_menu_id)))
+
+
+def track_for_friend(clinic_id: int, friend: Any, messages: list[dict]) -> list[dict]:
+    """``messages`` to one friend outside a delivery (auto-replies, 1:1 chat) with codes of their own.
+
+    Commits when it created codes: they must exist before LINE shows the message (a crash after
+    LINE accepted it would otherwise leave the patient with links that answer 404).
+    """
+    if not links_in(messages):
+        return messages
+    (tracked,) = track_per_friend(clinic_id, None, [(friend, messages)])
+    db.session.commit()
+    return tracked
 
 
 class Target(NamedTuple):
