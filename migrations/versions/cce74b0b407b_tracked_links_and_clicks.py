@@ -1,7 +1,7 @@
 """Tracked short links (/l/<code>) and their clicks; a delivery's choice of counting per friend or per link.
 
 Revision ID: cce74b0b407b
-Revises: e4b7c1d9a6f2
+Revises: 12a220358b18
 Create Date: 2026-12-01 17:56:17.013300
 
 """
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = 'cce74b0b407b'
-down_revision = 'e4b7c1d9a6f2'
+down_revision = '12a220358b18'
 branch_labels = None
 depends_on = None
 

@@ -23,6 +23,7 @@ from saas.insights import limits, rollup, units
 from saas.insights.models import InsightDaily, InsightDemographic, InsightRequest, InsightUnit, RequestStatus
 from saas.line import insight as line_insight
 from saas.line.errors import LineError, LineRateLimited, LineRequestRejected
+from saas.links.services import original_url
 
 log = logging.getLogger(__name__)
 WINDOW = timedelta(days=14)
@@ -133,7 +134,9 @@ def _store(row, figures: line_insight.Interactions, now: datetime, sent_at: date
     if isinstance(row, InsightRequest):
         row.delivered = figures.delivered
         row.status = RequestStatus.READY
-    row.clicks = [{"url": c.url, "clicks": c.clicks, "unique_clicks": c.unique_clicks} for c in figures.clicks]
+    row.clicks = [
+        {"url": original_url(c.url), "clicks": c.clicks, "unique_clicks": c.unique_clicks} for c in figures.clicks
+    ]  # LINE names our short links (saas.links); stored as the URLs they stand for
     row.attempts, row.last_error, row.synced_at = 0, "", now
     row.next_sync_at = next_refresh(sent_at, now)
 

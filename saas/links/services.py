@@ -117,6 +117,18 @@ def track_for_friend(clinic_id: int, friend: Any, messages: list[dict]) -> list[
     return tracked
 
 
+def original_url(url: str) -> str:
+    """The URL a short link of ours stands for (current tenant scope); any other URL as it is.
+
+    LINE's statistics name the URLs as sent, i.e. our short links: this gives them their meaning.
+    """
+    prefix = short_url("")
+    code = url[len(prefix) :] if url.startswith(prefix) else ""
+    if not is_code(code):
+        return url
+    return db.session.scalar(sa.select(TrackedLink.url).where(TrackedLink.code == code)) or url
+
+
 class Target(NamedTuple):
     link_id: int
     clinic_id: int

@@ -26,6 +26,7 @@ LINKED = [
 
 def send(clinic, messages=None, **fields) -> int:
     """A delivery submitted and sent to the end (in-process workers)."""
+    fields.setdefault("track_clicks_per_friend", False)  # one multicast: LINE's per-request figures (saas.links)
     with tenant_scope(clinic.id):
         delivery = services.create_delivery(messages=messages or HELLO, **fields)
         services.submit(delivery)

@@ -55,7 +55,9 @@ def test_opens_and_clicks_in_line_reach_the_stored_figures_and_the_delivery_page
     (request_id,) = request_ids(clinic, delivery_id)
     for patient in patients[:3]:
         sandbox.open_message(clinic.line_channel_id, patient, request_id)
-    sandbox.click(clinic.line_channel_id, patients[0], request_id, URL)
+    sent = sandbox.inbox(clinic.line_channel_id, patients[0])[-1]["message"]["template"]["actions"][0]["uri"]
+    assert "/l/" in sent, "LINE shows (and counts) the short link we sent"
+    sandbox.click(clinic.line_channel_id, patients[0], request_id, sent)
 
     run_sync()
 
