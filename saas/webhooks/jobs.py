@@ -13,6 +13,7 @@ RQ's retry with back-off (the job raises at the end), up to ``MAX_ATTEMPTS`` per
 from __future__ import annotations
 
 import logging
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 CLAIM_TIMEOUT = timedelta(minutes=3)
 MAX_ATTEMPTS = 5
 BATCH = 200
+JOB_SECONDS = 20  # one job keeps claiming batches this long, well inside its RQ timeout
 PARALLEL_FRIENDS = 32  # a LINE call is mostly waiting: 32 in flight keep one process busy at 200 ms latency
 QUEUED_MARK_SECONDS = 30  # a lost job's mark stops coalescing after this long (the sweeper waits a minute)
 
@@ -127,21 +129,36 @@ def _by_friend(claimed: list[tuple[int, str | None]]) -> list[list[int]]:
 
 @job
 def handle_webhook_events(clinic_id: int, event_row_ids: list[int]) -> int:
-    """Apply a clinic's stored webhook events (these and any other pending); returns how many were handled."""
+    """Apply a clinic's stored webhook events (these and any other pending); returns how many were handled.
+
+    Claims batch after batch while events wait (up to ``JOB_SECONDS``): a job per batch left the
+    worker waiting on the queue between batches while the clinic's events waited in the database.
+    """
     get_redis().delete(queued_mark(clinic_id))  # events stored from now on need a job of their own
-    with tenant_scope(clinic_id):
-        claimed = claim(clinic_id, event_row_ids)
+    deadline, handled, failures = time.monotonic() + JOB_SECONDS, 0, 0
+    while True:
+        with tenant_scope(clinic_id):
+            claimed = claim(clinic_id, event_row_ids)
+        event_row_ids = []  # later batches take pending events only: failed ones wait for RQ's back-off
+        failures += _handle_batch(clinic_id, claimed)
+        handled += len(claimed)
+        if len(claimed) < BATCH or time.monotonic() > deadline:
+            break
     if len(claimed) == BATCH:
-        enqueue(clinic_id, [claimed[-1][0]])  # more may be waiting behind this batch
+        enqueue(clinic_id, [claimed[-1][0]])  # more may be waiting behind this job's time
+    if failures:
+        raise EventsFailed(f"{failures} of {handled} events of clinic {clinic_id} failed")
+    return handled - failures
+
+
+def _handle_batch(clinic_id: int, claimed: list[tuple[int, str | None]]) -> int:
+    """The claimed events, one thread per friend; returns how many failed."""
     groups = _by_friend(claimed)
     if not groups:
         return 0
     app = current_app._get_current_object()
     with ThreadPoolExecutor(max_workers=min(PARALLEL_FRIENDS, len(groups))) as pool:
-        failures = sum(pool.map(lambda ids: _handle_in_order(app, clinic_id, ids), groups))
-    if failures:
-        raise EventsFailed(f"{failures} of {len(claimed)} events of clinic {clinic_id} failed")
-    return len(claimed)
+        return sum(pool.map(lambda ids: _handle_in_order(app, clinic_id, ids), groups))
 
 
 @job
