@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import sqlalchemy as sa
 from flask import g
@@ -35,6 +36,7 @@ from saas.audit.services import record
 from saas.autoreply.matcher import MAX_UNGUARDED_REGEX_RULES
 from saas.autoreply.models import AutoReplyRule, MatchType
 from saas.delivery import services as deliveries
+from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.manifests import export
 from saas.manifests.apply import ManifestError, apply_clinic_section
@@ -206,12 +208,31 @@ def get_schedule(clinic_slug: str):
     return ScheduleOut(closed_on_public_holidays=settings.closed_on_public_holidays, weekly=weekly)
 
 
-def closure_out(closure: Closure, delivery_id: int | None = None) -> ClosureOut:
+class NoticeState(NamedTuple):
+    status: str = "none"
+    delivery_id: int | None = None
+
+
+NO_NOTICE = NoticeState()
+
+
+def urgent_notice_states(closure_ids: list[int]) -> dict[int, NoticeState]:
+    """Each closure's latest urgent notice and the delivery it became, in one query."""
+    rows = db.session.execute(
+        sa.select(UrgentNoticeRequest.closure_id, UrgentNoticeRequest.status, Delivery.id)
+        .outerjoin(Delivery, Delivery.urgent_notice_id == UrgentNoticeRequest.id)
+        .where(UrgentNoticeRequest.closure_id.in_(closure_ids))
+        .order_by(UrgentNoticeRequest.id)
+    )
+    return {closure_id: NoticeState(status, delivery_id) for closure_id, status, delivery_id in rows}
+
+
+def closure_out(closure: Closure, notice: NoticeState = NO_NOTICE) -> ClosureOut:
     return ClosureOut(
         id=closure.id, kind=closure.kind, starts_on=closure.starts_on, ends_on=closure.ends_on,
         blocks=closure.block_labels, reason=closure.reason, substitute_doctor=closure.substitute_doctor,
         notify_friends=closure.notify_friends, notice_text=schedule.notice_text(g.clinic, closure),
-        delivery_id=delivery_id,
+        notice_status=notice.status, delivery_id=notice.delivery_id,
     )  # fmt: skip
 
 
@@ -229,7 +250,8 @@ def list_closures(clinic_slug: str, query: ClosureQuery):
     """休診 and 代診 ending on or after `from_date` (default today), in id order."""
     first = query.from_date or schedule.clinic_now(g.clinic).date()
     rows, cursor = paging.page(sa.select(Closure).where(Closure.ends_on >= first), Closure.id, query)
-    return ClosurePage(data=[closure_out(c) for c in rows], next_cursor=cursor)
+    notices = urgent_notice_states([closure.id for closure in rows])
+    return ClosurePage(data=[closure_out(c, notices.get(c.id, NO_NOTICE)) for c in rows], next_cursor=cursor)
 
 
 def _post_closure(body: ClosureIn) -> tuple[dict, int]:
@@ -255,8 +277,11 @@ def _post_closure(body: ClosureIn) -> tuple[dict, int]:
         actor=api_actor(),
     )
     db.session.commit()
-    delivery_id = _send_to_consenting(closure) if body.notify == "consenting" else None
-    return closure_out(closure, delivery_id).model_dump(mode="json"), 201
+    if body.notify == "consenting":
+        notice = NoticeState("sent", _send_to_consenting(closure))
+    else:
+        notice = urgent_notice_states([closure.id]).get(closure.id, NO_NOTICE)
+    return closure_out(closure, notice).model_dump(mode="json"), 201
 
 
 def _send_to_consenting(closure: Closure) -> int:

@@ -252,7 +252,16 @@ class ClosureOut(BaseModel):
     substitute_doctor: str
     notify_friends: bool
     notice_text: str
-    delivery_id: int | None = Field(None, description="The delivery started for `notify: consenting`.")
+    notice_status: str = Field(
+        "none",
+        description="The urgent notice of `notify: urgent`: none, pending (waiting for the send pipeline, "
+        "moments), sending, sent or cancelled (the closure was deleted before it went out).",
+    )
+    delivery_id: int | None = Field(
+        None,
+        description="The delivery that tells friends: at once for `notify: consenting`; for `notify: urgent` "
+        "as soon as the send pipeline has picked the notice up (list the closures to see it).",
+    )
 
 
 class ClosurePage(Page):

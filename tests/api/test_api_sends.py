@@ -68,11 +68,15 @@ def test_a_closure_posted_with_urgent_notice_reaches_every_following_friend(clie
         f"/api/v1/clinics/{clinic.slug}/closures", json=body, headers={**bearer(token), "Idempotency-Key": "c-1"}
     )
     assert response.status_code == 201 and response.json["notify_friends"] is True
+    assert (response.json["notice_status"], response.json["delivery_id"]) == ("pending", None)
     drain()
     inboxes = _inboxes(sandbox_server, "1800000004", patients)
     assert all(len(inbox) == 1 and "休診" in inbox[0] and clinic.name in inbox[0] for inbox in inboxes)
     closures = client.get(f"/api/v1/clinics/{clinic.slug}/closures?from_date=2030-01-01", headers=bearer(token)).json
-    assert [c["starts_on"] for c in closures["data"]] == ["2030-01-07"]
+    [listed] = closures["data"]
+    assert listed["starts_on"] == "2030-01-07" and listed["notice_status"] == "sent"
+    delivery = client.get(f"/api/v1/clinics/{clinic.slug}/deliveries/{listed['delivery_id']}", headers=bearer(token))
+    assert (delivery.json["status"], delivery.json["sent"]) == ("done", 2)
 
 
 def test_a_manifest_dry_run_lists_changes_and_applies_nothing(client):
