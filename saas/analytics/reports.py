@@ -130,6 +130,91 @@ def figures_for(clinic_ids: list[int], days: int) -> dict[int, ClinicFigures]:
     return {clinic_id: ClinicFigures(wanted, rows[clinic_id], start.get(clinic_id, 0)) for clinic_id in clinic_ids}
 
 
+@dataclass
+class PeriodTotals:
+    """A clinic's sums over a period (what the organization and agency pages compare), read set-based."""
+
+    friends_at_start: int
+    friends_end: int | None  # friends at the end of the period's last rolled-up day
+    sums: dict[str, int]
+
+    def total(self, name: str) -> int:
+        return self.sums.get(name, 0)
+
+    @property
+    def friends_now(self) -> int:
+        return self.friends_at_start if self.friends_end is None else self.friends_end
+
+    @property
+    def growth(self) -> int:
+        return self.friends_now - self.friends_at_start
+
+    @property
+    def block_rate(self) -> float | None:
+        return rate(self.total("blocks"), self.friends_at_start + self.total("follows"))
+
+
+TOTALLED = ("follows", "blocks", "bookings", "redemptions", "failed_sends")
+
+
+def totals_for(
+    clinic_ids: list[int], days: int, recent_days: int
+) -> tuple[dict[int, PeriodTotals], dict[int, PeriodTotals]]:
+    """Each clinic's totals over the period and over its last ``recent_days``, in three queries
+    (sums grouped by clinic, the friends at each start, the friends at each clinic's last day)
+    however many clinics and days there are; no roll-up row is loaded as an object."""
+    wanted, recent = period_range(days), period_range(recent_days)
+    first, recent_first = min(wanted[0], recent[0]), recent[0]
+    in_period = ClinicDay.day >= wanted[0]
+    in_recent = ClinicDay.day >= recent_first
+    columns = [sa.func.sum(sa.case((in_period, getattr(ClinicDay, n)), else_=0)) for n in TOTALLED]
+    columns += [sa.func.sum(sa.case((in_recent, getattr(ClinicDay, n)), else_=0)) for n in TOTALLED]
+    sums = {
+        clinic_id: [int(v or 0) for v in values]
+        for clinic_id, *values in db.session.execute(
+            sa.select(ClinicDay.clinic_id, *columns)
+            .where(ClinicDay.clinic_id.in_(clinic_ids), ClinicDay.day.between(first, wanted[-1]))
+            .group_by(ClinicDay.clinic_id)
+        )
+    }
+    starts: dict[tuple[int, date], int] = {
+        (clinic_id, day): total
+        for clinic_id, day, total in db.session.execute(
+            sa.select(ClinicDay.clinic_id, ClinicDay.day, ClinicDay.friends_total).where(
+                ClinicDay.clinic_id.in_(clinic_ids),
+                ClinicDay.day.in_({wanted[0] - timedelta(days=1), recent_first - timedelta(days=1)}),
+            )
+        )
+    }
+    last_day = (
+        sa.select(ClinicDay.clinic_id, sa.func.max(ClinicDay.day).label("day"))
+        .where(ClinicDay.clinic_id.in_(clinic_ids), ClinicDay.day.between(first, wanted[-1]))
+        .group_by(ClinicDay.clinic_id)
+        .subquery()
+    )
+    ends = dict(
+        db.session.execute(
+            sa.select(ClinicDay.clinic_id, ClinicDay.friends_total).join(
+                last_day, sa.and_(last_day.c.clinic_id == ClinicDay.clinic_id, last_day.c.day == ClinicDay.day)
+            )
+        ).all()
+    )
+    n = len(TOTALLED)
+
+    def totals(clinic_id: int, start: date, values: list[int], end: int | None) -> PeriodTotals:
+        return PeriodTotals(
+            starts.get((clinic_id, start - timedelta(days=1)), 0), end, dict(zip(TOTALLED, values, strict=True))
+        )
+
+    period, latest = {}, {}
+    for clinic_id in clinic_ids:
+        values = sums.get(clinic_id, [0] * 2 * n)
+        end = ends.get(clinic_id)
+        period[clinic_id] = totals(clinic_id, wanted[0], values[:n], end)
+        latest[clinic_id] = totals(clinic_id, recent_first, values[n:], end)
+    return period, latest
+
+
 def clinic_figures(clinic_id: int, days: int) -> ClinicFigures:
     return figures_for([clinic_id], days)[clinic_id]
 

@@ -85,16 +85,47 @@ def test_members_of_another_organization_or_agency_get_404(client):
     assert client.get(f"/analytics/elsewhere/{corporation.slug}/").status_code == 404
 
 
-def test_a_branch_analyst_sees_only_their_branch_and_a_viewer_nothing(client):
+def test_clinic_level_roles_cannot_open_the_level_pages_above_their_clinic(client):
     agency, corporation, east, west, elsewhere, stranger = _network()
-    login(client, gen_user("analyst", clinic=east))
-    html = client.get(f"/analytics/organizations/{corporation.slug}/").get_data(as_text=True)
-    assert chart(html, "friends")["labels"] == [east.name]
-    assert client.get(f"/analytics/agencies/{agency.slug}/").status_code == 200
+    for role in ("analyst", "owner", "admin", "sender"):
+        login(client, gen_user(role, clinic=east))
+        for url in (
+            f"/analytics/organizations/{corporation.slug}/",
+            f"/analytics/organizations/{corporation.slug}/friends.csv",
+            f"/analytics/agencies/{agency.slug}/",
+            f"/analytics/agencies/{agency.slug}/health.csv",
+        ):
+            assert client.get(url).status_code == 404, (role, url)
+        assert "group-analytics" not in client.get("/").get_data(as_text=True)
+        client.get("/auth/logout")
+
+
+def test_hq_opens_its_organization_but_not_the_agency_and_a_viewer_nothing(client):
+    agency, corporation, east, west, elsewhere, stranger = _network()
+    login(client, gen_user("analyst", organization=corporation))
+    assert client.get(f"/analytics/organizations/{corporation.slug}/").status_code == 200
+    assert client.get(f"/analytics/organizations/{elsewhere.organization.slug}/").status_code == 404
+    assert client.get(f"/analytics/agencies/{agency.slug}/").status_code == 404
+    assert client.get(f"/analytics/agencies/{agency.slug}/health.csv").status_code == 404
     client.get("/auth/logout")
     login(client, gen_user("viewer", organization=corporation))
     assert client.get(f"/analytics/organizations/{corporation.slug}/").status_code == 404
     assert client.get(f"/analytics/organizations/{corporation.slug}/friends.csv").status_code == 404
+    client.get("/auth/logout")
+    login(client, gen_user("viewer", agency=agency))  # agency staff without analytics.view
+    assert client.get(f"/analytics/agencies/{agency.slug}/").status_code == 404
+
+
+def test_agency_staff_open_every_organization_under_their_agency_and_platform_staff_everything(client):
+    agency, corporation, east, west, elsewhere, stranger = _network()
+    login(client, gen_user("analyst", agency=agency))
+    assert client.get(f"/analytics/organizations/{corporation.slug}/").status_code == 200
+    assert client.get(f"/analytics/organizations/{elsewhere.organization.slug}/").status_code == 200
+    assert client.get(f"/analytics/organizations/{stranger.organization.slug}/").status_code == 404
+    client.get("/auth/logout")
+    login(client, gen_user("owner"))  # platform
+    assert client.get(f"/analytics/agencies/{agency.slug}/").status_code == 200
+    assert client.get(f"/analytics/organizations/{stranger.organization.slug}/").status_code == 200
 
 
 def test_the_home_page_links_the_levels_the_user_analyses(client):

@@ -15,7 +15,8 @@ DATABASE_URL a temporary SQLite file (smaller defaults).
 
 Measured: the backfill of ``--days`` days (``flask analytics backfill``), the nightly catch-up
 (three days of every clinic), the attribution of one booking, and each analytics page through
-Flask's test client as a signed-in agency owner (p50/p99 of ``--samples`` requests). No timed
+Flask's test client as a signed-in agency owner (p50/p99 of ``--samples`` requests, the median
+process CPU time of a request and its SQL statements: the fair figures on a shared machine). No timed
 assertions: the figures are printed, with the machine's load.
 """
 
@@ -196,17 +197,37 @@ def _measure_pages(app, agency_slug: str, ids: list[int], samples: int) -> dict:
         f"agency health CSV ({len(ids)} clinics)": f"/analytics/agencies/{agency_slug}/health.csv",
     }
     figures = {}
-    for label, url in pages.items():
-        response = client.get(url)  # warm-up
-        if response.status_code != 200:
-            raise RuntimeError(f"{url}: {response.status_code}")
-        times = []
-        for _ in range(samples):
-            started = time.perf_counter()
-            client.get(url)
-            times.append((time.perf_counter() - started) * 1000)
-        figures[label] = support.summary(times)
-        print(f"  {label:<42}{figures[label]['p50_ms']:>9.1f}{figures[label]['p99_ms']:>9.1f}", flush=True)
+    with app.app_context():
+        engine = db.engine
+    queries = [0]
+
+    def count(*_args):
+        queries[0] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    try:
+        for label, url in pages.items():
+            response = client.get(url)  # warm-up
+            if response.status_code != 200:
+                raise RuntimeError(f"{url}: {response.status_code}")
+            times, cpu = [], []
+            queries[0] = 0
+            for _ in range(samples):
+                started, started_cpu = time.perf_counter(), time.process_time()
+                client.get(url)
+                times.append((time.perf_counter() - started) * 1000)
+                cpu.append((time.process_time() - started_cpu) * 1000)
+            figures[label] = support.summary(times) | {
+                "cpu_p50_ms": statistics.median(cpu),
+                "queries": queries[0] / samples,
+            }
+            f = figures[label]
+            print(
+                f"  {label:<42}{f['p50_ms']:>9.1f}{f['p99_ms']:>9.1f}{f['cpu_p50_ms']:>9.1f}{f['queries']:>9.0f}",
+                flush=True,
+            )
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", count)
     return figures
 
 
@@ -251,7 +272,7 @@ def run(args) -> dict:
     print(f"  nightly catch-up (3 days x {len(ids)} clinics): median {statistics.median(nightly):.2f} s", flush=True)
     attribution = _measure_attribution(app, ids, args.samples)
     print(f"  attribution of one booking: p50 {attribution['p50_ms']:.1f} ms, p99 {attribution['p99_ms']:.1f} ms")
-    print(f"\n  {'page':<42}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"\n  {'page':<42}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>9}{'queries':>9}")
     pages = _measure_pages(app, agency_slug, ids, args.samples)
     with app.app_context():
         db.session.remove()
@@ -286,6 +307,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--days", type=int, default=30, help="days of history the backfill builds")
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--json", default="", help="write the figures here")
+    parser.add_argument(
+        "--database", default="tsunagu_bench_analytics", help="scratch Postgres database (dropped after)"
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a timeout still drops the scratch database
     tmp = tempfile.mkdtemp(prefix="tsunagu-analytics-bench-")
@@ -296,9 +320,7 @@ def main(argv: list[str] | None = None) -> dict:
         flush=True,
     )
     database = (
-        support.scratch_postgres("tsunagu_bench_analytics")
-        if postgres
-        else nullcontext(f"sqlite:///{tmp}/analytics.sqlite3")
+        support.scratch_postgres(args.database) if postgres else nullcontext(f"sqlite:///{tmp}/analytics.sqlite3")
     )
     from saas.queues import stop_embedded_servers
 
