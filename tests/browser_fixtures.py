@@ -57,3 +57,19 @@ def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
     setattr(item, f"rep_{report.when}", report)
+
+
+def sign_in(page, user, *, two_factor: bool = True, landing=None) -> None:
+    """Sign in through the login form; with ``two_factor``, also the TOTP step (the user is enrolled)."""
+    from tests.factories import PASSWORD, totp_code
+
+    page.goto("/auth/login")
+    page.get_by_label("メールアドレス").fill(user.email)
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    if two_factor:
+        page.wait_for_url("**/auth/two-factor")
+        page.get_by_label("確認コード（6桁）").fill(totp_code(user))
+        page.get_by_role("button", name="確認").click()
+    if landing:
+        page.wait_for_url(landing)

@@ -9,18 +9,12 @@ import pytest
 from saas.extensions import db
 from saas.sendguard.guard import settings_for
 from saas.tenancy.scoping import tenant_scope
+from tests.browser_fixtures import sign_in
 from tests.delivery.support import add_friends, connected_clinic, drain
-from tests.factories import PASSWORD, gen_user
+from tests.factories import gen_user
 
 pytestmark = pytest.mark.browser
 CHANNEL = "1750000001"
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("メールアドレス").fill(user.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
 
 
 def _sign_out(page) -> None:
@@ -35,7 +29,7 @@ def test_a_live_finding_in_the_composer_and_a_second_staff_member_approves_the_s
         db.session.commit()
     submitter, approver = gen_user("sender", clinic=clinic), gen_user("sender", clinic=clinic)
 
-    _sign_in(page, submitter)
+    sign_in(page, submitter, two_factor=False)
     page.wait_for_url(f"**/c/{clinic.slug}/")
     page.get_by_role("link", name="メッセージ作成").click()
     text = page.locator("textarea[name=m0_text]")
@@ -62,7 +56,7 @@ def test_a_live_finding_in_the_composer_and_a_second_staff_member_approves_the_s
     assert not sandbox.inbox(CHANNEL, friends[0])
 
     _sign_out(page)
-    _sign_in(page, approver)
+    sign_in(page, approver, two_factor=False)
     page.wait_for_url(f"**/c/{clinic.slug}/")
     page.get_by_role("link", name="配信の承認").click()
     page.get_by_role("link", name="ご来院の方にプレゼントがあります。明日は休診です").click()

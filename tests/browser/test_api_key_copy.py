@@ -5,20 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from tests.factories import PASSWORD, gen_agency, gen_clinic, gen_organization, gen_user, totp_code
+from tests.browser_fixtures import sign_in
+from tests.factories import gen_agency, gen_clinic, gen_organization, gen_user
 
 pytestmark = pytest.mark.browser
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("メールアドレス").fill(user.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url("**/auth/two-factor")
-    page.get_by_label("確認コード（6桁）").fill(totp_code(user))
-    page.get_by_role("button", name="確認").click()
-    page.wait_for_url("**/")
 
 
 def test_the_new_key_fills_its_box_and_copy_puts_it_on_the_clipboard(page, live_server):
@@ -26,7 +16,7 @@ def test_the_new_key_fills_its_box_and_copy_puts_it_on_the_clipboard(page, live_
     gen_clinic(gen_organization(agency), name="さくら内科")
     admin = gen_user("admin", agency=agency)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"], origin=live_server.url)
-    _sign_in(page, admin)
+    sign_in(page, admin, landing="**/")
     page.goto("/api-keys")
     page.get_by_label("名前（用途）").fill("予約システム連携")
     page.get_by_role("button", name="作成").click()

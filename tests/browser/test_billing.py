@@ -3,17 +3,8 @@ Checkout, comes back to an active plan with its invoice, and visits the Customer
 
 from __future__ import annotations
 
-from tests.factories import PASSWORD, gen_agency, gen_clinic, gen_organization, gen_user, totp_code
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("メールアドレス").fill(user.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url("**/auth/two-factor")
-    page.get_by_label("確認コード（6桁）").fill(totp_code(user))
-    page.get_by_role("button", name="確認").click()
+from tests.browser_fixtures import sign_in
+from tests.factories import gen_agency, gen_clinic, gen_organization, gen_user
 
 
 def test_an_agency_owner_subscribes_and_returns_from_checkout_and_the_portal(page, stripe_sandbox, live_server):
@@ -22,7 +13,7 @@ def test_an_agency_owner_subscribes_and_returns_from_checkout_and_the_portal(pag
     clinic = gen_clinic(organization, name="さくら内科")
     gen_clinic(organization, name="さくら内科 分院")
     owner = gen_user("owner", agency=agency)
-    _sign_in(page, owner)
+    sign_in(page, owner)
     page.goto(f"/c/{clinic.slug}/")
     page.get_by_role("link", name="ご契約・お支払い").click()
     page.wait_for_url(f"**/billing/agency/{agency.slug}/")

@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from tests.factories import PASSWORD, gen_user, totp_code
+from tests.browser_fixtures import sign_in
+from tests.factories import gen_user
 from tests.inbox.support import friend_of, patient_writes
 from tests.webhooks.support import connect_clinic
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("メールアドレス").fill(user.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url("**/auth/two-factor")
-    page.get_by_label("確認コード（6桁）").fill(totp_code(user))
-    page.get_by_role("button", name="確認").click()
-    page.wait_for_url("**/c/**")
 
 
 def test_responder_replies_with_the_reply_token_resolves_and_the_audit_log_shows_it(page, sandbox, live_server):
@@ -25,7 +15,7 @@ def test_responder_replies_with_the_reply_token_resolves_and_the_audit_log_shows
     patient = patient_writes(sandbox, channel, "佐藤 花子", "明日の午前は空いていますか")
     friend = friend_of(clinic, patient)
 
-    _sign_in(page, responder)
+    sign_in(page, responder, landing="**/c/**")
     page.get_by_role("link", name="チャット").first.click()
     page.wait_for_url(f"**/c/{clinic.slug}/inbox/")
     assert page.get_by_test_id(f"unread-{friend.id}").inner_text() == "1"
@@ -56,7 +46,7 @@ def test_responder_replies_with_the_reply_token_resolves_and_the_audit_log_shows
 
     page.get_by_role("button", name="ログアウト").click()
     page.wait_for_url("**/auth/login**")
-    _sign_in(page, admin)
+    sign_in(page, admin, landing="**/c/**")
     page.goto(f"/c/{clinic.slug}/audit/")
     log = page.locator("table").inner_text()
     assert "チャットを閲覧" in log and "チャットでメッセージを送信" in log and responder.email in log

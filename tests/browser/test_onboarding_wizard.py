@@ -16,23 +16,13 @@ from saas.members.models import Invitation
 from saas.schedule.models import WeeklyBlock
 from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import tenant_scope
+from tests.browser_fixtures import sign_in
 from tests.delivery.support import drain
-from tests.factories import PASSWORD, gen_agency, gen_organization, gen_user, totp_code
+from tests.factories import gen_agency, gen_organization, gen_user
 
 pytestmark = pytest.mark.browser
 CHANNEL, SECRET, NAME = "2009000001", "f" * 32, "みらい皮膚科 恵比寿院"
 TIMEOUT_MS = 60_000  # the phone simulator polls every two seconds; the machine may be busy
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("メールアドレス").fill(user.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url("**/auth/two-factor")
-    page.get_by_label("確認コード（6桁）").fill(totp_code(user))
-    page.get_by_role("button", name="確認").click()
-    page.wait_for_url(re.compile(r".*/$"))
 
 
 def _create_clinic(page) -> None:
@@ -109,7 +99,7 @@ def test_an_operator_onboards_a_clinic_from_nothing_to_a_patient_receiving_its_g
     token = "tok-" + secrets.token_hex(16)
     sandbox.add_channel(CHANNEL, SECRET, token, plan="standard", display_name=NAME)
 
-    _sign_in(page, operator)
+    sign_in(page, operator, landing=re.compile(r".*/$"))
     _create_clinic(page)
     _connect_line(page, token)
     _load_starter(page)

@@ -7,20 +7,14 @@ import sqlalchemy as sa
 
 from saas.auth.models import User
 from saas.extensions import db
-from tests.factories import PASSWORD, gen_agency, gen_clinic, gen_organization, gen_user, totp_code
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("メールアドレス").fill(user.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
+from tests.browser_fixtures import sign_in
+from tests.factories import gen_agency, gen_clinic, gen_organization, gen_user, totp_code
 
 
 def test_responder_enrols_totp_then_reaches_the_clinic_dashboard(page):
     clinic = gen_clinic(name="さくら内科")
     user = gen_user("responder", clinic=clinic, two_factor=False)
-    _sign_in(page, user)
+    sign_in(page, user, two_factor=False)
     page.wait_for_url("**/auth/two-factor/enrol")
     assert page.locator("img[alt='二要素認証用QRコード']").is_visible()
     secret = page.get_by_test_id("totp-secret").inner_text().strip()
@@ -37,7 +31,7 @@ def test_organization_admin_switches_between_branches(page):
     corporation = gen_organization(gen_agency(), name="医療法人さくら会")
     first, second = gen_clinic(corporation, name="渋谷院"), gen_clinic(corporation, name="新宿院")
     user = gen_user("admin", organization=corporation)
-    _sign_in(page, user)
+    sign_in(page, user, two_factor=False)
     page.wait_for_url("**/auth/two-factor")
     page.get_by_label("確認コード（6桁）").fill(totp_code(user))
     page.get_by_role("button", name="確認").click()
@@ -54,7 +48,7 @@ def test_organization_admin_switches_between_branches(page):
 def test_staff_is_refused_a_clinic_they_do_not_belong_to(page):
     mine, theirs = gen_clinic(name="自院"), gen_clinic(name="他院")
     user = gen_user("sender", clinic=mine)
-    _sign_in(page, user)
+    sign_in(page, user, two_factor=False)
     page.wait_for_url(f"**/c/{mine.slug}/")
     options = page.locator("#clinic-switcher option").all_inner_texts()
     assert mine.name in options and theirs.name not in options

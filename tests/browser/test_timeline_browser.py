@@ -9,7 +9,7 @@ from playwright.sync_api import expect
 from saas.extensions import db
 from saas.friends.models import Friend
 from saas.tenancy.scoping import tenant_scope
-from tests.browser.test_inbox import _sign_in
+from tests.browser_fixtures import sign_in
 from tests.factories import gen_user
 from tests.inbox.support import friend_of, patient_writes
 from tests.receipts.test_timeline import _send
@@ -27,7 +27,7 @@ def test_the_conversation_shows_the_broadcast_the_patient_received(page, sandbox
     _send(clinic, [{"type": "text", "text": "12月の予防接種の予約を受け付けています"}], title="12月の予防接種")
     assert [m["message"]["text"] for m in sandbox.inbox(channel, patient)] == ["12月の予防接種の予約を受け付けています"]
 
-    _sign_in(page, responder)
+    sign_in(page, responder, landing="**/c/**")
     page.goto(f"/c/{clinic.slug}/inbox/{friend.id}")
     broadcast = page.locator(".received-row", has_text="12月の予防接種の予約を受け付けています")
     expect(broadcast).to_be_visible()

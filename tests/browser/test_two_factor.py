@@ -5,20 +5,14 @@ from __future__ import annotations
 
 import pyotp
 
-from tests.factories import PASSWORD, gen_clinic, gen_user
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("メールアドレス").fill(user.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
+from tests.browser_fixtures import sign_in
+from tests.factories import gen_clinic, gen_user
 
 
 def test_enrolment_shows_the_qr_code_and_a_recovery_code_signs_in(page):
     clinic = gen_clinic(name="みどり皮膚科")
     user = gen_user("admin", clinic=clinic, two_factor=False)
-    _sign_in(page, user)
+    sign_in(page, user, two_factor=False)
     page.wait_for_url("**/auth/two-factor/enrol")
     qr = page.locator("img[alt='二要素認証用QRコード']")
     qr.wait_for()
@@ -33,7 +27,7 @@ def test_enrolment_shows_the_qr_code_and_a_recovery_code_signs_in(page):
     page.get_by_role("button", name="ログアウト").click()
     page.wait_for_url("**/auth/login")
 
-    _sign_in(page, user)  # the phone is lost: a recovery code instead of the authenticator
+    sign_in(page, user, two_factor=False)  # the phone is lost: a recovery code instead of the authenticator
     page.wait_for_url("**/auth/two-factor")
     page.get_by_label("確認コード（6桁）").fill(codes[0])
     page.get_by_role("button", name="確認").click()

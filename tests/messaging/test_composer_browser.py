@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from tests.factories import PASSWORD, gen_clinic, gen_user
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("メールアドレス").fill(user.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
+from tests.browser_fixtures import sign_in
+from tests.factories import gen_clinic, gen_user
 
 
 def test_typing_updates_the_preview_and_errors_appear_beside_the_message(page):
     clinic = gen_clinic(name="さくら内科")
-    _sign_in(page, gen_user("sender", clinic=clinic))
+    sign_in(page, gen_user("sender", clinic=clinic), two_factor=False)
     page.wait_for_url(f"**/c/{clinic.slug}/")
     page.get_by_role("link", name="メッセージ作成").click()
     page.wait_for_url("**/messages/compose")

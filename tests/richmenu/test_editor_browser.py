@@ -7,19 +7,9 @@ import sqlalchemy as sa
 from saas.extensions import db
 from saas.richmenu.models import RichMenu
 from saas.tenancy.scoping import tenant_scope
-from tests.factories import PASSWORD, gen_user, totp_code
+from tests.browser_fixtures import sign_in
+from tests.factories import gen_user
 from tests.webhooks.support import connect_clinic
-
-
-def _sign_in(page, user) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("メールアドレス").fill(user.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
-    page.wait_for_url("**/auth/two-factor")
-    page.get_by_label("確認コード（6桁）").fill(totp_code(user))
-    page.get_by_role("button", name="確認").click()
-    page.wait_for_url("**/c/**")
 
 
 def _drag_over_cells(page, first: tuple[int, int], last: tuple[int, int]) -> None:
@@ -44,7 +34,7 @@ def test_a_preset_and_a_drag_over_the_grid_place_the_areas_without_typing_pixels
         db.session.add(RichMenu(name="基本メニュー", size="half", areas=[]))
         db.session.commit()
         menu_id = db.session.scalar(sa.select(RichMenu.id))
-    _sign_in(page, gen_user("admin", clinic=clinic))
+    sign_in(page, gen_user("admin", clinic=clinic), landing="**/c/**")
     page.goto(f"/c/{clinic.slug}/richmenus/{menu_id}")
 
     page.get_by_label("レイアウト").select_option(label="大・4分割")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from tests.factories import PASSWORD, gen_clinic, gen_user
+from tests.browser_fixtures import sign_in
+from tests.factories import gen_clinic, gen_user
 
 STEPS = [
     ("ご挨拶", "after_start", "0", "minutes", "{{friend.display_name}}様、ご登録ありがとうございます"),
@@ -11,17 +12,10 @@ STEPS = [
 ]
 
 
-def _sign_in(page, user) -> None:
-    page.goto("/auth/login")
-    page.get_by_label("メールアドレス").fill(user.email)
-    page.get_by_label("パスワード").fill(PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
-
-
 def test_staff_build_three_steps_and_preview_them_on_a_phone(page):
     clinic = gen_clinic(name="みなと皮膚科")
     clinic_name = clinic.name
-    _sign_in(page, gen_user("sender", clinic=clinic))
+    sign_in(page, gen_user("sender", clinic=clinic), two_factor=False)
     page.wait_for_url(f"**/c/{clinic.slug}/")
     page.get_by_role("link", name="ステップ配信").click()
     page.get_by_label("シナリオ名").fill("美容皮膚科のご紹介")
