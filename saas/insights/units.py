@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import TypeVar
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 UNITS_PER_MONTH = 1000
 REFUSAL_SECONDS = 7 * 86400  # a channel that refused units is asked again a week later
 FRESH = timedelta(minutes=10)  # last use is written at most this often (not once per chunk)
+REGISTERED_SECONDS = 60.0  # a process trusts a unit it registered for this long (well inside FRESH)
+_registered: dict[tuple, tuple[str, float]] = {}  # (delivery id, created_at, month) -> (name, when)
 T = TypeVar("T")
 
 
@@ -100,10 +103,23 @@ def _about_units(error: LineRequestRejected) -> bool:
 
 def unit_for(delivery_id: int) -> str | None:
     """The unit name for this delivery's requests this month, registered in the month's ledger;
-    None when it carries none or the month's names are used up (a few indexed reads per chunk)."""
+    None when it carries none or the month's names are used up. The ledger is read once per
+    delivery and month in a process (then every ``REGISTERED_SECONDS``), not once per chunk."""
     delivery = db.session.get(Delivery, delivery_id)
-    wanted = describe(delivery) if delivery is not None else None
-    return _register(delivery.clinic_id, month_of(utcnow()), wanted) if wanted else None
+    if delivery is None:
+        return None
+    month = month_of(utcnow())
+    key = (delivery.id, delivery.created_at, month)  # created_at: a recreated database reuses ids
+    known = _registered.get(key)
+    if known and time.monotonic() - known[1] < REGISTERED_SECONDS:
+        return known[0]
+    wanted = describe(delivery)
+    name = _register(delivery.clinic_id, month, wanted) if wanted else None
+    if name:
+        if len(_registered) >= 1024:
+            _registered.clear()
+        _registered[key] = (name, time.monotonic())
+    return name
 
 
 def first_sync_delay() -> timedelta:

@@ -227,9 +227,9 @@ def pipeline(sandbox, clinic, timeout: float) -> dict:
         services.submit(delivery)
         delivery_id = delivery.id
     recorded = time.time() - started
-    planned = _wait(lambda: _delivery(clinic.id, delivery_id).status not in ("scheduled", "planning"), timeout)
+    planned = _wait(lambda: _delivery(clinic.id, delivery_id).status not in ("scheduled", "planning"), timeout, 0.1)
     planning = time.time() - started
-    done = _wait(lambda: _finished(_delivery(clinic.id, delivery_id)), timeout)
+    done = _wait(lambda: _finished(_delivery(clinic.id, delivery_id)), timeout, 0.1)  # the end is read from the sandbox
     found = _delivery(clinic.id, delivery_id)
     accepted = [r["at"] for r in sandbox.requests(clinic.line_channel_id) if r["operation"] == "multicast"]
     last = (max(accepted) / 1000 - started) if accepted else float("nan")
