@@ -1,5 +1,7 @@
 """Conversions attributed to messages: a booking, coupon redemption, form answer or stamp counts for
-the last delivery the friend received (``message_receipt``) within the clinic's window before it.
+the last delivery whose tracked link the friend clicked (``link_click``; the link's recipient, so a
+forwarded link still counts for the friend it was sent to) and for the last delivery the friend
+received (``message_receipt``), each within the clinic's window before it.
 
 Attribution is stored once, by a job, when the conversion happens (see ``saas.analytics.marks``),
 never worked out per page view. Sends that are themselves about the booking (confirmations,
@@ -26,6 +28,7 @@ from saas.cards.models import CardStamp
 from saas.coupons.models import CouponRedemption
 from saas.extensions import db
 from saas.forms.models import FormAnswer
+from saas.links.models import LinkClick
 from saas.receipts.models import FriendReceipt
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -78,6 +81,24 @@ def last_received(clinic_id: int, friend_id: int, since: datetime, until: dateti
     return Touch(*row) if row else None
 
 
+def last_clicked(clinic_id: int, friend_id: int, since: datetime, until: datetime) -> Touch | None:
+    """The delivery whose link the friend tapped last in [since, until] (index ``ix_link_click_clinic_friend``).
+
+    Rich menu taps carry no delivery and take no credit."""
+    row = db.session.execute(
+        sa.select(LinkClick.delivery_id, LinkClick.clicked_at)
+        .where(
+            LinkClick.clinic_id == clinic_id,
+            LinkClick.friend_id == friend_id,
+            LinkClick.clicked_at.between(since, until),
+            LinkClick.delivery_id.is_not(None),
+        )
+        .order_by(LinkClick.clicked_at.desc(), LinkClick.id.desc())
+        .limit(1)
+    ).first()
+    return Touch(*row) if row else None
+
+
 def attribute(clinic_id: int, kind: str, ref_id: int) -> Conversion | None:
     """Store the conversion with its attribution (once: a second run changes nothing); needs the clinic's scope."""
     model, column = EVENTS[kind]
@@ -86,7 +107,9 @@ def attribute(clinic_id: int, kind: str, ref_id: int) -> Conversion | None:
         return None
     occurred = getattr(event, column)
     days = window_days(clinic_id)
-    received = last_received(clinic_id, event.friend_id, occurred - timedelta(days=days), occurred)
+    since = occurred - timedelta(days=days)
+    received = last_received(clinic_id, event.friend_id, since, occurred)
+    clicked = last_clicked(clinic_id, event.friend_id, since, occurred)
     values = {
         "clinic_id": clinic_id,
         "kind": kind,
@@ -94,6 +117,8 @@ def attribute(clinic_id: int, kind: str, ref_id: int) -> Conversion | None:
         "friend_id": event.friend_id,
         "occurred_at": occurred,
         "window_days": days,
+        "clicked_delivery_id": clicked.delivery_id if clicked else None,
+        "clicked_at": clicked.at if clicked else None,
         "received_delivery_id": received.delivery_id if received else None,
         "received_at": received.at if received else None,
     }

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
-from saas.analytics import attribution, rollup
+from saas.analytics import attribution, marks, rollup
 from saas.analytics.marks import DIRTY_KEY
 from saas.extensions import db
 from saas.jobs import job
@@ -69,8 +69,10 @@ def attribute_missed(days: int = CATCH_UP_DAYS) -> int:
         missed = attribution.unattributed_since(since)
     for clinic_id, kind, ref_id in missed:
         with tenant_scope(clinic_id):
-            attribution.attribute(clinic_id, kind, ref_id)
+            conversion = attribution.attribute(clinic_id, kind, ref_id)
             db.session.commit()
+        if conversion is not None:
+            marks.mark_day(clinic_id, conversion.occurred_at)
     return len(missed)
 
 
@@ -89,4 +91,6 @@ def attribute_conversion(clinic_id: int, kind: str, ref_id: int) -> bool:
     with tenant_scope(clinic_id):
         conversion = attribution.attribute(clinic_id, kind, ref_id)
         db.session.commit()
-        return bool(conversion and conversion.received_delivery_id)
+        if conversion is not None:  # its day's conversion counters follow (the row went in outside the session)
+            marks.mark_day(clinic_id, conversion.occurred_at)
+        return bool(conversion and (conversion.clicked_delivery_id or conversion.received_delivery_id))

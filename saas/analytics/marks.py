@@ -1,6 +1,6 @@
 """Wherever a follow, block, booking, redemption, form answer, stamp, delivery or sent message is
 stored, the session notices its (clinic, Japan day); after the commit the day is marked dirty in
-Redis, and the minutely roll-up job (saas/cron.py) recomputes the marked days. A mark lost with
+Redis (a click, stored outside the session by the short-link redirect, marks its day itself), and the minutely roll-up job (saas/cron.py) recomputes the marked days. A mark lost with
 Redis is made good by the nightly catch-up. A new booking, redemption, form answer or stamp also
 queues the job that stores its attribution.
 """
@@ -8,7 +8,7 @@ queues the job that stores its attribution.
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, datetime
 
 import redis
 import sqlalchemy as sa
@@ -92,6 +92,17 @@ def _enqueue(days: set, conversions: set) -> None:
         get_queue(BULK).enqueue(jobs.attribute_conversion, clinic_id, kind, ref_id)
     if days:
         get_redis().sadd(DIRTY_KEY, *sorted(f"{clinic_id}:{day.isoformat()}" for clinic_id, day in days))
+
+
+def mark_day(clinic_id: int, moment: datetime) -> None:
+    """Mark the clinic's Japan day of ``moment`` dirty for a write made outside the ORM session (a
+    click); a mark Redis loses is made good by the nightly catch-up, so a failure is only logged."""
+    try:
+        from saas.queues import get_redis
+
+        get_redis().sadd(DIRTY_KEY, f"{clinic_id}:{japan_day(moment).isoformat()}")
+    except (redis.RedisError, OSError) as error:
+        log.warning("analytics: click day of clinic %d not marked: %s", clinic_id, error)
 
 
 def _forget(session: Session) -> None:

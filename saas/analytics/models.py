@@ -35,6 +35,8 @@ CLINIC_DAY_COUNTERS = (
     "stamps",
     "conversions",
     "failed_sends",
+    "clicks",
+    "clicked_conversions",
 )
 
 
@@ -61,6 +63,8 @@ class ClinicDay(TenantOwned, db.Model):
     stamps: Mapped[int] = _counter()
     conversions: Mapped[int] = _counter()
     failed_sends: Mapped[int] = _counter()  # recipients the clinic's deliveries started that day failed to reach
+    clicks: Mapped[int] = _counter()  # taps on the clinic's tracked links that day (previews not counted)
+    clicked_conversions: Mapped[int] = _counter()  # conversions that day attributed to a clicked delivery
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
@@ -76,6 +80,34 @@ class SourceDay(TenantOwned, db.Model):
     follows: Mapped[int] = _counter()
     blocks: Mapped[int] = _counter()
     bookings: Mapped[int] = _counter()
+
+
+class DeliveryClickDay(TenantOwned, db.Model):
+    """Taps on one delivery's tracked links on one Japan day, and the recipients they came from."""
+
+    __tablename__ = "analytics_delivery_click_day"
+    __table_args__ = (
+        sa.UniqueConstraint("clinic_id", "delivery_id", "day", name="uq_analytics_delivery_click_day"),
+        sa.Index("ix_analytics_delivery_click_day_day", "clinic_id", "day"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(BigId)
+    day: Mapped[date] = mapped_column()
+    clicks: Mapped[int] = _counter()
+    friends: Mapped[int] = _counter()  # distinct recipients whose links were tapped that day (per-friend links only)
+
+
+class ClickHour(TenantOwned, db.Model):
+    """Taps on a clinic's tracked links in one Japan hour (``hour`` 0-23 of ``day``): the timing heatmap's clicks."""
+
+    __tablename__ = "analytics_click_hour"
+    __table_args__ = (sa.UniqueConstraint("clinic_id", "day", "hour", name="uq_analytics_click_hour"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date] = mapped_column()
+    hour: Mapped[int] = mapped_column(sa.SmallInteger)
+    clicks: Mapped[int] = _counter()
 
 
 class AnalyticsSettings(TenantOwned, Timestamped, db.Model):

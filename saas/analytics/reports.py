@@ -273,12 +273,13 @@ def activity_chart(figures: ClinicFigures) -> Chart:
 def sending_chart(figures: ClinicFigures) -> Chart:
     return Chart(
         "sending",
-        _l("配信とメッセージ送信"),
+        _l("配信・メッセージ送信・クリック"),
         _l("日付"),
         _labels(figures.days),
         [
             Series("deliveries", _l("配信"), figures.daily("deliveries"), "#3e63dd"),
             Series("messages_sent", _l("送信メッセージ"), figures.daily("messages_sent"), "#06c755", "line"),
+            Series("clicks", _l("リンクのクリック"), figures.daily("clicks"), "#8e4ec6", "line"),
         ],
     )
 
@@ -342,31 +343,47 @@ KIND_SERIES = (
 )
 
 
-def conversions_chart(clinic_id: int, days: int) -> Chart:
-    """The deliveries the most conversions in the period are attributed to (last received), by kind."""
+def _conversions_by_delivery(clinic_id: int, days: int, column) -> dict[int, dict[str, int]]:
     wanted = period_range(days)
     since, until = day_start(wanted[0]), day_start(wanted[-1] + timedelta(days=1))
     rows = db.session.execute(
-        sa.select(Conversion.received_delivery_id, Conversion.kind, sa.func.count())
+        sa.select(column, Conversion.kind, sa.func.count())
         .where(
             Conversion.clinic_id == clinic_id,
             Conversion.occurred_at >= since,
             Conversion.occurred_at < until,
-            Conversion.received_delivery_id.is_not(None),
+            column.is_not(None),
         )
-        .group_by(Conversion.received_delivery_id, Conversion.kind)
+        .group_by(column, Conversion.kind)
     ).all()
     counts: dict[int, dict[str, int]] = {}
     for delivery_id, kind, n in rows:
         counts.setdefault(delivery_id, {})[kind] = n
-    top = sorted(counts, key=lambda d: (-sum(counts[d].values()), -d))[:TOP_DELIVERIES]
+    return counts
+
+
+def conversions_chart(clinic_id: int, days: int) -> Chart:
+    """The deliveries the most conversions in the period are attributed to: by kind for the last
+    delivery received, and in all for the last delivery whose link was clicked."""
+    received = _conversions_by_delivery(clinic_id, days, Conversion.received_delivery_id)
+    clicked = {d: sum(kinds.values()) for d, kinds in _conversions_by_delivery(
+        clinic_id, days, Conversion.clicked_delivery_id).items()}  # fmt: skip
+    weight = {d: sum(received.get(d, {}).values()) + clicked.get(d, 0) for d in set(received) | set(clicked)}
+    top = sorted(weight, key=lambda d: (-weight[d], -d))[:TOP_DELIVERIES]
     titles = dict(db.session.execute(sa.select(Delivery.id, Delivery.title).where(Delivery.id.in_(top))).all())
+    series = [
+        Series(kind, label, [received.get(d, {}).get(kind, 0) for d in top], color)
+        for kind, label, color in KIND_SERIES
+    ]
+    series.append(
+        Series("clicked", _l("クリック経由（最後にクリックした配信）"), [clicked.get(d, 0) for d in top], "#8e4ec6")
+    )
     return Chart(
         "conversions",
-        _l("配信ごとのコンバージョン（最後に受け取った配信）"),
+        _l("配信ごとのコンバージョン（最後に受け取った配信・最後にクリックした配信）"),
         _l("配信"),
         [f"#{d} {title_in_words(titles.get(d) or '')}".strip() for d in top],
-        [Series(kind, label, [counts[d].get(kind, 0) for d in top], color) for kind, label, color in KIND_SERIES],
+        series,
         horizontal=True,
         ids=top,
     )

@@ -13,7 +13,14 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from saas.analytics.models import CLINIC_DAY_COUNTERS, ClinicDay, Conversion, SourceDay
+from saas.analytics.models import (
+    CLINIC_DAY_COUNTERS,
+    ClickHour,
+    ClinicDay,
+    Conversion,
+    DeliveryClickDay,
+    SourceDay,
+)
 from saas.booking.models import Booking
 from saas.cards.models import CardStamp
 from saas.common import utcnow
@@ -22,6 +29,7 @@ from saas.delivery.models import Delivery, DeliveryStatus
 from saas.extensions import db
 from saas.forms.models import FormAnswer
 from saas.friends.models import Direction, Friend, FriendStatus
+from saas.links.models import LinkClick
 from saas.portal.models import MessageDay
 
 JAPAN_OFFSET = timedelta(hours=9)  # Japan keeps no daylight saving
@@ -47,6 +55,12 @@ def _local_day(column):
     if db.engine.dialect.name == "sqlite":
         return sa.func.date(column, "+540 minutes")
     return sa.cast(column + JAPAN_OFFSET, sa.Date)
+
+
+def _local_hour(column):
+    if db.engine.dialect.name == "sqlite":
+        return sa.cast(sa.func.strftime("%H", column, "+540 minutes"), sa.Integer)
+    return sa.cast(sa.extract("hour", column + JAPAN_OFFSET), sa.Integer)
 
 
 def _as_date(value) -> date:
@@ -115,6 +129,10 @@ def clinic_day_counts(clinic_ids: list[int], days: list[date]) -> dict[str, Coun
         "stamps": _per_clinic_day(CardStamp.stamped_at, clinic_ids, start, end),
         "conversions": _per_clinic_day(Conversion.occurred_at, clinic_ids, start, end, attributed),
         "failed_sends": _failed_sends(clinic_ids, start, end),
+        "clicks": _per_clinic_day(LinkClick.clicked_at, clinic_ids, start, end),
+        "clicked_conversions": _per_clinic_day(
+            Conversion.occurred_at, clinic_ids, start, end, Conversion.clicked_delivery_id.is_not(None)
+        ),
     }
 
 
@@ -171,12 +189,70 @@ def roll_up_source_days(clinic_ids: list[int], days: list[date]) -> int:
         return 0
     start, end = day_start(min(days)), day_start(max(days) + timedelta(days=1))
     counts = {key: value for key, value in _source_counts(clinic_ids, start, end).items() if key[2] in days}
-    db.session.execute(sa.delete(SourceDay).where(SourceDay.clinic_id.in_(clinic_ids), SourceDay.day.in_(days)))
     rows = [{"clinic_id": c, "source_id": s, "day": d, **values} for (c, s, d), values in counts.items()]
-    _upsert(SourceDay, rows, ["clinic_id", "source_id", "day"])
+    return _replace(SourceDay, clinic_ids, days, rows, ["clinic_id", "source_id", "day"])
+
+
+def _replace(model, clinic_ids: list[int], days: list[date], rows: list[dict], keys: list[str]) -> int:
+    db.session.execute(sa.delete(model).where(model.clinic_id.in_(clinic_ids), model.day.in_(days)))
+    _upsert(model, rows, keys)
     return len(rows)
 
 
+def roll_up_delivery_click_days(clinic_ids: list[int], days: list[date]) -> int:
+    """Replace the clinics' per-delivery click rows for ``days`` (index ``ix_link_click_clinic_time``)."""
+    if not clinic_ids or not days:
+        return 0
+    start, end = day_start(min(days)), day_start(max(days) + timedelta(days=1))
+    day = _local_day(LinkClick.clicked_at)
+    statement = (
+        sa.select(
+            LinkClick.clinic_id,
+            LinkClick.delivery_id,
+            day,
+            sa.func.count(),
+            sa.func.count(sa.distinct(LinkClick.friend_id)),
+        )
+        .where(
+            LinkClick.clinic_id.in_(clinic_ids),
+            LinkClick.clicked_at >= start,
+            LinkClick.clicked_at < end,
+            LinkClick.delivery_id.is_not(None),
+        )
+        .group_by(LinkClick.clinic_id, LinkClick.delivery_id, day)
+    )
+    rows = [
+        {"clinic_id": c, "delivery_id": d, "day": _as_date(k), "clicks": n, "friends": f}
+        for c, d, k, n, f in db.session.execute(statement)
+        if _as_date(k) in days
+    ]
+    return _replace(DeliveryClickDay, clinic_ids, days, rows, ["clinic_id", "delivery_id", "day"])
+
+
+def roll_up_click_hours(clinic_ids: list[int], days: list[date]) -> int:
+    """Replace the clinics' clicks per Japan hour for ``days`` (hours without clicks have no row)."""
+    if not clinic_ids or not days:
+        return 0
+    start, end = day_start(min(days)), day_start(max(days) + timedelta(days=1))
+    day, hour = _local_day(LinkClick.clicked_at), _local_hour(LinkClick.clicked_at)
+    statement = (
+        sa.select(LinkClick.clinic_id, day, hour, sa.func.count())
+        .where(LinkClick.clinic_id.in_(clinic_ids), LinkClick.clicked_at >= start, LinkClick.clicked_at < end)
+        .group_by(LinkClick.clinic_id, day, hour)
+    )
+    rows = [
+        {"clinic_id": c, "day": _as_date(d), "hour": int(h), "clicks": n}
+        for c, d, h, n in db.session.execute(statement)
+        if _as_date(d) in days
+    ]
+    return _replace(ClickHour, clinic_ids, days, rows, ["clinic_id", "day", "hour"])
+
+
 def roll_up(clinic_ids: list[int], days: list[date]) -> int:
-    """Both roll-ups for the clinics and days, in the caller's transaction."""
-    return roll_up_clinic_days(clinic_ids, days) + roll_up_source_days(clinic_ids, days)
+    """Every roll-up for the clinics and days, in the caller's transaction."""
+    return (
+        roll_up_clinic_days(clinic_ids, days)
+        + roll_up_source_days(clinic_ids, days)
+        + roll_up_delivery_click_days(clinic_ids, days)
+        + roll_up_click_hours(clinic_ids, days)
+    )

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import sqlalchemy as sa
 from flask import current_app
 
+from saas.analytics import marks
 from saas.common import utcnow
 from saas.extensions import db
 from saas.links.models import LinkClick, TrackedLink
@@ -160,7 +161,7 @@ _FOLLOW_AND_COUNT = sa.text(
         INSERT INTO link_click (clinic_id, link_id, friend_id, delivery_id, clicked_at)
         SELECT clinic_id, id, friend_id, delivery_id, :now FROM link
     )
-    SELECT url FROM link, relaxed
+    SELECT url, clinic_id FROM link, relaxed
     """
 )
 
@@ -176,25 +177,35 @@ def follow(code: str, *, count: bool) -> str | None:
 
     Outside the ORM and its tenant hook, on purpose: the unguessable code is the only key, and the
     click takes its clinic from the link row itself. An autocommit connection spares the
-    BEGIN/COMMIT round trips; on Postgres lookup and insert are one statement.
+    BEGIN/COMMIT round trips; on Postgres lookup and insert are one statement. A counted click
+    marks its clinic's Japan day dirty for the roll-ups, as the session hooks do for ORM writes.
     """
+    now = utcnow()
     with _connection() as connection:
         if count and connection.dialect.name == "postgresql":
-            return connection.execute(_FOLLOW_AND_COUNT, {"code": code, "now": utcnow()}).scalar()
-        links, clicks = TrackedLink.__table__, LinkClick.__table__
-        row = connection.execute(
-            sa.select(links.c.id, links.c.clinic_id, links.c.url, links.c.friend_id, links.c.delivery_id).where(
-                links.c.code == code
+            row = connection.execute(_FOLLOW_AND_COUNT, {"code": code, "now": now}).first()
+        else:
+            row = _follow_and_insert(connection, code, count, now)
+    if row is not None and count:
+        marks.mark_day(row.clinic_id, now)
+    return row.url if row else None
+
+
+def _follow_and_insert(connection, code: str, count: bool, now):
+    links, clicks = TrackedLink.__table__, LinkClick.__table__
+    row = connection.execute(
+        sa.select(links.c.id, links.c.clinic_id, links.c.url, links.c.friend_id, links.c.delivery_id).where(
+            links.c.code == code
+        )
+    ).first()
+    if row is not None and count:
+        connection.execute(
+            sa.insert(clicks).values(
+                clinic_id=row.clinic_id, link_id=row.id, friend_id=row.friend_id,
+                delivery_id=row.delivery_id, clicked_at=now,
             )
-        ).first()
-        if row is not None and count:
-            connection.execute(
-                sa.insert(clicks).values(
-                    clinic_id=row.clinic_id, link_id=row.id, friend_id=row.friend_id,
-                    delivery_id=row.delivery_id, clicked_at=utcnow(),
-                )
-            )  # fmt: skip
-        return row.url if row else None
+        )  # fmt: skip
+    return row
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,9 @@ of it where a copy is already kept:
 Rows are written by :mod:`saas.receipts.services` in the same transaction that marks the send
 as done (chunk SENT, push recipient SENT, booking reminder SENT…), so a retried send writes them
 at most once; the unique ``(clinic_id, delivery_id, friend_id)`` backs that up for deliveries.
-Indexes, both led by ``clinic_id``: ``(clinic_id, friend_id, sent_at, id)`` for a friend's
-timeline (keyset-paged) and the unique one above for per-delivery reports.
+Indexes, all led by ``clinic_id``: ``(clinic_id, friend_id, sent_at, id)`` for a friend's
+timeline (keyset-paged), the unique one above for per-delivery reports and ``(clinic_id, sent_at)``
+for the retention purge (saas.retention: kept as long as the clinic keeps delivery recipients).
 """
 
 from __future__ import annotations
@@ -58,11 +59,12 @@ class FriendReceipt(TenantOwned, db.Model):
     __tablename__ = "message_receipt"
     __table_args__ = (
         sa.Index("ix_message_receipt_friend_time", "clinic_id", "friend_id", "sent_at", "id"),
+        sa.Index("ix_message_receipt_clinic_time", "clinic_id", "sent_at"),  # the retention purge's range
         sa.UniqueConstraint("clinic_id", "delivery_id", "friend_id", name="uq_message_receipt_delivery_friend"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    # Both indexes lead with clinic_id, so the mixin's own one-column index would only slow inserts.
+    # The indexes lead with clinic_id, so the mixin's own one-column index would only slow inserts.
     clinic_id: Mapped[int] = mapped_column(sa.ForeignKey("clinic.id", ondelete="CASCADE"), nullable=False)
     friend_id: Mapped[int] = mapped_column()  # no FK: friends are anonymised, not deleted; keeps inserts lean
     source: Mapped[str] = mapped_column(sa.String(16))

@@ -17,7 +17,8 @@ def purge() -> None:
     done = services.purge_all()
     click.echo(
         f"webhook events {done.webhook_events}, delivery recipients {done.delivery_recipients}, "
-        f"message bodies archived {done.message_bodies}"
+        f"message bodies archived {done.message_bodies}, message receipts {done.message_receipts}, "
+        f"link clicks {done.link_clicks}"
     )
     for path in done.archives:
         click.echo(f"archive: {path}")

@@ -14,4 +14,6 @@ def purge_expired_data() -> dict:
         "webhook_events": done.webhook_events,
         "delivery_recipients": done.delivery_recipients,
         "message_bodies": done.message_bodies,
+        "message_receipts": done.message_receipts,
+        "link_clicks": done.link_clicks,
     }

@@ -4,6 +4,9 @@
   rows keep the content). Default 30 days; events still pending or being handled are kept.
 - delivery recipients: per-friend send bookkeeping of finished deliveries; the delivery keeps
   its counts. Default 180 days after the delivery finished.
+- message receipts and link clicks: who received which send and which link they tapped; kept as
+  long as the delivery recipients (the same clinic setting), counted from the send or the tap.
+  The analytics roll-ups keep their counts.
 - message bodies: kept forever unless the clinic sets a period, never less than five years
   (診療録, 医師法第24条); the rows stay (who, when, which way), text and payload are archived
   to ``RETENTION_ARCHIVE_DIR`` as gzip JSON lines and then blanked.
@@ -25,6 +28,8 @@ from saas.common import clinic_row, utcnow
 from saas.delivery.models import FINAL_STATUSES, Delivery, DeliveryChunk, DeliveryRecipient
 from saas.extensions import db
 from saas.friends.models import Message
+from saas.links.models import LinkClick
+from saas.receipts.models import FriendReceipt
 from saas.retention.models import MESSAGE_BODY_MIN_DAYS, RetentionPolicy
 from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import platform_scope, tenant_scope
@@ -39,6 +44,8 @@ class Purged:
     webhook_events: int = 0
     delivery_recipients: int = 0
     message_bodies: int = 0
+    message_receipts: int = 0
+    link_clicks: int = 0
     archives: list[str] = field(default_factory=list)
 
 
@@ -105,6 +112,24 @@ def _forget_chunk_recipients(finished) -> int:
     return int(recipients)
 
 
+def _purge_older(model, moment, cutoff: datetime) -> int:
+    """Delete the clinic's rows whose ``moment`` is before ``cutoff`` (a range on ``(clinic_id, moment)``)."""
+    old = sa.select(model.id).where(moment < cutoff).order_by(moment, model.id)
+    return _in_batches(
+        old, lambda ids: db.session.execute(sa.delete(model).where(model.id.in_(ids)), execution_options=_NO_SYNC)
+    )
+
+
+def purge_message_receipts(policy: RetentionPolicy, now: datetime) -> int:
+    cutoff = now - timedelta(days=policy.delivery_recipient_days)
+    return _purge_older(FriendReceipt, FriendReceipt.sent_at, cutoff)
+
+
+def purge_link_clicks(policy: RetentionPolicy, now: datetime) -> int:
+    cutoff = now - timedelta(days=policy.delivery_recipient_days)
+    return _purge_older(LinkClick, LinkClick.clicked_at, cutoff)
+
+
 def _archive_path(clinic: Clinic, now: datetime) -> Path:
     folder = Path(current_app.config["RETENTION_ARCHIVE_DIR"]) / clinic.slug
     folder.mkdir(parents=True, exist_ok=True)
@@ -164,6 +189,8 @@ def purge_clinic(clinic: Clinic, now: datetime | None = None) -> Purged:
             webhook_events=purge_webhook_events(policy, now),
             delivery_recipients=purge_delivery_recipients(policy, now),
             message_bodies=bodies,
+            message_receipts=purge_message_receipts(policy, now),
+            link_clicks=purge_link_clicks(policy, now),
             archives=[archive] if archive else [],
         )
 
@@ -180,5 +207,7 @@ def purge_all(now: datetime | None = None) -> Purged:
         total.webhook_events += done.webhook_events
         total.delivery_recipients += done.delivery_recipients
         total.message_bodies += done.message_bodies
+        total.message_receipts += done.message_receipts
+        total.link_clicks += done.link_clicks
         total.archives += done.archives
     return total

@@ -54,7 +54,7 @@ def test_a_booking_after_a_broadcast_through_the_sandbox_counts_for_it(client, s
     drawn = chart(html, "conversions")
     assert drawn["labels"] == [f"#{delivery_id} インフルエンザ予防接種のご案内"] and drawn["予約"] == [1]
     assert client.get(f"/c/{clinic.slug}/analytics/conversions.csv").data.decode("utf-8-sig").splitlines()[1:] == [
-        f"#{delivery_id} インフルエンザ予防接種のご案内,1,0,0,0"
+        f"#{delivery_id} インフルエンザ予防接種のご案内,1,0,0,0,0"
     ]
 
 
