@@ -18,6 +18,7 @@ from sqlalchemy.orm import load_only
 from saas.delivery.models import Delivery, DeliveryChunk, DeliveryRecipient
 from saas.extensions import db
 from saas.friends.models import Message
+from saas.links.models import LinkClick, TrackedLink
 from saas.receipts.models import FriendReceipt, ReceiptSource
 
 PAGE = 100
@@ -164,3 +165,38 @@ def newest_receipt_id(friend_id: int) -> int:
     query = sa.select(FriendReceipt.id).where(FriendReceipt.friend_id == friend_id)
     newest = query.order_by(FriendReceipt.sent_at.desc(), FriendReceipt.id.desc()).limit(1)
     return db.session.scalar(newest) or 0
+
+
+@dataclass(frozen=True)
+class Clicked:
+    """One tap of the friend on a link we sent them: which URL, in which delivery (None: a chat or
+    auto-reply message), when."""
+
+    at: datetime
+    url: str
+    delivery_id: int | None
+    delivery_title: str
+    label: str
+
+
+def clicked(friend_id: int, limit: int = PAGE) -> list[Clicked]:
+    """The friend's newest taps, newest first (index ``ix_link_click_clinic_friend``), with each link's
+    URL and its delivery's title and kind."""
+    rows = db.session.execute(
+        sa.select(LinkClick.clicked_at, TrackedLink.url, LinkClick.delivery_id)
+        .join(TrackedLink, TrackedLink.id == LinkClick.link_id)
+        .where(LinkClick.friend_id == friend_id)
+        .order_by(LinkClick.clicked_at.desc(), LinkClick.id.desc())
+        .limit(limit)
+    ).all()
+    deliveries = _by_id(Delivery, {d for _at, _url, d in rows if d}, "title", "kind", "source")
+    return [_clicked(at, url, deliveries.get(delivery_id)) for at, url, delivery_id in rows]
+
+
+def _clicked(at: datetime, url: str, delivery: Delivery | None) -> Clicked:
+    from saas.receipts.services import source_of_delivery
+
+    if delivery is None:
+        return Clicked(at, url, None, "", str(_l("個別のメッセージ")))
+    source = source_of_delivery(delivery.kind, delivery.source)
+    return Clicked(at, url, delivery.id, delivery.title or "", str(SOURCE_LABELS.get(source, source)))

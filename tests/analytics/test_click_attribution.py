@@ -183,3 +183,29 @@ def test_a_tap_still_redirects_and_counts_when_redis_is_down(app, client, sandbo
     catch_up(clinic_ids=[clinic.id])  # the nightly catch-up counts what no mark announced
     with tenant_scope(clinic.id):
         assert db.session.scalar(sa.select(ClinicDay.clicks).where(ClinicDay.day == japan_today())) == 1
+
+
+def test_the_friend_page_shows_what_the_friend_clicked_and_hides_titles_from_analysts(client, sandbox, state):
+    clinic = connected_clinic(sandbox, "1750000107")
+    patient, quiet = add_friends(sandbox, clinic, 2)
+    delivery_id = _send(clinic, WITH_LINK, "予防接種のご案内")
+    _tap(client, codes_in(inbox(state, clinic, patient))[0])
+    page = f"/c/{clinic.slug}/friends/{_friend(clinic, patient)}"
+
+    login(client, gen_user("admin", clinic=clinic))
+    html = client.get(page).get_data(as_text=True)
+    section = html[html.index('data-testid="friend-clicked"') :]
+    assert SITE.replace("&", "&amp;") in section and "予防接種のご案内" in section and "一斉配信" in section
+    quiet_html = client.get(f"/c/{clinic.slug}/friends/{_friend(clinic, quiet)}").get_data(as_text=True)
+    assert "クリックしたリンクの記録はまだありません" in quiet_html
+    client.get("/auth/logout")
+
+    login(client, gen_user("analyst", clinic=clinic))
+    html = client.get(page).get_data(as_text=True)
+    section = html[html.index('data-testid="friend-clicked"') :]
+    assert SITE in section and f"/analytics/deliveries/{delivery_id}/" in section
+    assert "予防接種のご案内" not in html and "インフルエンザ" not in html  # no title, no message text
+    client.get("/auth/logout")
+
+    login(client, gen_user("viewer", clinic=clinic))
+    assert 'data-testid="friend-clicked"' not in client.get(page).get_data(as_text=True)
