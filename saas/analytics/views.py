@@ -13,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 from sqlalchemy.orm import Session
 
-from saas.analytics import attribution, delivery_report, groups, marks, reports
+from saas.analytics import attribution, delivery_report, groups, marks, reports, timing
 from saas.analytics.models import MAX_ATTRIBUTION_DAYS
 from saas.audit.services import record
 from saas.delivery.models import Delivery
@@ -23,13 +23,18 @@ from saas.tenancy.access import can, current_clinic, require
 
 marks.install(Session)  # roll-ups follow what is stored anywhere
 bp = Blueprint("analytics", __name__)
+TIMING_CHARTS = {"click_times": "clicks", "open_times": "opens"}
 LEVEL_PAGES = {"organizations": groups.organization_page, "agencies": groups.agency_page}
 
 
 @bp.app_context_processor
 def analytics_levels():
-    """Template helper: the organizations and agencies whose analytics the user may open."""
-    return {"analysed_levels": lambda: groups.analysed_levels(current_user) if current_user.is_authenticated else []}
+    """Template helpers: the organizations and agencies whose analytics the user may open, and the
+    composer's suggested send time (read only when a template asks)."""
+    return {
+        "analysed_levels": lambda: groups.analysed_levels(current_user) if current_user.is_authenticated else [],
+        "suggested_send_time": lambda: timing.suggest(timing.send_slots(current_clinic().id)).text,
+    }
 
 
 def csv_response(text: str, filename: str) -> Response:
@@ -54,6 +59,9 @@ def index():
     figures, ranks, charts = reports.clinic_charts(current_clinic().id, days)
     return render_template(
         "analytics/index.html",
+        timing=timing.timing(current_clinic().id),
+        timing_days=timing.TIMING_DAYS,
+        heat_levels=timing.heat_levels,
         days=days,
         periods=reports.PERIODS,
         figures=figures,
@@ -89,6 +97,9 @@ def save_settings():
 def chart_csv(name: str):
     """One chart's numbers as CSV, for the same period as the page."""
     days = _days()
+    if name in TIMING_CHARTS:
+        found = timing.timing(current_clinic().id)[TIMING_CHARTS[name]]
+        return csv_response(found.csv(), f"{current_clinic().slug}-{name}-{timing.TIMING_DAYS}d.csv")
     chart = reports.clinic_charts(current_clinic().id, days)[2].get(name)
     if chart is None:
         abort(404)
