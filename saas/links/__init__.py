@@ -33,6 +33,8 @@ unique friends, click rate) and :func:`saas.links.services.clicks_of_friend`.
 The redirect (``GET /l/<code>``, saas.links.views) is public: no session, login or CSRF; one
 lookup by the unique code and one INSERT, written at once rather than buffered in Redis (an
 INSERT into an append-only table costs about what an RPUSH does, and a buffer would add a
-flush job and lose clicks when Redis restarts). Only codes we created are reachable: nothing
+flush job and lose clicks when Redis restarts). A counted tap then marks its clinic's Japan day
+dirty for the analytics roll-ups (one Redis ``SADD``, best effort: measured +0.2 ms of CPU per tap,
+0.78 → 0.97 ms in-process on Postgres). Only codes we created are reachable: nothing
 in the request chooses the target, and an unknown code answers a 404 page.
 """
