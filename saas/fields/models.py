@@ -44,9 +44,11 @@ class FriendField(TenantOwned, Timestamped, db.Model):
 class FriendFieldValue(TenantOwned, db.Model):
     __table_args__ = (
         sa.Index("ix_field_value_friend", "clinic_id", "friend_id", "field_id"),
-        sa.Index("ix_field_value_text", "field_id", "text"),
-        sa.Index("ix_field_value_number", "field_id", "number"),
-        sa.Index("ix_field_value_day", "field_id", "day"),
+        # Led by clinic_id (the tenant filter) and ending in friend_id: a segment's field
+        # condition is answered from the index alone.
+        sa.Index("ix_field_value_text", "clinic_id", "field_id", "text", "friend_id"),
+        sa.Index("ix_field_value_number", "clinic_id", "field_id", "number", "friend_id"),
+        sa.Index("ix_field_value_day", "clinic_id", "field_id", "day", "friend_id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -6,6 +6,7 @@ import enum
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from saas.common import BigId, Timestamped, utcnow
@@ -24,6 +25,10 @@ class Direction(enum.StrEnum):
     OUT = "out"
 
 
+# JSONB on Postgres (indexable by GIN, containment queries); JSON text on SQLite.
+ATTRIBUTES_TYPE = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
 class Friend(TenantOwned, Timestamped, db.Model):
     __table_args__ = (
         sa.UniqueConstraint("clinic_id", "line_user_id"),
@@ -33,6 +38,23 @@ class Friend(TenantOwned, Timestamped, db.Model):
         sa.Index("ix_friend_clinic_last_message", "clinic_id", "last_message_at"),
         sa.Index("ix_friend_clinic_inflow", "clinic_id", "inflow_source_id"),
         sa.Index("ix_friend_clinic_blocked", "clinic_id", "blocked_at"),  # the dashboard's blocks per day
+        # Postgres only (SQLite's rowid indexes cover these already, and it has no GIN):
+        # segment counts read status and consent from the index alone (index-only scans) ...
+        sa.Index(
+            "ix_friend_audience",
+            "clinic_id",
+            "id",
+            postgresql_include=["status", "consent_marketing", "consent_booking"],
+        ).ddl_if(dialect="postgresql"),
+        # ... and attribute equality is ``attributes @> {...}`` within the clinic (btree_gin: the
+        # index intersects the clinic's entries with the value's, never other clinics' friends).
+        sa.Index(
+            "ix_friend_clinic_attributes",
+            "clinic_id",
+            "attributes",
+            postgresql_using="gin",
+            postgresql_ops={"attributes": "jsonb_path_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,7 +70,7 @@ class Friend(TenantOwned, Timestamped, db.Model):
     # Marketing waits for the patient's yes; booking reminders serve a booking the patient made.
     consent_marketing: Mapped[bool] = mapped_column(default=False)
     consent_booking: Mapped[bool] = mapped_column(default=True)  # リマインダー (booking and recall reminders)
-    attributes: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    attributes: Mapped[dict] = mapped_column(ATTRIBUTES_TYPE, default=dict)
     # The newest reply token (free replies from the chat inbox while it is valid).
     reply_token: Mapped[str | None] = mapped_column(sa.String(255))
     reply_token_expires_at: Mapped[datetime | None] = mapped_column()
@@ -63,6 +85,13 @@ class Friend(TenantOwned, Timestamped, db.Model):
     def usable_reply_token(self) -> str | None:
         expires = self.reply_token_expires_at
         return self.reply_token if self.reply_token and expires and expires > utcnow() else None
+
+
+sa.event.listen(
+    Friend.__table__,
+    "before_create",
+    sa.DDL("CREATE EXTENSION IF NOT EXISTS btree_gin").execute_if(dialect="postgresql"),
+)
 
 
 class Tag(TenantOwned, Timestamped, db.Model):

@@ -13,6 +13,7 @@ from rq.registry import ScheduledJobRegistry
 
 from saas.audit.models import AuditEvent
 from saas.common import utcnow
+from saas.delivery.audience import count_audience
 from saas.delivery.jobs import start_delivery
 from saas.delivery.models import Delivery
 from saas.delivery.services import start_job_id
@@ -83,6 +84,25 @@ def test_the_live_count_shows_who_receives_and_who_is_skipped(sender, sandbox, c
     page = post(sender, clinic, "/count", audience="segment", field_id=str(age), field_op="eq", field_value="30代")
     html = page.get_data(as_text=True)
     assert 'data-eligible="7"' in html and "配信同意なし（送信しない）</dt><dd>2" in html
+
+
+def test_the_audience_count_filters_by_attribute_and_never_counts_another_clinics_friends(sandbox, clinic):
+    add_friends(sandbox, clinic, 4, attributes={"interest": "子育て", "age_band": "30代"})
+    add_friends(sandbox, clinic, 3, attributes={"interest": "美容"})
+    other = connected_clinic(sandbox, "1720000002", plan="free")
+    add_friends(sandbox, other, 6, attributes={"interest": "子育て"})
+    with tenant_scope(clinic.id):  # attributes come from the API and imports; the count is the composer's
+        assert count_audience("segment", {"attributes": {"interest": "子育て"}}).eligible == 4
+        assert count_audience("segment", {"attributes": {"interest": "子育て", "age_band": "30代"}}).matched == 4
+        assert count_audience("segment", {"attributes": {"interest": "子育て", "age_band": "40代"}}).matched == 0
+        assert count_audience("segment", {"attributes": {"interest": "'\"{}%"}}).matched == 0  # odd text is a value
+
+
+def test_only_the_audience_fields_recount_it_not_typing_the_message(sender, clinic):
+    page = sender.get(f"/c/{clinic.slug}/deliveries/new").get_data(as_text=True)
+    counting = page.split('data-testid="audience-inputs"')[1].split('id="click-tracking"')[0]
+    assert 'name="tag_match"' in counting and 'name="urgent"' in counting and 'name="followed_from"' in counting
+    assert 'name="text"' not in counting and 'name="title"' not in counting
 
 
 def test_a_segment_send_by_tag_shows_its_outcome_and_is_audited(sender, sandbox, sandbox_state, clinic):

@@ -21,7 +21,15 @@ from pathlib import Path
 from tests.perf import support
 
 ROOT = Path(__file__).resolve().parents[2]
-BENCHMARKS = ["faq_matching", "webhook_ingest", "portal_scale", "send_pipeline", "webhook_replies", "step_scan"]
+BENCHMARKS = [
+    "faq_matching",
+    "webhook_ingest",
+    "portal_scale",
+    "send_pipeline",
+    "webhook_replies",
+    "step_scan",
+    "segment_counts",
+]
 PORTAL_P50_MS, PORTAL_P99_MS, SEGMENT_MS, INGEST_PER_S, INGEST_P99_MS = 100, 300, 50, 1_000, 100
 
 
