@@ -10,7 +10,7 @@
 - Both: friend field value indexes are led by ``clinic_id`` and end in ``friend_id`` (index-only).
 
 Revision ID: 5e9a1c7d3b20
-Revises: cce74b0b407b
+Revises: 6542e167d9a8
 Create Date: 2026-12-01 21:40:00.000000
 
 """
@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql
 
 
 revision = '5e9a1c7d3b20'
-down_revision = 'cce74b0b407b'
+down_revision = '6542e167d9a8'
 branch_labels = None
 depends_on = None
 
