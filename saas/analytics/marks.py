@@ -74,6 +74,13 @@ def _note(session: Session, flush_context) -> None:
             conversions.add((instance.clinic_id, _CONVERTING[type(instance)], instance.id))
 
 
+def note_sent(session: Session, clinic_id: int, sent_at: list) -> None:
+    """Sent messages stored in bulk (no ORM objects for :func:`_note` to see) mark their days too."""
+    if sent_at:
+        days = {japan_today(), *(japan_day(moment) for moment in sent_at)}
+        session.info.setdefault(_DAYS, set()).update((clinic_id, day) for day in days)
+
+
 def _publish(session: Session) -> None:
     days, conversions = session.info.pop(_DAYS, set()), session.info.pop(_CONVERSIONS, set())
     if not (days or conversions) or not has_app_context():

@@ -157,8 +157,9 @@ def best_entry(compiled: CompiledRules, text: str, clock: time | None = None) ->
     return best[1] if best else None
 
 
-def find_match(clinic, message: str, clock: time | None = None) -> Match | None:
-    """The entry that answers ``message`` at ``clock`` (clinic local time), or None."""
+def find_match(clinic, message: str, clock: time | None = None, compiled: CompiledRules | None = None) -> Match | None:
+    """The entry that answers ``message`` at ``clock`` (clinic local time), or None; ``compiled``:
+    the clinic's rules as already read (a batch of events), else checked against the stamps."""
     text = normalize(message)
-    entry = best_entry(compiled_for(clinic), text, clock)
+    entry = best_entry(compiled or compiled_for(clinic), text, clock)
     return Match(entry, text) if entry else None

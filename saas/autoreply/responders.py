@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from saas.autoreply import services
 from saas.extensions import db
-from saas.friends.hooks import register_follow_responder, register_message_responder
+from saas.friends.hooks import (
+    register_follow_responder,
+    register_message_batch_preparer,
+    register_message_responder,
+)
 from saas.tenancy.scoping import tenant_scope
 
 
@@ -27,6 +31,13 @@ def answer_with_autoreply(clinic, friend, event) -> list[dict] | None:
         reply = services.reply_to(clinic, text, friend)
         db.session.flush()  # the webhook job commits (with the hand-off pause) when it finishes
     return reply.messages or None
+
+
+@register_message_batch_preparer
+def prepare_batch(clinic, friends) -> None:
+    """A batch of messages: the settings, rules and these friends' conversation states, read once."""
+    with tenant_scope(clinic.id):
+        services.prepare_batch(clinic, [friend.line_user_id for friend in friends])
 
 
 @register_follow_responder

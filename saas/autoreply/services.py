@@ -6,10 +6,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
 from saas.autoreply import emergency
 from saas.autoreply.answers import TemplateValues, computed_text
-from saas.autoreply.matcher import Entry, find_match
+from saas.autoreply.matcher import CompiledRules, Entry, compiled_for, find_match
 from saas.autoreply.models import AutoReplySettings, ConversationState
 from saas.autoreply.normalize import normalize
 from saas.common import clinic_row, utcnow
@@ -31,8 +33,46 @@ class Reply:
     entry: Entry | None = None
 
 
+_BATCH = "autoreply_batch"  # session.info, for a batch of webhook events: what prepare_batch read
+
+
+@dataclass
+class _Batch:
+    clinic_id: int
+    settings: AutoReplySettings
+    compiled: CompiledRules
+    states: dict[str, ConversationState | None]  # by LINE user id; None: no state row yet
+
+
+def prepare_batch(clinic, line_user_ids: list[str]) -> None:
+    """Read the settings, the compiled rules and these friends' conversation states once for the
+    batch of webhook events being answered; kept until the session's transaction ends."""
+    states: dict[str, ConversationState | None] = dict.fromkeys(line_user_ids)
+    found = sa.select(ConversationState).where(
+        ConversationState.clinic_id == clinic.id, ConversationState.line_user_id.in_(line_user_ids)
+    )
+    for state in db.session.scalars(found):
+        states[state.line_user_id] = state
+    settings, compiled = get_settings(clinic.id), compiled_for(clinic)
+    db.session.info[_BATCH] = _Batch(clinic.id, settings, compiled, states)
+
+
+def _batch(clinic_id: int) -> _Batch | None:
+    batch = db.session.info.get(_BATCH)
+    return batch if batch is not None and batch.clinic_id == clinic_id else None
+
+
+@event.listens_for(Session, "after_commit")
+@event.listens_for(Session, "after_rollback")
+def _end_batch(session: Session, *args) -> None:
+    session.info.pop(_BATCH, None)
+
+
 def get_settings(clinic_id: int) -> AutoReplySettings:
     """The clinic's auto-reply settings, created with defaults on first use."""
+    batch = _batch(clinic_id)
+    if batch is not None:
+        return batch.settings
     return clinic_row(
         AutoReplySettings,
         clinic_id,
@@ -46,6 +86,9 @@ def get_settings(clinic_id: int) -> AutoReplySettings:
 
 
 def get_state(clinic_id: int, line_user_id: str) -> ConversationState | None:
+    batch = _batch(clinic_id)
+    if batch is not None and line_user_id in batch.states:
+        return batch.states[line_user_id]
     return db.session.scalars(
         sa.select(ConversationState).where(
             ConversationState.clinic_id == clinic_id, ConversationState.line_user_id == line_user_id
@@ -68,8 +111,15 @@ def pause_bot(clinic_id: int, line_user_id: str) -> ConversationState:
     """Hand the conversation to staff: the bot stays silent for this friend."""
     state = get_state(clinic_id, line_user_id) or ConversationState(clinic_id=clinic_id, line_user_id=line_user_id)
     state.bot_paused, state.paused_at, state.handed_off_at = True, utcnow(), utcnow()
+    return _kept(state)
+
+
+def _kept(state: ConversationState) -> ConversationState:
     db.session.add(state)
     db.session.flush()
+    batch = _batch(state.clinic_id)
+    if batch is not None:
+        batch.states[state.line_user_id] = state
     return state
 
 
@@ -84,9 +134,7 @@ def flag_urgent(clinic_id: int, line_user_id: str) -> ConversationState:
     """Staff must look at this conversation first: the patient described an emergency."""
     state = get_state(clinic_id, line_user_id) or ConversationState(clinic_id=clinic_id, line_user_id=line_user_id)
     state.urgent_at = utcnow()
-    db.session.add(state)
-    db.session.flush()
-    return state
+    return _kept(state)
 
 
 def paused_conversations(clinic_id: int) -> list[ConversationState]:
@@ -129,7 +177,8 @@ def reply_to(clinic, text: str, friend=None, now: datetime | None = None, *, dry
             pause_bot(clinic.id, user_id)
         reply = settings.handoff_reply or DEFAULT_HANDOFF_REPLY
         return Reply("handoff", render_messages([{"type": "text", "text": reply}], TemplateValues(clinic, friend, now)))
-    match = find_match(clinic, text, now.time())
+    batch = _batch(clinic.id)
+    match = find_match(clinic, text, now.time(), batch.compiled if batch is not None else None)
     if match is not None:
         return Reply("rule", entry_messages(match.entry, clinic, friend, now), match.entry)
     if settings.fallback_messages:

@@ -26,6 +26,23 @@ def register_message_responder(responder: Responder) -> Responder:
     return responder
 
 
+_batch_preparers: list[Callable[..., None]] = []
+
+
+def register_message_batch_preparer(preparer: Callable[..., None]) -> Callable[..., None]:
+    """Decorator: ``preparer(clinic, friends)`` runs before the message responders answer a batch
+    of events of these friends (``saas.friends.batch``): a responder loads what it needs for all
+    of them at once, for the rest of the batch's transaction, instead of once per event."""
+    if preparer not in _batch_preparers:
+        _batch_preparers.append(preparer)
+    return preparer
+
+
+def prepare_message_batch(clinic, friends) -> None:
+    for preparer in _batch_preparers:
+        preparer(clinic, friends)
+
+
 def register_follow_responder(responder: Responder) -> Responder:
     """Decorator: answer a new or returning friend (the greeting message)."""
     if responder not in _follow_responders:

@@ -63,11 +63,18 @@ def answer(clinic, friend: Friend, event, messages: list[dict]) -> str | None:
     if already_recorded(event, Direction.OUT):
         return None
     messages = links.track_for_friend(friend.clinic_id, friend, messages)
-    sent, via = _reply(clinic, event, messages), Via.REPLY
+    sent = _reply(clinic, event, messages)
     if sent is None:
-        sent, via = _push(clinic, friend, event, messages), Via.PUSH
-    _record(friend, event, messages, sent, via)
-    return via
+        return push_answer(clinic, friend, event, messages)
+    _record(friend, event, messages, sent, Via.REPLY)
+    return Via.REPLY
+
+
+def push_answer(clinic, friend: Friend, event, messages: list[dict]) -> str:
+    """Send the answer by push (the reply did not go) and keep it in the conversation; commits.
+    Raises :class:`AnswerNotSent` when no quota is left or LINE refuses the push."""
+    _record(friend, event, messages, _push(clinic, friend, event, messages), Via.PUSH)
+    return Via.PUSH
 
 
 def _reply(clinic, event, messages: list[dict]):

@@ -74,19 +74,45 @@ def _folded(insert):
 
 
 def _values(message: Message) -> dict:
+    return _row_values(message.clinic_id, message.friend_id, message.id, message.created_at, message.direction)
+
+
+def _row_values(clinic_id: int, friend_id: int, message_id: int, created_at, direction: str) -> dict:
     now = utcnow()
     return {
-        "clinic_id": message.clinic_id,
-        "friend_id": message.friend_id,
+        "clinic_id": clinic_id,
+        "friend_id": friend_id,
         "status": ConversationStatus.OPEN.value,
         "status_changed_at": now,
         "last_read_message_id": 0,
-        "last_message_id": message.id,
-        "last_message_at": message.created_at or now,
-        "unread_count": 1 if message.direction == Direction.IN else 0,
+        "last_message_id": message_id,
+        "last_message_at": created_at or now,
+        "unread_count": 1 if direction == Direction.IN else 0,
         "created_at": now,
         "updated_at": now,
     }
+
+
+def fold_stored(session: Session, messages: list[dict]) -> None:
+    """Fold messages stored in bulk (rows with ``id``, ``clinic_id``, ``friend_id``, ``direction``,
+    ``created_at``; no mapper event fired for them) into their conversations: one upsert per friend,
+    sent as one executemany, as the per-message hook would have left them."""
+    rows: dict[tuple[int, int], dict] = {}
+    for message in messages:
+        key = (message["clinic_id"], message["friend_id"])
+        values = _row_values(message["clinic_id"], message["friend_id"], message["id"], message["created_at"],
+                             message["direction"])  # fmt: skip
+        folded = rows.get(key)
+        if folded is None:
+            rows[key] = values
+            continue
+        folded["unread_count"] += values["unread_count"]
+        if values["last_message_id"] > folded["last_message_id"]:
+            folded["last_message_id"], folded["last_message_at"] = values["last_message_id"], values["last_message_at"]
+    if rows:
+        connection = session.connection()  # rows of messages the scoped INSERT just stored
+        connection.execute(upsert_statement(connection.dialect.name), list(rows.values()))
+        session.info.setdefault(_TOUCHED, set()).update(friend_id for _, friend_id in rows)
 
 
 @event.listens_for(Message, "after_insert")

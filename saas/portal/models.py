@@ -54,6 +54,20 @@ def add_statement(dialect: str):
     )
 
 
+def count_stored(session, messages: list[dict]) -> None:
+    """Count messages stored in bulk (rows with ``clinic_id``, ``direction``, ``created_at``; no
+    mapper event fired for them): one upsert per day and direction, not one per message, so
+    concurrent batches hold the day's row for one statement each."""
+    totals: dict[tuple[int, date, str], int] = {}
+    for message in messages:
+        key = (message["clinic_id"], japan_day(message["created_at"] or utcnow()), message["direction"])
+        totals[key] = totals.get(key, 0) + 1
+    connection = session.connection()  # rows of messages the scoped INSERT just stored
+    statement = add_statement(connection.dialect.name)
+    for (clinic_id, day, direction), total in sorted(totals.items()):  # one order: no deadlock between batches
+        connection.execute(statement, {"clinic_id": clinic_id, "day": day, "direction": direction, "total": total})
+
+
 @event.listens_for(Message, "after_insert")
 def _count_into_day(mapper, connection, message: Message) -> None:
     day = japan_day(message.created_at or utcnow())

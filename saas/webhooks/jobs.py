@@ -22,6 +22,8 @@ from flask import current_app
 
 from saas.common import utcnow
 from saas.extensions import db
+from saas.friends import batch
+from saas.friends.models import Friend
 from saas.jobs import job
 from saas.queues import WEBHOOKS, get_queue, get_redis
 from saas.tenancy.models import Clinic
@@ -152,13 +154,93 @@ def handle_webhook_events(clinic_id: int, event_row_ids: list[int]) -> int:
 
 
 def _handle_batch(clinic_id: int, claimed: list[tuple[int, str | None]]) -> int:
-    """The claimed events, one thread per friend; returns how many failed."""
-    groups = _by_friend(claimed)
-    if not groups:
+    """The claimed events: friends' plain messages together (``saas.friends.batch``), the others
+    one friend per thread; returns how many failed."""
+    if not claimed:
         return 0
     app = current_app._get_current_object()
+    with app.app_context(), tenant_scope(clinic_id):
+        db.session().expire_on_commit = False  # the batch's rows stay loaded across its commits
+        clinic = db.session.get(Clinic, clinic_id)
+        items, one_by_one = _split(claimed)
+        failures, handed_back = _handle_together(app, clinic, items)
+        db.session.remove()
+    handed_back = set(handed_back)
+    rest = [(event_id, user_id) for event_id, user_id in claimed if user_id in one_by_one or event_id in handed_back]
+    groups = _by_friend(rest)
+    if not groups:
+        return failures
     with ThreadPoolExecutor(max_workers=min(PARALLEL_FRIENDS, len(groups))) as pool:
-        return sum(pool.map(lambda ids: _handle_in_order(app, clinic_id, ids), groups))
+        return failures + sum(pool.map(lambda ids: _handle_in_order(app, clinic_id, ids), groups))
+
+
+def _split(claimed: list[tuple[int, str | None]]) -> tuple[list[batch.Item], set[str | None]]:
+    """The batch's items, and the LINE users whose events are handled one by one (every event of a
+    friend goes the same way, so a friend's events keep their order)."""
+    events = db.session.scalars(
+        sa.select(WebhookEvent)
+        .where(WebhookEvent.id.in_([event_id for event_id, _ in claimed]))
+        .order_by(WebhookEvent.id)
+    ).all()
+    user_ids = {event.line_user_id for event in events if event.line_user_id}
+    friends = {
+        f.line_user_id: f for f in db.session.scalars(sa.select(Friend).where(Friend.line_user_id.in_(user_ids)))
+    }
+    one_by_one = {e.line_user_id for e in events if not batch.batchable(e, friends.get(e.line_user_id))}
+    items = [batch.Item(e, friends[e.line_user_id]) for e in events if e.line_user_id not in one_by_one]
+    return items, one_by_one
+
+
+def _handle_together(app, clinic, items: list[batch.Item]) -> tuple[int, list[int]]:
+    """The batch path; returns (failures, ids of events handed back to be handled one by one)."""
+    if not items:
+        return 0, []
+    try:
+        batch.store(clinic, items)
+    except Exception:  # nothing of the batch is kept: one by one, a failing event fails alone
+        db.session.rollback()
+        log.exception("batch of %d events of clinic %s failed; handling them one by one", len(items), clinic.id)
+        return 0, [item.event.id for item in items]
+    batch.send(clinic, items, PARALLEL_FRIENDS)
+    try:
+        batch.record(clinic, items)
+        _finish([item.event.id for item in items if not (batch.needs_push(item) or item.failed)], EventState.HANDLED)
+    except Exception as exc:  # the answers went out but are not recorded: retried, found unanswered
+        db.session.rollback()
+        log.exception("answers of %d events of clinic %s not recorded", len(items), clinic.id)
+        _finish([item.event.id for item in items], EventState.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
+        return len(items), []
+    for item in items:
+        if item.failed:
+            _finish([item.event.id], EventState.FAILED, item.failed)
+    pushes = [item for item in items if batch.needs_push(item)]
+    return sum(1 for item in items if item.failed) + _push_answers(app, clinic.id, pushes), []
+
+
+def _push_answers(app, clinic_id: int, items: list[batch.Item]) -> int:
+    """Answers LINE did not take as replies go by push, one event per thread; returns failures."""
+    if not items:
+        return 0
+    work = [(item.event.id, item.friend.id, item.answer) for item in items]
+    with ThreadPoolExecutor(max_workers=min(PARALLEL_FRIENDS, len(work))) as pool:
+        return sum(pool.map(lambda args: _push_one(app, clinic_id, *args), work))
+
+
+def _push_one(app, clinic_id: int, event_row_id: int, friend_id: int, messages: list[dict]) -> int:
+    from saas.friends import replies
+
+    with app.app_context(), tenant_scope(clinic_id):
+        state, error = EventState.HANDLED, None
+        try:
+            event, friend = db.session.get(WebhookEvent, event_row_id), db.session.get(Friend, friend_id)
+            replies.push_answer(db.session.get(Clinic, clinic_id), friend, event, messages)
+        except Exception as exc:  # recorded on the event and retried (one by one: its message is stored)
+            db.session.rollback()
+            log.exception("push answer to webhook event %s of clinic %s failed", event_row_id, clinic_id)
+            state, error = EventState.FAILED, f"{type(exc).__name__}: {exc}"[:2000]
+        _finish([event_row_id], state, error)
+        db.session.remove()
+    return int(state == EventState.FAILED)
 
 
 @job
