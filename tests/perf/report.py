@@ -191,9 +191,22 @@ def portal_section(data: dict, out: Path) -> str:
 def send_section(data: dict | None, out: Path) -> str:
     ceiling = support.LINE_MULTICAST_REQUESTS_PER_S * support.LINE_MULTICAST_RECIPIENTS
     text = (out / "send_pipeline.txt").read_text() if (out / "send_pipeline.txt").exists() else "(not run)"
+    chart = ""
+    if data:
+        pipeline = data["pipeline"]
+        per_chunk = pipeline["worker_cpu_s"] / max(pipeline["sent"] / 500, 1)
+        rates = {
+            f"pipeline, {data['workers']} worker(s), wall clock": pipeline["rate"],
+            "pipeline, per worker on a core of its own (CPU)": 500 / per_chunk if per_chunk else 0.0,
+            "baseline: line-bot-sdk multicast loop": data["baseline"]["rate"],
+            "sandbox's own ceiling": data["sandbox_multicasts_per_s"] * support.LINE_MULTICAST_RECIPIENTS,
+        }
+        name = _bars(out / "send.png", "Broadcast: recipients/s", list(rates), {"recipients/s": list(rates.values())},
+                     "recipients per second", lines=[(ceiling, "LINE 100,000/s"), (20_000, "goal 20,000/s")])  # fmt: skip
+        chart = f"![send]({name})\n\n"
     return (
         f"## Send pipeline\n\nLINE's multicast ceiling per channel: {support.LINE_MULTICAST_REQUESTS_PER_S} "
-        f"requests/s × {support.LINE_MULTICAST_RECIPIENTS} = {ceiling:,} recipients/s. The benchmark's own output:\n\n"
+        f"requests/s × {support.LINE_MULTICAST_RECIPIENTS} = {ceiling:,} recipients/s. {chart}The benchmark's own output:\n\n"
         f"```\n{text.strip()[-6000:]}\n```\n"
     )
 

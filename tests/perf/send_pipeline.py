@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import secrets
+import shlex
 import signal
 import statistics
 import subprocess
@@ -158,8 +160,16 @@ def _worker_log():
     return open(path, "a") if path else subprocess.DEVNULL
 
 
-def _workers(env: dict, count: int, queues: str) -> list[subprocess.Popen]:
-    command = [sys.executable, "-m", "flask", "--app", "saas", "worker", "--queues", queues, "--mode", "simple"]
+def _procfile_command(name: str) -> list[str]:
+    """The Procfile's command for process ``name``, run by this interpreter's ``flask``."""
+    from saas.procfile import procfile_entries
+
+    command = shlex.split(dict(procfile_entries())[name])
+    return [sys.executable, "-m", "flask", *command[1:]] if command[0] == "flask" else command
+
+
+def _workers(env: dict, count: int, name: str) -> list[subprocess.Popen]:
+    command = _procfile_command(name)
     return [
         subprocess.Popen(command, env=env, cwd=ROOT, stdout=_worker_log(), stderr=subprocess.STDOUT)
         for _ in range(count)
@@ -277,6 +287,7 @@ def main() -> None:
     parser.add_argument("--urgent-latency-ms", type=int, default=200)
     parser.add_argument("--urgent-samples", type=int, default=5)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--json", help="also write the figures here (make bench's report reads them)")
     parser.add_argument("--profile", help="record the first worker with py-spy during the send (collapsed stacks)")
     args = parser.parse_args()
     for name in ("werkzeug", "rq.worker", "rq.scheduler", "rq.queue"):
@@ -331,18 +342,19 @@ def _run(args, tmp: Path, database_url: str | None, processes: list) -> None:
             "SANDBOX_ENABLED": "1",  # development secrets: production refuses to start without real ones
             "LINE_API_BASE": server.url,
         }
-        processes += _workers(env, args.workers, "urgent,default,bulk")
+        processes += _workers(env, args.workers, "worker")
         processes += _workers(env, 1, "urgent")
+        general = processes[: args.workers]
         from rq import Worker
 
         from saas.queues import get_redis
 
         expected = args.workers + 1  # measure the send, not the workers' start-up
         _wait(lambda: Worker.count(connection=get_redis()) >= expected, 300, interval=0.2)
-        cpu_before, own_before = _cpu_seconds(processes[0].pid), time.process_time()
+        cpu_before, own_before = sum(_cpu_seconds(p.pid) for p in general), time.process_time()
         with _profiled(processes[0], args.profile):
             result = pipeline(sandbox, bulk, args.timeout)
-        result["worker_cpu_s"] = _cpu_seconds(processes[0].pid) - cpu_before
+        result["worker_cpu_s"] = sum(_cpu_seconds(p.pid) for p in general) - cpu_before  # all general workers
         result["sandbox_cpu_s"] = time.process_time() - own_before  # this process: the sandbox and the polling
         naive_result = baseline(server.url, naive, naive_token)
         sandbox.configure(urgent.line_channel_id, latency_ms=args.urgent_latency_ms)
@@ -358,6 +370,11 @@ def _run(args, tmp: Path, database_url: str | None, processes: list) -> None:
         background.join(args.timeout)  # let the bulk send end before its database is dropped
     server.stop()
     _report(args, ceiling, result, naive_result, urgent_s)
+    if args.json:
+        figures = {"configuration": "production" if database_url else "embedded", "workers": args.workers,
+                   "friends": args.friends, "sandbox_multicasts_per_s": ceiling, "pipeline": result,
+                   "baseline": naive_result, "urgent_s": urgent_s, "load_average": os.getloadavg()}  # fmt: skip
+        Path(args.json).write_text(json.dumps(figures, indent=2, default=str))
 
 
 def _report(args, ceiling: float, result: dict, naive: dict, urgent_s: list[float]) -> None:
@@ -378,9 +395,14 @@ def _report(args, ceiling: float, result: dict, naive: dict, urgent_s: list[floa
     if result.get("worker_cpu_s"):
         per_chunk = result["worker_cpu_s"] / max(result["sent"] / 500, 1)
         print(
-            f"{'':44} worker CPU {result['worker_cpu_s']:.2f}s = {per_chunk * 1000:.1f} ms per 500-recipient chunk"
-            f" (planning included): {500 / per_chunk:,.0f} recipients/s per worker on a core of its own;"
-            f" sandbox + polling CPU {result['sandbox_cpu_s']:.2f}s"
+            f"{'':44} CPU of the {args.workers} worker(s) {result['worker_cpu_s']:.2f}s = {per_chunk * 1000:.1f} ms"
+            f" per 500-recipient chunk (planning included): {500 / per_chunk:,.0f} recipients/s per worker on a core"
+            f" of its own; sandbox + polling CPU {result['sandbox_cpu_s']:.2f}s"
+        )
+        workers_for_line = LINE_CEILING * per_chunk / 500
+        print(
+            f"{'':44} extrapolated: LINE's {LINE_CEILING:,}/s per channel takes {workers_for_line:.1f} such workers"
+            f" on cores of their own (and Postgres's share); this machine has {os.cpu_count()} cores, shared"
         )
     print(
         f"{'baseline: line-bot-sdk multicast loop':44} {naive['sent']:>9,} {naive['rate']:>13,.0f} {naive['seconds']:>16.1f}s"
