@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import tempfile
 import time
 from contextlib import contextmanager, nullcontext
@@ -277,6 +278,12 @@ class _Counter:
         self.seconds += time.perf_counter() - self._started
 
 
+def _visible_text(html: str) -> str:
+    """A page's words without its markup (what a failed benchmark shows of the page it got)."""
+    body = html.split("<main", 1)[-1]
+    return " ".join(re.sub(r"<[^>]+>", " ", re.sub(r"<(script|style)[^>]*>.*?</\1>", " ", body, flags=re.S)).split())
+
+
 def _measure_pages(app, clinic_id: int, samples: int) -> dict:
     from saas.extensions import db
     from saas.tenancy.models import Clinic
@@ -305,7 +312,7 @@ def _measure_pages(app, clinic_id: int, samples: int) -> dict:
         db.session.remove()
     first = client.get(f"/c/{slug}/friends").get_data(as_text=True)
     if 'data-testid="friends-next"' not in first:
-        raise RuntimeError(f"not signed in or no second page: {first[:300]}")
+        raise RuntimeError(f"not signed in or no second page: {_visible_text(first)[:600]}")
     deep = first.split('data-testid="friends-next" href="')[1].split('"')[0].replace("&amp;", "&")
     inbox = client.get(f"/c/{slug}/inbox/").get_data(as_text=True)
     poll = inbox.split('data-testid="inbox-poll"')[0].rsplit('hx-get="', 1)[1].split('"')[0].replace("&amp;", "&")

@@ -324,7 +324,7 @@ def _print(rows: dict[str, dict], args) -> None:
         cpu = row.get("server_cpu_ms_per_request")
         print(
             f"{name:<44}{row['events_per_s']:>10.0f}{row['p50_ms']:>10.1f}{row['p99_ms']:>10.1f}"
-            f"{cpu if cpu is None else f'{cpu:.2f}':>11}{row['errors']:>8}  {row.get('client', '')}"
+            f"{'—' if cpu is None else f'{cpu:.2f}':>11}{row['errors']:>8}  {row.get('client', '')}"
         )
     print("CPU ms/req: the product's gunicorn processes only (not Postgres, Redis or the load generator)")
 
