@@ -38,6 +38,7 @@ MAX_ATTEMPTS = 5
 BATCH = 200
 JOB_SECONDS = 20  # one job keeps claiming batches this long, well inside its RQ timeout
 PARALLEL_FRIENDS = 32  # a LINE call is mostly waiting: 32 in flight keep one process busy at 200 ms latency
+REPLIES_IN_FLIGHT = 200  # a batch's replies are HTTP calls only (no session each): a batch goes in one round
 QUEUED_MARK_SECONDS = 30  # a lost job's mark stops coalescing after this long (the sweeper waits a minute)
 
 
@@ -201,7 +202,7 @@ def _handle_together(app, clinic, items: list[batch.Item]) -> tuple[int, list[in
         db.session.rollback()
         log.exception("batch of %d events of clinic %s failed; handling them one by one", len(items), clinic.id)
         return 0, [item.event.id for item in items]
-    batch.send(clinic, items, PARALLEL_FRIENDS)
+    batch.send(clinic, items, REPLIES_IN_FLIGHT)
     try:
         batch.record(clinic, items)
         _finish([item.event.id for item in items if not (batch.needs_push(item) or item.failed)], EventState.HANDLED)

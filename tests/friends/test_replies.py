@@ -128,3 +128,33 @@ def test_a_friends_events_are_handled_in_the_order_they_were_sent(sandbox, live_
             sa.select(Message.text).where(Message.direction == Direction.IN).order_by(Message.id)
         ).all()
     assert texts == [f"{n}通目" for n in range(1, 6)]
+
+
+def test_a_responder_failing_in_a_batch_fails_only_its_event_and_the_others_are_answered(
+    sandbox, live_server, first_responders
+):
+    clinic, channel = connect_clinic(sandbox, live_server)
+
+    def answer_or_break(clinic, friend, event):
+        if event["message"]["text"] == "壊れる質問":
+            raise RuntimeError("responder broke")
+        return ANSWER
+
+    first_responders(hooks._message_responders, answer_or_break)
+    patients = [_patient(sandbox, channel, f"患者{i}") for i in range(4)]
+    for patient in patients:  # known friends with profiles: their next messages go as one batch
+        sandbox.send_text(channel, patient, "はじめまして")
+    run_jobs()
+    for patient in patients[:3]:
+        sandbox.send_text(channel, patient, "予約できますか")
+    sandbox.send_text(channel, patients[3], "壊れる質問")
+    run_jobs()
+    with tenant_scope(clinic.id):
+        failed = db.session.scalars(sa.select(WebhookEvent.error).where(WebhookEvent.state == "failed")).all()
+        incoming = db.session.scalar(
+            sa.select(sa.func.count()).select_from(Message).where(Message.direction == Direction.IN)
+        )
+    assert [error.startswith("RuntimeError") for error in failed] == [True]
+    assert incoming == 8  # every patient's message is kept once, the failing one included
+    assert all(len(sandbox.inbox(channel, p)) == 2 for p in patients[:3])
+    assert len(sandbox.inbox(channel, patients[3])) == 1  # only its first answer; the failed one is retried

@@ -355,7 +355,9 @@ def _benchmark(args, n: int) -> None:
     try:
         product = Product()
         product.prepare("1999000000", "bench-warm-up-" + "t" * 40)  # schema and Redis before the servers
-        processes.append(_gunicorn("saas.sandbox:create_sandbox_app()", sandbox_port, 1, 32, env))
+        processes.append(
+            _gunicorn("saas.sandbox:create_sandbox_app()", sandbox_port, 1, 256, env)
+        )  # LINE is no 32-call limit
         processes.append(_gunicorn(APP, product_port, 2, 16, env))
         _wait_until_up(sandbox_url + "/_sandbox/channels")
         _wait_until_up(base + "/healthz")
