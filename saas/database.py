@@ -37,6 +37,8 @@ def _before_execute(connection, _cursor, statement: str, _parameters, _context, 
     dbapi_connection = connection.connection.dbapi_connection
     if not isinstance(dbapi_connection, sqlite3.Connection) or dbapi_connection.in_transaction:
         return
+    if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
+        return  # each statement commits itself: a BEGIN here would hold its writes until a rollback
     if statement.lstrip()[:9].upper().startswith(_WRITES):
         dbapi_connection.execute("BEGIN IMMEDIATE")
 
