@@ -114,17 +114,28 @@ def _report_or_404(delivery_id: int) -> delivery_report.DeliveryReport:
 @login_required
 @require("analytics.view")
 def delivery(delivery_id: int):
-    """One delivery's reach and the conversions attributed to it."""
+    """One delivery's reach, opens, clicks per link, blocks and conversions."""
     found = _report_or_404(delivery_id)
-    return render_template("analytics/delivery.html", report=found, chart=found.chart())
+    return render_template("analytics/delivery.html", report=found, charts=found.charts())
 
 
-@bp.get("/c/<clinic>/analytics/deliveries/<int:delivery_id>/conversions.csv")
+@bp.get("/c/<clinic>/analytics/deliveries/<int:delivery_id>/report.csv")
 @login_required
 @require("analytics.view")
-def delivery_csv(delivery_id: int):
-    """The delivery report's conversions as CSV."""
-    return csv_response(_report_or_404(delivery_id).chart().csv(), f"delivery-{delivery_id}-conversions.csv")
+def delivery_report_csv(delivery_id: int):
+    """Every number of the delivery report as CSV."""
+    return csv_response(_report_or_404(delivery_id).csv(), f"delivery-{delivery_id}-report.csv")
+
+
+@bp.get("/c/<clinic>/analytics/deliveries/<int:delivery_id>/<name>.csv")
+@login_required
+@require("analytics.view")
+def delivery_csv(delivery_id: int, name: str):
+    """One chart of the delivery report as CSV (funnel, links, conversions)."""
+    chart = _report_or_404(delivery_id).charts().get(name)
+    if chart is None:
+        abort(404)
+    return csv_response(chart.csv(), f"delivery-{delivery_id}-{name}.csv")
 
 
 def _level_page(kind: str, slug: str) -> dict:

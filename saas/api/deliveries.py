@@ -16,6 +16,7 @@ from saas.api.spec import operation
 from saas.common import utcnow
 from saas.delivery import services as deliveries
 from saas.delivery import urgent  # noqa: F401  (urgent notices start on commit)
+from saas.delivery.describe import clinic_values_as_sent, with_clinic_values
 from saas.delivery.models import Delivery, DeliveryStatus
 from saas.extensions import db
 from saas.messaging.objects import validate_messages
@@ -28,7 +29,7 @@ def delivery_out(delivery: Delivery) -> DeliveryOut:
     return DeliveryOut(
         id=delivery.id,
         kind=delivery.kind,
-        title=delivery.title,
+        title=with_clinic_values(delivery.title, clinic_values_as_sent(delivery)),  # as sent; friend variables stay
         status=delivery.status,
         scheduled_at=delivery.scheduled_at,
         targeted=delivery.targeted,

@@ -97,3 +97,33 @@ def title_in_words(title: str) -> str:
     from saas.messaging.variables import PLACEHOLDER, VARIABLES
 
     return PLACEHOLDER.sub(lambda m: f"［{VARIABLES.get(m.group(1), _('差し込み'))}］", title or "")
+
+
+def clinic_values_as_sent(delivery) -> dict[str, str]:
+    """The {{clinic.*}} values the delivery was (or, before it is sent, will be) rendered with."""
+    if delivery.sent_clinic:
+        return dict(delivery.sent_clinic)
+    from saas.extensions import db
+    from saas.messaging.variables import clinic_context
+    from saas.tenancy.models import Clinic
+
+    return clinic_context(db.session.get(Clinic, delivery.clinic_id))
+
+
+def with_clinic_values(text: str, values: dict[str, str]) -> str:
+    """``text`` with its {{clinic.*}} variables filled in; per-recipient ones stay as they are."""
+    from saas.messaging.variables import PLACEHOLDER
+
+    return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text or "")
+
+
+def title_as_sent(delivery) -> str:
+    """The delivery's title as sent: clinic variables filled in, per-recipient ones in words."""
+    return title_in_words(with_clinic_values(delivery.title, clinic_values_as_sent(delivery)))
+
+
+def messages_as_sent(delivery, sample: dict[str, str]) -> list:
+    """The delivery's messages as sent: its clinic values, per-recipient variables from ``sample``."""
+    from saas.messaging.variables import render
+
+    return render(delivery.messages, sample | clinic_values_as_sent(delivery))

@@ -63,6 +63,9 @@ class Delivery(TenantOwned, Timestamped, db.Model):
     source: Mapped[str | None] = mapped_column(sa.String(16))  # what sent it besides the composer: "coupon"
     title: Mapped[str] = mapped_column(sa.String(200), default="")
     messages: Mapped[list] = mapped_column(sa.JSON, default=list)  # template, variables kept
+    # The {{clinic.*}} values the send rendered, kept when planning starts: the pages show the
+    # message and title as sent even after the clinic renames itself (None: not planned yet).
+    sent_clinic: Mapped[dict | None] = mapped_column(sa.JSON)
     segment: Mapped[dict] = mapped_column(sa.JSON, default=dict)
     friend_id: Mapped[int | None] = mapped_column()  # single push
     allow_trim: Mapped[bool] = mapped_column(default=False)

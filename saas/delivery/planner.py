@@ -215,6 +215,8 @@ def _plan_batch(delivery: Delivery) -> list[int]:
     if left <= 0:
         return []
     size = min(int(setting("DELIVERY_PLAN_BATCH", PLAN_BATCH)), left)
+    if delivery.sent_clinic is None:
+        delivery.sent_clinic = _clinic_as_sent(delivery)
     after, next_seq = db.session.execute(
         sa.select(
             sa.func.coalesce(sa.func.max(DeliveryChunk.last_friend_id), 0),
@@ -230,6 +232,14 @@ def _plan_batch(delivery: Delivery) -> list[int]:
     else:
         chunk_ids, count = _plan_shared(delivery, after, size, next_seq)
     return chunk_ids if _count_batch(delivery, count) else []
+
+
+def _clinic_as_sent(delivery: Delivery) -> dict:
+    """The {{clinic.*}} values this send renders (a resend's are its original's)."""
+    original = db.session.get(Delivery, delivery.resend_of_id) if delivery.resend_of_id else None
+    if original is not None and original.sent_clinic:
+        return dict(original.sent_clinic)
+    return clinic_context(db.session.get(Clinic, delivery.clinic_id))
 
 
 def _count_batch(delivery: Delivery, count: int) -> bool:

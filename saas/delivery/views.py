@@ -14,7 +14,7 @@ from saas.adcheck.gate import gate as adcheck_gate
 from saas.adcheck.services import message_texts
 from saas.common import N_, utcnow
 from saas.delivery import audience, resend, services, urgent  # noqa: F401  (urgent: notice hook)
-from saas.delivery.describe import describe_segment, title_in_words
+from saas.delivery.describe import describe_segment, messages_as_sent, title_as_sent, title_in_words
 from saas.delivery.forms import read_form, read_segment
 from saas.delivery.models import RESENDABLE_STATUSES, Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
 from saas.extensions import db
@@ -58,6 +58,7 @@ def _labels():
 
 
 bp.add_app_template_filter(title_in_words, "title_in_words")
+bp.add_app_template_filter(title_as_sent, "title_as_sent")
 
 
 def _get(delivery_id: int) -> Delivery:
@@ -247,7 +248,7 @@ def _detail_context(delivery: Delivery) -> dict:
         "resent": resent,
         "withheld": withheld,
         "conditions": describe_segment(delivery.segment),
-        "sample_messages": render(delivery.messages, sample_context(current_clinic())),
+        "sample_messages": messages_as_sent(delivery, sample_context(current_clinic())),
         "personalised": is_personalised(delivery.messages),
     }
 

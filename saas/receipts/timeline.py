@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 from sqlalchemy.orm import load_only
 
+from saas.delivery.describe import with_clinic_values
 from saas.delivery.models import Delivery, DeliveryChunk, DeliveryRecipient
 from saas.extensions import db
 from saas.friends.models import Message
@@ -94,7 +95,7 @@ def _newest(query, limit: int) -> list[FriendReceipt]:
 def _resolved(rows: list[FriendReceipt], friend_id: int) -> list[Received]:
     """Each receipt with what was sent: its own copy, its chunk's messages, or the friend's push."""
     chunks = _by_id(DeliveryChunk, {r.chunk_id for r in rows if r.chunk_id}, "mode", "messages")
-    deliveries = _by_id(Delivery, {r.delivery_id for r in rows if r.delivery_id}, "title", "messages")
+    deliveries = _by_id(Delivery, {r.delivery_id for r in rows if r.delivery_id}, "title", "messages", "sent_clinic")
     pushed = _pushed_to(friend_id, {r.delivery_id for r in rows if _is_push(chunks.get(r.chunk_id))})
     in_chat = _by_id(Message, {r.message_id for r in rows if r.message_id}, "kind", "text", "payload")
     items = []
@@ -105,7 +106,7 @@ def _resolved(rows: list[FriendReceipt], friend_id: int) -> list[Received]:
             messages = [_as_sent(in_chat[row.message_id])]
         if not messages and delivery is not None:
             messages = delivery.messages  # its chunk is gone: the composed messages, variables unrendered
-        title = delivery.title if delivery is not None else ""
+        title = with_clinic_values(delivery.title, delivery.sent_clinic or {}) if delivery is not None else ""
         items.append(Received(row, list(messages or []), row.delivery_id if delivery else None, title))
     return items
 

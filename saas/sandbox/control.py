@@ -64,7 +64,7 @@ class SandboxControl:
 
     def configure(self, channel_id: str, **settings) -> dict:
         """Change settings: rate_limits, fail_next, monthly_limit, plan, latency_ms, webhook_url,
-        reply_token_ttl_s, webhook_timeout_s, privacy_threshold, display_name."""
+        reply_token_ttl_s, webhook_timeout_s, privacy_threshold, request_statistics, display_name."""
         return self._call("PUT", f"/channels/{channel_id}", settings)
 
     def set_webhook(self, channel_id: str, url: str | None) -> dict:

@@ -34,6 +34,7 @@ SETTING_ALIASES = {
     "aggregationUnits": "aggregation_units",
     "displayName": "display_name",
     "followersApi": "followers_api",
+    "requestStatistics": "request_statistics",
 }
 SETTINGS = {
     "plan",
@@ -49,6 +50,7 @@ SETTINGS = {
     "aggregation_units",
     "display_name",
     "followers_api",
+    "request_statistics",
 }
 
 

@@ -96,7 +96,7 @@ def message_event():
     with state().lock:
         found = channel()
         sent = found.sent_requests.get(request.args.get("requestId", ""))
-        if sent is None:
+        if sent is None or (found.request_statistics == "line" and sent.via not in ("broadcast", "narrowcast")):
             raise LineError(404, "Not found")
         overview = {
             "requestId": sent.request_id,

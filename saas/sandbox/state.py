@@ -133,6 +133,9 @@ class Channel:
     latency_ms: int = 0
     privacy_threshold: int = 0
     aggregation_units: bool = True  # False: the account may not use customAggregationUnits (400)
+    # "all": per-request statistics for every send (convenient); "line": as LINE documents them,
+    # for broadcast and narrowcast only (push/multicast requests answer 404: use aggregation units).
+    request_statistics: str = "all"
     rate_limits: dict[str, tuple[int, float]] = field(default_factory=dict)
     fail_next: list[int] = field(default_factory=list)
     patients: dict[str, Patient] = field(default_factory=dict)

@@ -149,9 +149,10 @@ def test_the_delivery_report_shows_reach_and_conversions_and_hides_other_clinics
     assert (
         total(html, "reach") == "4" and total(html, "conversions") == "1" and total(html, "conversion-rate") == "25.0%"
     )
-    assert chart(html, "conversions")["件数"] == [1, 0, 0, 0]
+    assert chart(html, "conversions")["最後に受け取った配信"] == [1, 0, 0, 0]
+    assert chart(html, "conversions")["最後にクリックした配信"] == [0, 0, 0, 0]  # the broadcast had no link
     csv = client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/conversions.csv").data.decode("utf-8-sig")
-    assert csv.splitlines()[1] == "予約,1"
+    assert csv.splitlines()[1] == "予約,1,0"
     assert client.get(f"/c/{clinic.slug}/analytics/deliveries/{foreign}/").status_code == 404
     assert client.get(f"/c/{clinic.slug}/analytics/deliveries/{foreign}/conversions.csv").status_code == 404
     client.get("/auth/logout")
