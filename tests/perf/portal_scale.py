@@ -431,6 +431,7 @@ def _remember(app, clinic_id: int, args) -> None:
     from saas.extensions import db
 
     with app.app_context(), db.engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE IF EXISTS bench_meta"))
         connection.execute(sa.text("CREATE TABLE bench_meta (clinic_id INTEGER, scale TEXT)"))
         connection.execute(sa.text("INSERT INTO bench_meta VALUES (:c, :s)"), {"c": clinic_id, "s": _scale_key(args)})
 
