@@ -189,3 +189,22 @@ def test_another_clinics_delivery_report_and_csvs_are_404_and_viewers_403(sandbo
     client.get("/auth/logout")
     login(client, gen_user("viewer", clinic=clinic))
     assert client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/report.csv").status_code == 403
+
+
+def test_a_segment_send_without_per_request_statistics_says_line_counts_it_with_its_segment(
+    sandbox, clinic_and_channel, client
+):
+    clinic, channel = clinic_and_channel
+    sandbox.configure(channel, requestStatistics="line")
+    patients = friends(sandbox, clinic, channel, 2)
+    delivery_id = send(clinic, messages=LINKED, kind="segment", segment={"followed_from": "2020-01-01"})
+    (request_id,) = request_ids(clinic, delivery_id)
+    sandbox.open_message(channel, patients[0], request_id)
+
+    run_sync()
+
+    login(client, gen_user("analyst", clinic=clinic))
+    html = report_page(client, clinic, delivery_id)
+    assert source(html) == "shared_unit" and "seg_" in html
+    opens = re.search(r'data-total="unique-opens">(.*?)</p>', html, re.S).group(1)
+    assert "—" in opens and ">0<" not in opens
