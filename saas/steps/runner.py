@@ -36,6 +36,7 @@ from saas.extensions import db
 from saas.friends.models import Direction, Friend, FriendStatus, Message
 from saas.messaging.objects import MessageValidationError
 from saas.messaging.variables import group_recipients_by_rendering
+from saas.portal.models import count_stored
 from saas.quota.usage import usage
 from saas.steps import actions, conditions
 from saas.steps.enrolments import end, steps_of, window_for
@@ -481,6 +482,7 @@ def keep_in_conversations(clinic: Clinic, template: list[dict], friend_ids: list
     ]
     for start in range(0, len(values), 2000):
         db.session.execute(sa.insert(Message), values[start : start + 2000])
+    count_stored(db.session, values)  # a bulk insert fires no mapper event: the dashboard's day counts
     for start in range(0, len(friend_ids), 2000):
         _fold_into_conversations(clinic.id, friend_ids[start : start + 2000], now)
 

@@ -16,8 +16,9 @@ from saas.common import JAPAN, to_local, utcnow
 from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.friends import services as friends
-from saas.friends.models import Friend, Message
+from saas.friends.models import Direction, Friend, Message
 from saas.inbox.models import Conversation
+from saas.portal.models import MessageDay
 from saas.quota.counter import reserve
 from saas.quota.plans import set_clinic_plan
 from saas.schedule.models import Closure
@@ -103,6 +104,8 @@ def test_a_follow_via_a_source_runs_the_scenario_at_local_times_until_the_bookin
     with tenant_scope(clinic.id):  # and the inbox's conversation row knows it is the newest message
         newest = db.session.scalar(sa.select(sa.func.max(Message.id)))
         assert db.session.scalar(sa.select(Conversation.last_message_id)) == newest
+        sent = db.session.scalar(sa.select(sa.func.count(Message.id)).where(Message.direction == Direction.OUT))
+        assert db.session.scalar(sa.select(sa.func.sum(MessageDay.total)).where(MessageDay.direction == "out")) == sent
 
     with tenant_scope(clinic.id):
         booking.book(clinic, line_user_id=patient, patient_name="山田 花子", starts_at=tomorrow_at(clinic))
