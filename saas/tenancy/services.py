@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
 
 from saas.auth.models import Membership, User
 from saas.auth.roles import Scope
@@ -33,6 +34,8 @@ def _visible_clinics_statement(user: User) -> sa.Select:
 def visible_clinics(user: User) -> list[Clinic]:
     """Every clinic the user's memberships reach, ordered by organization then name."""
     statement = _visible_clinics_statement(user).order_by(Clinic.organization_id, Clinic.name)
+    # Loaded with their organization and agency: the sidebar names them for every clinic of every page.
+    statement = statement.options(joinedload(Clinic.organization).joinedload(Organization.agency))
     return list(db.session.scalars(statement))
 
 

@@ -16,7 +16,7 @@ from saas.friends.models import Friend, FriendTag, Message, Tag
 from saas.friends.services import conversation, record_message
 from saas.inbox import services as inbox
 from saas.tenancy.scoping import tenant_scope
-from tests.factories import gen_clinic, gen_user
+from tests.factories import gen_agency, gen_clinic, gen_organization, gen_user
 from tests.helpers import login
 
 START = datetime(2026, 1, 5, 1, 0)
@@ -75,6 +75,20 @@ def test_no_page_runs_more_queries_when_the_clinic_grows(client):
     # The list once ran 57 queries (one per friend for its tags). Now: 4 to sign the request in, 4 for
     # the list, 2 for the sidebar's clinic tree, 3 for its badges (chats, send approvals, group notices).
     assert friend_page <= 13
+
+
+def test_an_agency_owners_pages_run_no_more_queries_when_the_agency_grows(client):
+    """The sidebar names each clinic's organization: once loaded one query per organization
+    (118 statements on the analytics page of an agency with 100 organizations)."""
+    agency = gen_agency()
+    clinic = gen_clinic(gen_organization(agency=agency))
+    login(client, gen_user("owner", agency=agency))
+    pages = [*PAGES, "/c/{slug}/analytics/"]
+    small = {page: _queries(client, page.format(slug=clinic.slug)) for page in pages}
+    for _ in range(6):
+        gen_clinic(gen_organization(agency=agency))
+    large = {page: _queries(client, page.format(slug=clinic.slug)) for page in pages}
+    assert all(large[page] <= small[page] for page in pages), (small, large)
 
 
 def _follow(client, url: str, marker: str) -> list[str]:
