@@ -33,3 +33,10 @@ max_requests_jitter = 2_000
 # of a webhook delivery's CPU, and the load balancer in front keeps its own log.
 accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 logger_class = gunicorn_logger_class()
+
+
+def worker_exit(server, worker):
+    """Without REDIS_URL a worker starts an embedded Redis; it must not outlive the worker."""
+    from saas.queues import stop_embedded_servers
+
+    stop_embedded_servers()

@@ -81,6 +81,14 @@ def render_item(type_, obj, autogen_context):
     return False
 
 
+def include_object(obj, name, type_, reflected, compare_to):
+    """Leave out of comparisons what the models create on another database only
+    (``Index(...).ddl_if(dialect="postgresql")``: a JSONB GIN index has no SQLite form)."""
+    ddl_if = getattr(obj, "_ddl_if", None)
+    dialect = getattr(ddl_if, "dialect", None)
+    return not dialect or dialect == context.get_bind().dialect.name
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -110,6 +118,7 @@ def run_migrations_online():
             connection=connection,
             target_metadata=get_metadata(),
             render_item=render_item,
+            include_object=include_object,
             **conf_args
         )
 
