@@ -29,7 +29,7 @@ from saas.analytics.reports import KIND_SERIES, Chart, Series, rate
 from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.insights import services as insights
-from saas.insights.models import InsightUnit
+from saas.insights.models import InsightRequest, InsightUnit, RequestStatus
 from saas.links.services import LinkStats, clicks_by_link
 from saas.receipts.models import FriendReceipt
 from saas.security.csvsafe import csv_document
@@ -99,10 +99,17 @@ def _unit_stats(stats: insights.DeliveryStats, rows: list[InsightUnit]) -> insig
     )
 
 
+def _has_request_figures(delivery_id: int) -> bool:
+    ready = sa.select(InsightRequest.id).where(
+        InsightRequest.delivery_id == delivery_id, InsightRequest.status == RequestStatus.READY
+    )
+    return db.session.scalar(ready.limit(1)) is not None
+
+
 def line_figures(delivery: Delivery) -> LineFigures:
     """Per-request statistics when LINE gave any, else the delivery's own unit's, else nothing yet."""
     stats = insights.delivery_stats(delivery.id)
-    if stats.synced:
+    if stats.synced and _has_request_figures(delivery.id):  # else the row holds the unit's (insights.rollup)
         return LineFigures(Source.REQUEST, stats, stats.unit)
     own = list(
         db.session.scalars(

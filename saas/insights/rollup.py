@@ -1,4 +1,5 @@
-"""The per-delivery row (``DeliveryInsight``): LINE's figures summed over the delivery's requests.
+"""The per-delivery row (``DeliveryInsight``): LINE's figures summed over the delivery's requests
+(or, when LINE keeps none per request, taken from the delivery's own aggregation unit).
 
 A figure LINE withheld for every request stays None; when it withheld some requests' figures,
 the sum of the others is kept and ``partial`` set (the page shows it as "at least").
@@ -14,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from saas.delivery.models import Delivery, DeliveryKind
 from saas.extensions import db
 from saas.insights import units
-from saas.insights.models import DeliveryInsight, InsightRequest, RequestStatus
+from saas.insights.models import DeliveryInsight, InsightRequest, InsightUnit, RequestStatus
 
 FIGURES = (
     "delivered",
@@ -75,6 +76,15 @@ def _merged_clicks(requests: list[InsightRequest]) -> list[dict]:
     ]
 
 
+def _own_units(delivery_id: int) -> list[InsightUnit]:
+    """The delivery's own aggregation unit (dlv_<id>), per month synced: LINE has per-request
+    figures for broadcast and narrowcast only, so a multicast or push is counted by its unit."""
+    statement = sa.select(InsightUnit).where(
+        InsightUnit.delivery_id == delivery_id, InsightUnit.kind == "delivery", InsightUnit.synced_at.is_not(None)
+    )
+    return list(db.session.scalars(statement))
+
+
 def refresh(delivery_ids: Iterable[int]) -> None:
     """Recompute these deliveries' rows from their requests (current tenant scope). Commits."""
     for delivery_id in sorted(set(delivery_ids)):
@@ -83,9 +93,9 @@ def refresh(delivery_ids: Iterable[int]) -> None:
             continue
         row = row_for(delivery)
         requests = db.session.scalars(sa.select(InsightRequest).where(InsightRequest.delivery_id == delivery_id)).all()
-        ready = [r for r in requests if r.status == RequestStatus.READY]
+        ready = [r for r in requests if r.status == RequestStatus.READY] or _own_units(delivery_id)
         row.reached = delivery.sent
-        row.requests_total, row.requests_synced = len(requests), len(ready)
+        row.requests_total, row.requests_synced = len(requests), len(ready)  # ready: requests, or else units
         partial = False
         for name in FIGURES:
             total, some_withheld = _sum([getattr(r, name) for r in ready])

@@ -166,14 +166,21 @@ def _month_bounds(month: str, today: date) -> tuple[str, str]:
 
 
 def _sync_due_units(clinic, now: datetime, counts: dict) -> None:
-    today = japan_today(now)
-    for unit in _due(InsightUnit, now):
-        start, end = _month_bounds(unit.month, today)
-        figures = _ask(clinic, "getStatisticsPerUnit", unit, now, line_insight.unit_statistics, unit.name, start, end)
-        if figures is not None:
-            _store(unit, figures, now, unit.last_used_at)
-            db.session.commit()
-            counts["units"] += 1
+    today, touched = japan_today(now), set()
+    try:
+        for unit in _due(InsightUnit, now):
+            start, end = _month_bounds(unit.month, today)
+            figures = _ask(
+                clinic, "getStatisticsPerUnit", unit, now, line_insight.unit_statistics, unit.name, start, end
+            )
+            if figures is not None:
+                _store(unit, figures, now, unit.last_used_at)
+                db.session.commit()
+                counts["units"] += 1
+                if unit.delivery_id:
+                    touched.add(unit.delivery_id)
+    finally:
+        rollup.refresh(touched)  # a delivery LINE counts by its own unit only (multicast, push)
 
 
 def japan_today(now: datetime | None = None) -> date:

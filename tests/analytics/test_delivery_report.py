@@ -16,6 +16,7 @@ from saas.common import utcnow
 from saas.extensions import db
 from saas.friends.models import Friend
 from saas.insights.models import InsightRequest, InsightUnit, RequestStatus
+from saas.insights.services import delivery_stats
 from saas.quota.plans import set_clinic_plan
 from saas.tenancy.scoping import tenant_scope
 from tests.analytics.support import chart, csv_rows, total
@@ -135,6 +136,8 @@ def test_without_per_request_statistics_the_report_shows_the_deliverys_own_unit(
         assert request.status == RequestStatus.PENDING and request.attempts == 1  # LINE answered 404
         unit = db.session.scalar(sa.select(InsightUnit).where(InsightUnit.delivery_id == delivery_id))
         assert unit.name == f"dlv_{delivery_id}" and unit.unique_impressions == 2
+        stats = delivery_stats(delivery_id)  # the delivery page, the lists and the timing chart read this row
+        assert stats.synced and stats.unique_opens == 2 and stats.unique_clicks == 1
     login(client, gen_user("analyst", clinic=clinic))
     html = report_page(client, clinic, delivery_id)
     assert source(html) == "unit" and f"dlv_{delivery_id}" in html
