@@ -38,7 +38,7 @@ def test_patient_chats_and_taps_the_rich_menu_on_the_phone(
         PushMessageRequest(
             to=friend,
             messages=[
-                TextMessage(text="ようこそ さくら内科へ"),
+                TextMessage(text="ようこそ さくら内科へ\nご予約は https://clinic.example/book から"),
                 TemplateMessage(alt_text="予約", template=buttons, quick_reply=quick),
             ],
         )
@@ -46,6 +46,8 @@ def test_patient_chats_and_taps_the_rich_menu_on_the_phone(
     page = browser.new_page()
     page.goto(sandbox.url + "/_sandbox/phone")
     page.get_by_text("ようこそ さくら内科へ").wait_for()
+    link = page.get_by_role("link", name="https://clinic.example/book")  # tappable, as in LINE
+    assert link.get_attribute("href") == "https://clinic.example/book"
     page.get_by_role("button", name="午前").click()
     page.locator("#menu .area").first.click()
     page.locator("#chips button", has_text="はい").click()
