@@ -157,6 +157,7 @@ def _reserve(delivery: Delivery) -> bool:
             delivery.reservation, delivery.skipped = reservation.as_dict(), skipped
             delivery.targeted, delivery.planned = reservation.granted, 0
             delivery.started_at = delivery.started_at or utcnow()
+            delivery.sent_clinic = delivery.sent_clinic or _clinic_as_sent(delivery)  # in the same UPDATE
             _audit_send(delivery)
     except QuotaExceeded as refused:
         _refuse(delivery, refused, skipped)
@@ -215,7 +216,7 @@ def _plan_batch(delivery: Delivery) -> list[int]:
     if left <= 0:
         return []
     size = min(int(setting("DELIVERY_PLAN_BATCH", PLAN_BATCH)), left)
-    if delivery.sent_clinic is None:
+    if delivery.sent_clinic is None:  # a plan begun before deliveries kept their clinic values
         delivery.sent_clinic = _clinic_as_sent(delivery)
     after, next_seq = db.session.execute(
         sa.select(
