@@ -270,7 +270,12 @@ def _tracks_per_friend(delivery: Delivery) -> bool:
     """Links counted per recipient: each friend's own codes, so a personalised push each (saas.links)."""
     if not delivery.track_clicks_per_friend or delivery.kind == "urgent":  # an urgent notice: speed first
         return False
-    return bool(links_in(render(delivery.messages, clinic_context(db.session.get(Clinic, delivery.clinic_id)))))
+    return bool(_clinic_links(delivery))
+
+
+def _clinic_links(delivery: Delivery) -> frozenset[str]:
+    """The URLs the clinic wrote: the template's with clinic values only, before any friend's are filled in."""
+    return frozenset(links_in(render(delivery.messages, clinic_context(db.session.get(Clinic, delivery.clinic_id)))))
 
 
 def _eligible_conditions(delivery: Delivery, after: int) -> list:
@@ -368,7 +373,9 @@ def _plan_personalised(delivery: Delivery, after: int, size: int, next_seq: int)
 
 def _grouped(delivery: Delivery, groups: list, next_seq: int) -> list[tuple[DeliveryChunk, list[dict]]]:
     """Multicast per group of identical renderings, a push for each friend with a rendering of their own."""
-    tracked = links.track_shared(delivery.clinic_id, delivery.id, [group.messages for group in groups])
+    only = _clinic_links(delivery)
+    origins = [links.friend_origin(group.friends[0], only) for group in groups]  # a group: one rendering
+    tracked = links.track_shared(delivery.clinic_id, delivery.id, [group.messages for group in groups], origins)
     groups = [group._replace(messages=messages) for group, messages in zip(groups, tracked, strict=True)]
     planned: list[tuple[DeliveryChunk, list[dict]]] = []
     for group in (g for g in groups if not g.needs_push):
@@ -390,7 +397,7 @@ def _tracked_pushes(delivery: Delivery, groups: list, next_seq: int) -> list[tup
     renderings = sorted(
         ((friend, group.messages) for group in groups for friend in group.friends), key=lambda pair: pair[0].id
     )
-    tracked = links.track_per_friend(delivery.clinic_id, delivery.id, renderings)
+    tracked = links.track_per_friend(delivery.clinic_id, delivery.id, renderings, _clinic_links(delivery))
     planned: list[tuple[DeliveryChunk, list[dict]]] = []
     for start in range(0, len(renderings), CHUNK_SIZE):
         members = list(zip(renderings[start : start + CHUNK_SIZE], tracked[start : start + CHUNK_SIZE], strict=True))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 # ASCII URL characters without brackets and quotes: Japanese text around a URL ends it
@@ -35,57 +35,84 @@ def trackable(url: str) -> bool:
     return not any(host == own or host.endswith("." + own) for own in UNTRACKED_HOSTS)
 
 
-def _text_urls(text: str) -> Iterable[tuple[int, int]]:
+class Origin(NamedTuple):
+    """Which URLs the clinic wrote: ``only`` (URLs of the unrendered template, None: any) and
+    ``filled`` (values filled in from variables: a URL overlapping one is never tracked, so a
+    patient's display name ``https://evil.example`` cannot become a redirect on our domain)."""
+
+    only: frozenset[str] | None = None
+    filled: tuple[str, ...] = ()
+
+    def allows(self, text: str, start: int, end: int) -> bool:
+        url = text[start:end]
+        if not trackable(url) or (self.only is not None and url not in self.only):
+            return False
+        return not any(_overlaps(text, value, start, end) for value in self.filled if value)
+
+
+ANY = Origin()
+
+
+def _overlaps(text: str, value: str, start: int, end: int) -> bool:
+    at = text.find(value)
+    while at != -1:
+        if at < end and at + len(value) > start:
+            return True
+        at = text.find(value, at + 1)
+    return False
+
+
+def _text_urls(text: str, origin: Origin) -> Iterable[tuple[int, int]]:
     for match in TEXT_URL.finditer(text):
         url = match.group(0).rstrip(TRAILING)
-        if trackable(url):
+        if origin.allows(text, match.start(), match.start() + len(url)):
             yield match.start(), match.start() + len(url)
 
 
-def _rewrite_text(text: str, swap: Callable[[str], str]) -> str:
+def _rewrite_text(text: str, swap: Callable[[str], str], origin: Origin) -> str:
     pieces, last = [], 0
-    for start, end in _text_urls(text):
+    for start, end in _text_urls(text, origin):
         pieces += [text[last:start], swap(text[start:end])]
         last = end
     return "".join(pieces) + text[last:]
 
 
-def _walk(value: Any, swap: Callable[[str], str], top: bool) -> Any:
+def _walk(value: Any, swap: Callable[[str], str], top: bool, origin: Origin = ANY) -> Any:
     if isinstance(value, list):
-        return [_walk(item, swap, top) for item in value]
+        return [_walk(item, swap, top, origin) for item in value]
     if not isinstance(value, dict):
         return value
     linkified = top and value.get("type") == "text"  # LINE makes URLs in a text message tappable
     out = {
-        key: _rewrite_text(item, swap)
+        key: _rewrite_text(item, swap, origin)
         if linkified and key == "text" and isinstance(item, str)
-        else _walk(item, swap, False)
+        else _walk(item, swap, False, origin)
         for key, item in value.items()
     }
     if out.get("type") == "uri":
         for key in URI_KEYS:
-            if isinstance(out.get(key), str) and trackable(out[key]):
+            if isinstance(out.get(key), str) and origin.allows(out[key], 0, len(out[key])):
                 out[key] = swap(out[key])
         desktop = (out.get("altUri") or {}).get("desktop") if isinstance(out.get("altUri"), dict) else None
-        if isinstance(desktop, str) and trackable(desktop):
+        if isinstance(desktop, str) and origin.allows(desktop, 0, len(desktop)):
             out["altUri"] = {**out["altUri"], "desktop": swap(desktop)}
     return out
 
 
-def rewrite(messages: list[dict], swap: Callable[[str], str]) -> list[dict]:
-    """A copy of ``messages`` with every tappable URL replaced by ``swap(url)``."""
-    return [_walk(message, swap, True) for message in messages]
+def rewrite(messages: list[dict], swap: Callable[[str], str], origin: Origin = ANY) -> list[dict]:
+    """A copy of ``messages`` with every tappable URL ``origin`` allows replaced by ``swap(url)``."""
+    return [_walk(message, swap, True, origin) for message in messages]
 
 
-def links_in(messages: list[dict]) -> list[str]:
-    """The tappable URLs of ``messages``, each once, in the order they appear."""
+def links_in(messages: list[dict], origin: Origin = ANY) -> list[str]:
+    """The tappable URLs of ``messages`` (those ``origin`` allows), each once, in the order they appear."""
     found: dict[str, None] = {}
 
     def note(url: str) -> str:
         found.setdefault(url, None)
         return url
 
-    rewrite(messages, note)
+    rewrite(messages, note, origin)
     return list(found)
 
 

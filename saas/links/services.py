@@ -19,7 +19,7 @@ from saas.analytics import marks
 from saas.common import utcnow
 from saas.extensions import db
 from saas.links.models import LinkClick, TrackedLink
-from saas.links.rewrite import links_in, rewrite, rewrite_rich_menu, rich_menu_links
+from saas.links.rewrite import ANY, Origin, links_in, rewrite, rewrite_rich_menu, rich_menu_links
 from saas.tenancy.scoping import platform_scope
 
 ALPHABET = string.digits + string.ascii_letters  # base62
@@ -70,29 +70,47 @@ def _swapper(codes: dict[str, str]):
     return lambda url: short_url(codes[url])
 
 
-def track_shared(clinic_id: int, delivery_id: int, renderings: list[list[dict]]) -> list[list[dict]]:
+def friend_origin(friend: Any, only: frozenset[str] | None = None) -> Origin:
+    """What may be tracked in a rendering for ``friend``: never what their own name filled in."""
+    return Origin(only, (str(getattr(friend, "display_name", "") or ""),))
+
+
+def track_shared(
+    clinic_id: int, delivery_id: int, renderings: list[list[dict]], origins: list[Origin] | None = None
+) -> list[list[dict]]:
     """Each rendering with one code per URL for the whole delivery (counted per link only): one
-    lookup and at most one insert for all of them."""
-    urls = list(dict.fromkeys(url for messages in renderings for url in links_in(messages)))
+    lookup and at most one insert for all of them. ``origins``: per rendering, which URLs the
+    clinic wrote (default: all of them, for renderings without friend variables)."""
+    origins = origins or [ANY] * len(renderings)
+    urls = list(
+        dict.fromkeys(
+            url for messages, origin in zip(renderings, origins, strict=True) for url in links_in(messages, origin)
+        )
+    )
     if not urls:
         return renderings
     swap = _swapper(_shared_codes(clinic_id, urls, delivery_id=delivery_id))
-    return [rewrite(messages, swap) for messages in renderings]
+    return [rewrite(messages, swap, origin) for messages, origin in zip(renderings, origins, strict=True)]
 
 
 def track_per_friend(
-    clinic_id: int, delivery_id: int | None, renderings: list[tuple[Any, list[dict]]]
+    clinic_id: int,
+    delivery_id: int | None,
+    renderings: list[tuple[Any, list[dict]]],
+    only: frozenset[str] | None = None,
 ) -> list[list[dict]]:
-    """Each (friend, messages) rendering rewritten with codes of its own; one insert per 1,000 codes."""
+    """Each (friend, messages) rendering rewritten with codes of its own; one insert per 1,000 codes.
+    Only URLs in ``only`` (the template's, when known) and none filled in from the friend's name."""
     rows, rewritten, now = [], [], utcnow()
     for friend, messages in renderings:
-        codes = {url: new_code() for url in links_in(messages)}
+        origin = friend_origin(friend, only)
+        codes = {url: new_code() for url in links_in(messages, origin)}
         rows += [
             {"clinic_id": clinic_id, "code": code, "url": url, "delivery_id": delivery_id,
              "friend_id": friend.id, "created_at": now}
             for url, code in codes.items()
         ]  # fmt: skip
-        rewritten.append(rewrite(messages, _swapper(codes)) if codes else messages)
+        rewritten.append(rewrite(messages, _swapper(codes), origin) if codes else messages)
     _insert(rows)
     return rewritten
 
@@ -111,7 +129,7 @@ def track_for_friend(clinic_id: int, friend: Any, messages: list[dict]) -> list[
     Commits when it created codes: they must exist before LINE shows the message (a crash after
     LINE accepted it would otherwise leave the patient with links that answer 404).
     """
-    if not links_in(messages):
+    if not links_in(messages, friend_origin(friend)):
         return messages
     (tracked,) = track_per_friend(clinic_id, None, [(friend, messages)])
     db.session.commit()
