@@ -362,15 +362,20 @@ def _conversions_by_delivery(clinic_id: int, days: int, column) -> dict[int, dic
     return counts
 
 
-def conversions_chart(clinic_id: int, days: int) -> Chart:
+def conversions_chart(clinic_id: int, days: int, with_titles: bool = True) -> Chart:
     """The deliveries the most conversions in the period are attributed to: by kind for the last
-    delivery received, and in all for the last delivery whose link was clicked."""
+    delivery received, and in all for the last delivery whose link was clicked. Without titles
+    (for analysts) a delivery is named by its number alone."""
     received = _conversions_by_delivery(clinic_id, days, Conversion.received_delivery_id)
     clicked = {d: sum(kinds.values()) for d, kinds in _conversions_by_delivery(
         clinic_id, days, Conversion.clicked_delivery_id).items()}  # fmt: skip
     weight = {d: sum(received.get(d, {}).values()) + clicked.get(d, 0) for d in set(received) | set(clicked)}
     top = sorted(weight, key=lambda d: (-weight[d], -d))[:TOP_DELIVERIES]
-    titles = dict(db.session.execute(sa.select(Delivery.id, Delivery.title).where(Delivery.id.in_(top))).all())
+    titles = (
+        dict(db.session.execute(sa.select(Delivery.id, Delivery.title).where(Delivery.id.in_(top))).all())
+        if with_titles
+        else {}
+    )
     series = [
         Series(kind, label, [received.get(d, {}).get(kind, 0) for d in top], color)
         for kind, label, color in KIND_SERIES
@@ -389,7 +394,9 @@ def conversions_chart(clinic_id: int, days: int) -> Chart:
     )
 
 
-def clinic_charts(clinic_id: int, days: int) -> tuple[ClinicFigures, list[SourceRank], dict[str, Chart]]:
+def clinic_charts(
+    clinic_id: int, days: int, with_titles: bool = True
+) -> tuple[ClinicFigures, list[SourceRank], dict[str, Chart]]:
     """Everything the clinic analytics page shows for the period."""
     figures = clinic_figures(clinic_id, days)
     ranks = source_ranking(clinic_id, days)
@@ -399,6 +406,6 @@ def clinic_charts(clinic_id: int, days: int) -> tuple[ClinicFigures, list[Source
         sending_chart(figures),
         activity_chart(figures),
         sources_chart(ranks),
-        conversions_chart(clinic_id, days),
+        conversions_chart(clinic_id, days, with_titles),
     ]
     return figures, ranks, {chart.name: chart for chart in charts}

@@ -19,7 +19,7 @@ from saas.audit.services import record
 from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.portal import menu
-from saas.tenancy.access import can, current_clinic, require
+from saas.tenancy.access import can, current_clinic, require, sees_delivery_titles
 
 marks.install(Session)  # roll-ups follow what is stored anywhere
 bp = Blueprint("analytics", __name__)
@@ -56,7 +56,7 @@ def _days() -> int:
 def index():
     """Friends, blocks, sending, conversions and sources of the clinic over the chosen period."""
     days = _days()
-    figures, ranks, charts = reports.clinic_charts(current_clinic().id, days)
+    figures, ranks, charts = reports.clinic_charts(current_clinic().id, days, sees_delivery_titles())
     return render_template(
         "analytics/index.html",
         timing=timing.timing(current_clinic().id),
@@ -100,7 +100,7 @@ def chart_csv(name: str):
     if name in TIMING_CHARTS:
         found = timing.timing(current_clinic().id)[TIMING_CHARTS[name]]
         return csv_response(found.csv(), f"{current_clinic().slug}-{name}-{timing.TIMING_DAYS}d.csv")
-    chart = reports.clinic_charts(current_clinic().id, days)[2].get(name)
+    chart = reports.clinic_charts(current_clinic().id, days, sees_delivery_titles())[2].get(name)
     if chart is None:
         abort(404)
     return csv_response(chart.csv(), f"{current_clinic().slug}-{name}-{days}d.csv")

@@ -71,6 +71,12 @@ def can(permission: str) -> bool:
     return allows(g.get("clinic_roles", set()), permission)
 
 
+def sees_delivery_titles() -> bool:
+    """A send's title is often its first words: shown to senders and chat readers, not to analysts
+    or viewers (they see the send as #id, its kind and date)."""
+    return can("messages.send") or can("chat.read")
+
+
 def require(permission: str):
     """View decorator: 403 unless the user's roles at the current clinic grant the permission."""
 
@@ -92,4 +98,4 @@ def init_app(app: Flask) -> None:
     app.url_defaults(_add_clinic_to_urls)
     app.before_request(_bind_tenant)
     app.teardown_request(_release_tenant)
-    app.context_processor(lambda: {"clinic": g.get("clinic"), "can": can})
+    app.context_processor(lambda: {"clinic": g.get("clinic"), "can": can, "sees_delivery_titles": sees_delivery_titles})

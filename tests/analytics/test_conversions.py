@@ -48,11 +48,17 @@ def test_a_booking_after_a_broadcast_through_the_sandbox_counts_for_it(client, s
 
     conversion = _conversion(clinic.id, booking_id)
     assert conversion.received_delivery_id == delivery_id and conversion.window_days == 7
-    login(client, gen_user("analyst", clinic=clinic))
+    login(client, gen_user("analyst", clinic=clinic))  # analysts see no titles: a title is often the text
     html = client.get(f"/c/{clinic.slug}/analytics/").get_data(as_text=True)
-    assert total(html, "conversions") == "1"
+    assert total(html, "conversions") == "1" and "インフルエンザ" not in html
     drawn = chart(html, "conversions")
-    assert drawn["labels"] == [f"#{delivery_id} インフルエンザ予防接種のご案内"] and drawn["予約"] == [1]
+    assert drawn["labels"] == [f"#{delivery_id}"] and drawn["予約"] == [1]
+    csv = client.get(f"/c/{clinic.slug}/analytics/conversions.csv").data.decode("utf-8-sig")
+    assert csv.splitlines()[1:] == [f"#{delivery_id},1,0,0,0,0"]
+    client.get("/auth/logout")
+    login(client, gen_user("owner", clinic=clinic))  # a chat reader and sender sees what was sent
+    html = client.get(f"/c/{clinic.slug}/analytics/").get_data(as_text=True)
+    assert chart(html, "conversions")["labels"] == [f"#{delivery_id} インフルエンザ予防接種のご案内"]
     assert client.get(f"/c/{clinic.slug}/analytics/conversions.csv").data.decode("utf-8-sig").splitlines()[1:] == [
         f"#{delivery_id} インフルエンザ予防接種のご案内,1,0,0,0,0"
     ]
@@ -146,6 +152,7 @@ def test_the_delivery_report_shows_reach_and_conversions_and_hides_other_clinics
     html = client.get(f"/c/{clinic.slug}/analytics/").get_data(as_text=True)
     assert f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/" in html
     html = client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/").get_data(as_text=True)
+    assert "健診のご案内" not in html and f"配信レポート：#{delivery_id}" in html  # no title for analysts
     assert (
         total(html, "reach") == "4" and total(html, "conversions") == "1" and total(html, "conversion-rate") == "25.0%"
     )
