@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from saas import create_app
 from saas.extensions import db
 from saas.jobs import use_worker_app
-from saas.queues import stop_embedded_servers
+from saas.queues import get_redis, stop_embedded_servers
 from saas.tenancy.scoping import platform_scope
 
 pytest_plugins = ["tests.sandbox_fixtures", "tests.stripe_fixtures", "tests.browser_fixtures"]
@@ -56,8 +56,8 @@ def app():
     app.test_client_class = IsolatedClient
     use_worker_app(app)
     with app.app_context():
-        db.drop_all()
-        db.create_all()
+        _start_from_an_empty_database()
+        get_redis().flushdb()
     yield app
     with app.app_context():
         db.session.remove()
@@ -65,10 +65,29 @@ def app():
     stop_embedded_servers()
 
 
+def _start_from_an_empty_database() -> None:
+    """Whatever an earlier run left in the database (CI reuses the machine's services as a session
+    left them): its connections are ended, so none holds a lock, and on Postgres the schema is rebuilt."""
+    if db.engine.dialect.name == "postgresql":
+        with db.engine.begin() as connection:
+            connection.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
+            connection.execute(sa.text("DROP SCHEMA IF EXISTS public CASCADE"))
+            connection.execute(sa.text("CREATE SCHEMA public"))
+    else:
+        db.drop_all()
+    db.create_all()
+
+
 def _empty_all_tables() -> None:
     tables = list(reversed(db.metadata.sorted_tables))
     if db.engine.dialect.name == "postgresql":
         names = ", ".join(f'"{t.name}"' for t in tables)
+        db.session.execute(sa.text("SET LOCAL lock_timeout = '60s'"))  # a stray lock fails a test, never hangs the run
         db.session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
     else:
         for table in tables:
@@ -79,7 +98,6 @@ def _empty_all_tables() -> None:
 @pytest.fixture(autouse=True)
 def _clean_state(app):
     """Each test starts with empty tables and an empty Redis, inside an app context."""
-    from saas.queues import get_redis
 
     with app.app_context():
         yield

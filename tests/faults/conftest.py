@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+
 import pytest
 
 from tests.faults.processes import CronProcess, RedisServer, WorkerProcess
@@ -56,4 +59,5 @@ def workers(worker_env):
 
     yield start
     for process in started:
-        process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired, ProcessLookupError):
+            process.kill()  # every one, even when an earlier one would not die
