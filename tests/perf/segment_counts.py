@@ -284,29 +284,8 @@ def _measure(app, clinic_id: int, named: dict[str, dict], samples: int, *, old: 
     return results
 
 
-def _already_built(app, args) -> int | None:
-    from saas.extensions import db
-
-    with app.app_context():
-        try:
-            row = db.session.execute(sa.text("SELECT clinic_id, scale FROM bench_meta")).first()
-        except sa.exc.DBAPIError:
-            db.session.rollback()
-            return None
-    return row.clinic_id if row and row.scale == _scale_key(args) else None
-
-
 def _scale_key(args) -> str:
     return f"{args.friends}/{args.total_friends}/{args.other_clinics}"
-
-
-def _remember(app, clinic_id: int, args) -> None:
-    from saas.extensions import db
-
-    with app.app_context(), db.engine.begin() as connection:
-        connection.execute(sa.text("DROP TABLE IF EXISTS bench_meta"))
-        connection.execute(sa.text("CREATE TABLE bench_meta (clinic_id INTEGER, scale TEXT)"))
-        connection.execute(sa.text("INSERT INTO bench_meta VALUES (:c, :s)"), {"c": clinic_id, "s": _scale_key(args)})
 
 
 def _segment_ids(app, clinic_id: int) -> tuple[int, int]:
@@ -325,14 +304,14 @@ def run(args) -> dict:
     from saas.extensions import db
 
     app = create_app({"TESTING": True, "SERVER_NAME": None})
-    clinic_id = _already_built(app, args)
+    clinic_id = support.already_built(app, _scale_key(args))
     if clinic_id is None:
         with app.app_context():
             db.drop_all()
             db.create_all()
         started = time.perf_counter()
         clinic_id = generate(app, args)
-        _remember(app, clinic_id, args)
+        support.remember_built(app, clinic_id, _scale_key(args))
         print(f"  generated in {time.perf_counter() - started:.0f} s", flush=True)
     named = segments(*_segment_ids(app, clinic_id))
     header = f"{'p50 ms':>8}{'p99 ms':>8}{'server':>9}{'cpu':>7}{'matched':>9}"

@@ -70,3 +70,26 @@ def write_json(path: str | None, data: dict) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+
+
+def already_built(app, scale: str) -> int | None:
+    """The clinic a kept scratch database was built for, if it was built at ``scale``."""
+    from saas.extensions import db
+
+    with app.app_context():
+        try:
+            row = db.session.execute(sa.text("SELECT clinic_id, scale FROM bench_meta")).first()
+        except sa.exc.DBAPIError:
+            db.session.rollback()
+            return None
+    return row.clinic_id if row and row.scale == scale else None
+
+
+def remember_built(app, clinic_id: int, scale: str) -> None:
+    """Mark a kept scratch database as built at ``scale`` for ``clinic_id`` (see :func:`already_built`)."""
+    from saas.extensions import db
+
+    with app.app_context(), db.engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE IF EXISTS bench_meta"))
+        connection.execute(sa.text("CREATE TABLE bench_meta (clinic_id INTEGER, scale TEXT)"))
+        connection.execute(sa.text("INSERT INTO bench_meta VALUES (:c, :s)"), {"c": clinic_id, "s": scale})
