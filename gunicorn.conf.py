@@ -3,15 +3,21 @@
 The access log goes through a logger class that takes secrets (invitation and reset tokens,
 webhook keys) out of URLs.
 
-Threaded workers: a request mostly waits on Postgres and Redis, so each process serves several
-at once while the GIL is free, and a slow client (a webhook from far away) does not hold a whole
-process. Processes: ``WEB_CONCURRENCY``, default one per core: the threads already overlap the
-waits, and more processes than cores only contend for them (measured with webhook deliveries on
-2 cores: 5 processes × 4 threads cost 2.5 ms of CPU per request, 2 × 4 cost 1.6 ms and served
-twice as many; gunicorn's "2 × cores + 1" is advice for sync workers). Threads per process:
-``WEB_THREADS``. Database connections per process = threads (SQLAlchemy's pool
-grows on demand), so Postgres sees at most processes × threads connections per machine; size
-``max_connections`` (or a PgBouncer) for every machine's web and worker processes together.
+Threaded workers (gthread), not sync: a request mostly waits on Postgres and Redis, so each
+process serves several at once while the GIL is free, a slow client (a webhook from far away)
+does not hold a whole process, and connections are kept alive (sync workers close each one).
+Processes: ``WEB_CONCURRENCY``, default one per core: the threads already overlap the waits,
+and more processes than cores only contend for them (measured with webhook deliveries on 2
+cores: 5 processes × 4 threads cost 2.5 ms of CPU per request, 2 × 4 1.6 ms and served twice as
+many; gunicorn's "2 × cores + 1" is advice for sync workers). Threads per process:
+``WEB_THREADS``, default 16: LINE's deliveries wait on the process's webhook writer, which stores
+every delivery that arrived while it wrote the previous ones in one statement
+(``saas/webhooks/ingest.py``), so more deliveries in flight make fewer, larger writes (2 × 4
+threads: 254 deliveries/s at 2.69 ms CPU each, 2 × 16: 410–576/s at 1.7 ms, same code, load
+12–15). Database connections: a portal page holds one per thread (SQLAlchemy's pool grows on
+demand), webhook deliveries share the writer's one; Postgres sees at most processes × threads
+(+ 1 writer each) per machine; size ``max_connections`` (or a PgBouncer) for every machine's
+web and worker processes together.
 Measured in ``tests/perf/webhook_ingest.py`` (see the README's benchmark table).
 """
 
@@ -23,7 +29,7 @@ from saas.security.redaction import gunicorn_logger_class
 bind = f"0.0.0.0:{os.environ.get('PORT', '5000')}"
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count()))
 worker_class = "gthread"
-threads = int(os.environ.get("WEB_THREADS", "4"))
+threads = int(os.environ.get("WEB_THREADS", "16"))
 keepalive = 5  # seconds: connections from LINE and from a load balancer are reused
 timeout = 30  # a request stuck this long is a bug: the worker is replaced
 graceful_timeout = 20

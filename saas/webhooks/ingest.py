@@ -2,7 +2,9 @@
 
 Kept lean on purpose: LINE gives up after 2 seconds, so nothing here calls LINE or runs
 per-event queries. Duplicates (redeliveries, concurrent retries) are dropped by the
-database's unique constraint with ``INSERT ... ON CONFLICT DO NOTHING``.
+database's unique constraint with ``INSERT ... ON CONFLICT DO NOTHING``. On Postgres the
+deliveries a process receives at the same time share that insert and the enqueue
+(:class:`GroupWriter`); each is answered only once its own rows are stored.
 """
 
 from __future__ import annotations
@@ -12,10 +14,13 @@ import functools
 import hashlib
 import hmac
 import logging
+import os
+import queue
+import threading
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from saas.common import utcnow
@@ -96,7 +101,7 @@ def _statement(dialect: str):
     return (
         _INSERTS[dialect](table)
         .on_conflict_do_nothing(index_elements=["clinic_id", "webhook_event_id"])
-        .returning(table.c.id)
+        .returning(table.c.id, table.c.clinic_id)
     )
 
 
@@ -142,3 +147,160 @@ def enqueue_handling(clinic_id: int, event_ids: list[int]) -> None:
 
 def max_body_bytes() -> int:
     return current_app.config["WEBHOOK_MAX_BYTES"]
+
+
+def store_and_enqueue(clinic_id: int, rows: list[dict]) -> None:
+    """Store one delivery's rows and enqueue their handling; returns once both are done.
+
+    On Postgres the rows go to this process's :class:`GroupWriter` (the deliveries that arrive
+    while it writes are stored together); elsewhere (SQLite: one writer at a time anyway) they
+    are stored here. Raises what storing or enqueueing raised: the delivery is answered 500.
+    """
+    if not rows:
+        return
+    app = current_app._get_current_object()
+    if db.engine.dialect.name != "postgresql":
+        enqueue_handling(clinic_id, store_events(clinic_id, rows))
+        return
+    writer = app.extensions.get("tsunagu_webhook_writer")
+    if writer is None or writer.pid != os.getpid():  # none yet, or inherited through a fork
+        with _WRITERS_LOCK:
+            writer = app.extensions.get("tsunagu_webhook_writer")
+            if writer is None or writer.pid != os.getpid():
+                writer = app.extensions["tsunagu_webhook_writer"] = GroupWriter(app)
+    writer.submit(clinic_id, rows)
+
+
+_WRITERS_LOCK = threading.Lock()
+
+
+class _Delivery:
+    """One request's rows, waiting for the writer; ``error`` is what its request raises."""
+
+    __slots__ = ("clinic_id", "rows", "done", "error")
+
+    def __init__(self, clinic_id: int, rows: list[dict]):
+        self.clinic_id, self.rows = clinic_id, rows
+        self.done, self.error = threading.Event(), None
+
+
+class GroupWriter:
+    """Group commit for webhook deliveries: one thread per process that stores, in one statement on
+    a connection it keeps, every delivery that arrived while it stored the previous ones, then
+    enqueues once per clinic. Each request still waits until its rows are committed and its job
+    enqueued (LINE's answer means "stored"), so no guarantee changes; what goes is a pool
+    checkout, a ping, a commit and a ``SET NX`` per request. Should the shared statement fail,
+    each delivery is stored alone as before (one bad row never costs the others). The thread
+    ends (and closes its connection) after ``IDLE_SECONDS`` without deliveries.
+    """
+
+    IDLE_SECONDS = 5.0
+    WAIT_SECONDS = 20.0  # under gunicorn's timeout (30 s): a request answered 500 rather than killed
+    MAX_ROWS = 1000  # per round: beyond that the next round takes the rest
+
+    def __init__(self, app: Flask):
+        self.app, self.pid = app, os.getpid()
+        self._queue: queue.SimpleQueue[_Delivery] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._connection: sa.Connection | None = None
+
+    def submit(self, clinic_id: int, rows: list[dict]) -> None:
+        delivery = _Delivery(clinic_id, rows)
+        self._queue.put(delivery)
+        with self._lock:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="webhook-writer", daemon=True)
+                self._thread.start()
+        if not delivery.done.wait(self.WAIT_SECONDS):
+            raise TimeoutError("the webhook writer did not store this delivery in time")
+        if delivery.error is not None:
+            raise delivery.error
+
+    def _run(self) -> None:
+        with self.app.app_context():
+            try:
+                while True:
+                    batch = self._next_batch()
+                    if batch is None:
+                        return
+                    self._write(batch)
+            finally:
+                self._close()
+
+    def _next_batch(self) -> list[_Delivery] | None:
+        while True:
+            try:
+                first = self._queue.get(timeout=self.IDLE_SECONDS)
+                break
+            except queue.Empty:
+                with self._lock:  # submit() starts a new thread unless this one sees its delivery
+                    if self._queue.empty():
+                        self._thread = None
+                        return None
+        batch, rows = [first], len(first.rows)
+        while rows < self.MAX_ROWS:
+            try:
+                delivery = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            batch.append(delivery)
+            rows += len(delivery.rows)
+        return batch
+
+    def _write(self, batch: list[_Delivery]) -> None:
+        try:
+            new_ids = self._store(batch)
+            by_clinic: dict[int, list[_Delivery]] = {}
+            for delivery in batch:
+                by_clinic.setdefault(delivery.clinic_id, []).append(delivery)
+            for clinic_id, deliveries in by_clinic.items():
+                if any(delivery.error is None for delivery in deliveries):
+                    try:
+                        enqueue_handling(clinic_id, new_ids.get(clinic_id, []))
+                    except Exception as exc:  # Redis unreachable: the rows are stored, LINE redelivers
+                        for delivery in deliveries:
+                            delivery.error = delivery.error or exc
+        except BaseException as exc:
+            for delivery in batch:
+                delivery.error = delivery.error or exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for delivery in batch:
+                delivery.done.set()
+
+    def _store(self, batch: list[_Delivery]) -> dict[int, list[int]]:
+        """New row ids per clinic: one statement for the batch, else each delivery alone."""
+        rows = list({(row["clinic_id"], row["webhook_event_id"]): row for d in batch for row in d.rows}.values())
+        new_ids: dict[int, list[int]] = {}
+        try:
+            connection = self._kept_connection()
+            for row_id, clinic_id in connection.execute(_statement("postgresql"), rows[0] if len(rows) == 1 else rows):
+                new_ids.setdefault(clinic_id, []).append(row_id)
+            return new_ids
+        except Exception:
+            log.warning("a group of %s webhook deliveries could not be stored together", len(batch), exc_info=True)
+            self._close(invalidate=True)
+        new_ids = {}
+        for delivery in batch:
+            try:
+                new_ids.setdefault(delivery.clinic_id, []).extend(store_events(delivery.clinic_id, delivery.rows))
+            except Exception as exc:
+                delivery.error = exc
+        return new_ids
+
+    def _kept_connection(self) -> sa.Connection:
+        if self._connection is None:
+            self._connection = _connection(db.engine)
+        return self._connection
+
+    def _close(self, *, invalidate: bool = False) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                if invalidate:  # it may be broken (Postgres restarted): the pool must not hand it out again
+                    connection.invalidate()
+                connection.close()
+            except Exception:
+                log.debug("closing the webhook writer's connection failed", exc_info=True)

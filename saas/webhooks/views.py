@@ -110,7 +110,7 @@ def receive(webhook_key: str, environ: dict) -> int:
     except Refused as refused:
         return refused.status
     rows = [row for row in (ingest.row_for(clinic_id, event) for event in events) if row]
-    ingest.enqueue_handling(clinic_id, ingest.store_events(clinic_id, rows))
+    ingest.store_and_enqueue(clinic_id, rows)
     return 200
 
 
