@@ -10,8 +10,10 @@ other, so a friend's events keep their order. What the batch does, and what a cr
    reply tokens, the inbox and day counters (one upsert per friend, per day) and whatever the
    responders decided (a hand-off pauses the bot), and is committed before LINE is called;
 2. the answers go out by reply, concurrently, with no database work: a crash here leaves the
-   events claimed; taken again after ``CLAIM_TIMEOUT`` they are handled one by one, find their
-   messages stored and answer by push (the token was used or has expired), with the retry key;
+   events claimed; taken again after ``CLAIM_TIMEOUT`` they are handled one by one and find
+   their messages stored and their replies marked as handed to LINE (``reply_sent_at``, set in
+   step 1): the reply is tried again while the token lives (LINE refuses a used one), else taken
+   as delivered, never sent again by push;
 3. one transaction stores the answers, their receipts and the used tokens, and marks the
    events handled. An answer LINE did not take as a reply goes by push, one event at a time
    as ``saas.friends.replies`` does for every answer (quota, retry key).
@@ -41,6 +43,7 @@ from saas.links import services as links
 from saas.links.rewrite import links_in
 from saas.portal.models import count_stored
 from saas.receipts.models import FriendReceipt, ReceiptSource
+from saas.webhooks.models import WebhookEvent
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +97,22 @@ def store(clinic, items: list[Item]) -> None:
         answer = hooks.answer_message(clinic, item.friend, item.event.payload)
         item.answer = answer if answer and item.event.mode == "active" else None
     _track_links(clinic.id, [item for item in items if item.answer and links_in(item.answer)])
+    _note_replies_due(items)
     db.session.commit()  # nothing holds a lock, and everything is kept, before LINE is called
+
+
+def _note_replies_due(items: list[Item]) -> None:
+    """The events whose reply goes to LINE next are marked in the same commit (one UPDATE): a
+    worker dying after LINE took a reply, before step 3, leaves a retry that knows it
+    (``saas.friends.replies._reply_again``) and answers nobody a second time by push."""
+    due = [item.event.id for item in items if item.answer and item.event.reply_token_usable]
+    if due:
+        db.session.execute(
+            sa.update(WebhookEvent)
+            .where(WebhookEvent.id.in_(due))
+            .values(reply_sent_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _insert_messages(rows: list[dict]) -> list[tuple[int, int]]:

@@ -16,6 +16,7 @@ import uuid
 import sqlalchemy as sa
 
 from saas import line
+from saas.common import utcnow
 from saas.extensions import db
 from saas.friends import services
 from saas.friends.models import Direction, Friend, Message
@@ -63,6 +64,9 @@ def answer(clinic, friend: Friend, event, messages: list[dict]) -> str | None:
     if already_recorded(event, Direction.OUT):
         return None
     messages = links.track_for_friend(friend.clinic_id, friend, messages)
+    if event.reply_sent_at is not None:  # an earlier attempt handed the reply to LINE, then died
+        _record(friend, event, messages, _reply_again(clinic, event, messages), Via.REPLY)
+        return Via.REPLY
     sent = _reply(clinic, event, messages)
     if sent is None:
         return push_answer(clinic, friend, event, messages)
@@ -70,9 +74,31 @@ def answer(clinic, friend: Friend, event, messages: list[dict]) -> str | None:
     return Via.REPLY
 
 
+def _reply_again(clinic, event, messages: list[dict]):
+    """The reply of an attempt that died before recording it: LINE may have delivered it.
+
+    While the token lives the reply is simply tried again: LINE takes a token once, so it
+    either delivers now (the first never reached LINE) or refuses the used token (the first
+    was delivered). Once the token has expired nobody can tell; the answer is taken as
+    delivered rather than risk a second one by push (the window before the call is a few
+    statements; the call itself is most of the time a reply takes).
+    """
+    if event.reply_token_usable:
+        try:
+            return line.client.reply(clinic, event.reply_token, messages)
+        except LineError as exc:
+            log.info("reply to event %s refused again (%s): the earlier attempt was delivered", event.id, exc)
+    else:
+        log.warning("reply to event %s was handed to LINE before a crash; taken as delivered", event.id)
+    return line.client.Sent(request_id=None)
+
+
 def push_answer(clinic, friend: Friend, event, messages: list[dict]) -> str:
     """Send the answer by push (the reply did not go) and keep it in the conversation; commits.
     Raises :class:`AnswerNotSent` when no quota is left or LINE refuses the push."""
+    if event.reply_sent_at is not None:  # LINE refused the reply: a retry must push, not take it as delivered
+        event.reply_sent_at = None
+        db.session.commit()
     _record(friend, event, messages, _push(clinic, friend, event, messages), Via.PUSH)
     return Via.PUSH
 
@@ -80,6 +106,8 @@ def push_answer(clinic, friend: Friend, event, messages: list[dict]) -> str:
 def _reply(clinic, event, messages: list[dict]):
     if not event.reply_token_usable:
         return None
+    event.reply_sent_at = utcnow()  # kept before LINE is called: a retry after a crash knows
+    db.session.commit()
     try:
         return line.client.reply(clinic, event.reply_token, messages)
     except LineError as exc:  # expired or used token, or LINE in trouble: the push still answers

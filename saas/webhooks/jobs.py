@@ -59,7 +59,10 @@ def _claimable(now):
 def claim(clinic_id: int, event_row_ids: list[int]) -> list[tuple[int, str | None]]:
     """Atomically take these events and the clinic's other pending ones: ``(id, line user id)`` in order."""
     now = utcnow()
-    wanted = sa.or_(WebhookEvent.id.in_(event_row_ids), WebhookEvent.state == EventState.PENDING)
+    abandoned = sa.and_(WebhookEvent.state == EventState.PROCESSING, WebhookEvent.claimed_at < now - CLAIM_TIMEOUT)
+    # A dead worker's claims are taken with the pending events: listed by id only, a crashed
+    # batch of 200 came back one event per sweep (the sweeper names a clinic's first event).
+    wanted = sa.or_(WebhookEvent.id.in_(event_row_ids), WebhookEvent.state == EventState.PENDING, abandoned)
     candidates = (
         sa.select(WebhookEvent.id)
         .where(WebhookEvent.clinic_id == clinic_id, wanted, _claimable(now))

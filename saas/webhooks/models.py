@@ -34,6 +34,9 @@ class WebhookEvent(TenantOwned, db.Model):
     mode: Mapped[str] = mapped_column(sa.String(16), default="active")
     reply_token: Mapped[str | None] = mapped_column(sa.String(255))
     reply_token_expires_at: Mapped[datetime | None] = mapped_column()
+    # Set, and committed, before the reply is handed to LINE: a retry after a crash then knows
+    # LINE may have taken it and never answers again by push (saas.friends.replies).
+    reply_sent_at: Mapped[datetime | None] = mapped_column()
     payload: Mapped[dict] = mapped_column(sa.JSON)
     state: Mapped[str] = mapped_column(sa.String(16), default=EventState.PENDING, index=True)
     attempts: Mapped[int] = mapped_column(default=0)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import pytest
 import sqlalchemy as sa
 
+from saas.common import utcnow
 from saas.extensions import db
 from saas.friends import hooks
 from saas.friends.models import Direction, Message
@@ -158,3 +162,58 @@ def test_a_responder_failing_in_a_batch_fails_only_its_event_and_the_others_are_
     assert incoming == 8  # every patient's message is kept once, the failing one included
     assert all(len(sandbox.inbox(channel, p)) == 2 for p in patients[:3])
     assert len(sandbox.inbox(channel, patients[3])) == 1  # only its first answer; the failed one is retried
+
+
+class _WorkerDied(BaseException):
+    """The worker process dying at that very point: no handler of the product's runs."""
+
+
+def _crash_after_line_took_the_replies(monkeypatch, clinic, token_expired: bool) -> None:
+    """Run the clinic's batch until LINE has accepted its replies, then die before step 3 commits;
+    the claims are left as a dead worker leaves them, and the next job may take them again."""
+    from saas.friends import batch
+    from saas.webhooks import jobs
+
+    def die(clinic, items):
+        raise _WorkerDied
+
+    monkeypatch.setattr(batch, "record", die)
+    with tenant_scope(clinic.id):
+        event_ids = db.session.scalars(sa.select(WebhookEvent.id)).all()
+    try:
+        handle_webhook_events(clinic.id, event_ids)
+    except _WorkerDied:
+        pass
+    else:
+        raise AssertionError("the batch did not reach LINE")
+    monkeypatch.undo()
+    db.session.rollback()
+    with tenant_scope(clinic.id):  # the claim timed out; maybe the token too
+        values = {"claimed_at": utcnow() - jobs.CLAIM_TIMEOUT - timedelta(seconds=1)}
+        if token_expired:
+            values["reply_token_expires_at"] = utcnow() - timedelta(seconds=1)
+        db.session.execute(sa.update(WebhookEvent).values(**values))
+        db.session.commit()
+
+
+@pytest.mark.parametrize("token_expired", [True, False], ids=["token-expired", "token-still-valid"])
+def test_a_worker_dying_after_line_took_the_batchs_replies_answers_nobody_twice(
+    sandbox, live_server, first_responders, monkeypatch, token_expired
+):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    first_responders(hooks._message_responders, lambda clinic, friend, event: ANSWER)
+    patients = [_patient(sandbox, channel, f"患者{i}") for i in range(3)]
+    for patient in patients:  # known friends (their profiles fetched): the next messages are one batch
+        sandbox.send_text(channel, patient, "はじめまして")
+    run_jobs()
+    for patient in patients:
+        sandbox.send_text(channel, patient, "予約を変更したいです")  # stored, a job queued
+    _crash_after_line_took_the_replies(monkeypatch, clinic, token_expired)
+    assert all(len(sandbox.inbox(channel, p)) == 2 for p in patients)  # LINE delivered before the crash
+
+    run_jobs()  # the job the webhooks queued takes the dead worker's claims again
+
+    assert [[m["via"] for m in sandbox.inbox(channel, p)] for p in patients] == [["reply", "reply"]] * 3
+    assert not [r for r in sandbox.requests(channel) if r["operation"] == "pushMessage"]
+    assert _answers(clinic) == [("受け付けました", "reply")] * 6  # the conversation shows each answer once
+    assert _states(clinic) == {"handled"} and _used(clinic) == 0
