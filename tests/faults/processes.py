@@ -128,6 +128,7 @@ class OutageProxy:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.down_until = 0.0
+        self.stopped = False
         self.sockets: set[socket.socket] = set()
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -140,15 +141,22 @@ class OutageProxy:
                 client, _ = self.listener.accept()
             except OSError:
                 return
+            if self.stopped:
+                _cut(client)
+                return
             if time.monotonic() < self.down_until:
-                client.close()
+                _cut(client)
                 continue
             try:
                 upstream = socket.create_connection(self.target)
             except OSError:
-                client.close()
+                _cut(client)
                 continue
             with self.lock:
+                if self.stopped or time.monotonic() < self.down_until:  # blanked while connecting
+                    _cut(client)
+                    _cut(upstream)
+                    continue
                 self.sockets.update((client, upstream))
             for source, sink in ((client, upstream), (upstream, client)):
                 threading.Thread(target=self._pipe, args=(source, sink), daemon=True).start()
@@ -160,19 +168,29 @@ class OutageProxy:
         except OSError:
             pass
         finally:
-            for end in (source, sink):
-                with contextlib.suppress(OSError):
-                    end.close()
+            _cut(source)
+            _cut(sink)
 
     def blank(self, seconds: float) -> None:
         """The database vanishes: open connections are cut, new ones refused for ``seconds``."""
-        self.down_until = time.monotonic() + seconds
         with self.lock:
+            self.down_until = time.monotonic() + seconds
             for end in self.sockets:
                 with contextlib.suppress(OSError):
                     end.shutdown(socket.SHUT_RDWR)
             self.sockets.clear()
 
     def stop(self) -> None:
-        self.listener.close()
+        """No more connections, and every open one cut (Postgres ends those sessions at once)."""
+        self.stopped = True
+        _cut(self.listener)  # shutdown, not only close: close leaves a blocked accept() waiting
         self.blank(0)
+
+
+def _cut(end: socket.socket) -> None:
+    """Shut a socket down, then close it. A bare close() neither wakes a thread blocked in recv()
+    on it nor sends the peer a FIN, so Postgres would keep that session, and its locks, open."""
+    with contextlib.suppress(OSError):
+        end.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
+        end.close()
