@@ -16,6 +16,7 @@ ACTION_LABELS = {
     "auth.two_factor": _l("二要素認証でログイン"),
     "login.failure": _l("ログイン失敗"),
     "login.sso": _l("シングルサインオンでログイン"),
+    "autoreply.resume": _l("自動応答を再開"),
     "booking.cancel": _l("予約をキャンセル"),
     "booking.cancel_notice_sent": _l("予約キャンセルのお知らせを送信"),
     "booking.closure_notice": _l("休診による予約変更のお知らせを送信"),

@@ -122,6 +122,6 @@ def export():
     filename = f"audit-{clinic.slug}-{date.today().isoformat()}.csv"
     return Response(
         _csv_rows(events),
-        mimetype="text/csv; charset=utf-8",
+        mimetype="text/csv",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )

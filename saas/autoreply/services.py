@@ -123,11 +123,13 @@ def _kept(state: ConversationState) -> ConversationState:
     return state
 
 
-def resume_bot(clinic_id: int, line_user_id: str) -> None:
-    """Staff are done: the bot answers this friend again (and an urgent flag is cleared)."""
+def resume_bot(clinic_id: int, line_user_id: str) -> ConversationState | None:
+    """Staff are done: the bot answers this friend again (and an urgent flag is cleared).
+    None when the clinic has no such conversation."""
     state = get_state(clinic_id, line_user_id)
     if state is not None:
         state.bot_paused, state.urgent_at = False, None
+    return state
 
 
 def flag_urgent(clinic_id: int, line_user_id: str) -> ConversationState:

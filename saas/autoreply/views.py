@@ -11,6 +11,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from saas.adcheck.gate import gate as adcheck_gate
+from saas.audit.services import record
 from saas.autoreply import (
     emergency,
     responders,  # noqa: F401  (registers the conversation responders)
@@ -226,7 +227,11 @@ def _fill_settings(current, form) -> None:
 @login_required
 @require("chat.reply")
 def resume(line_user_id: str):
-    services.resume_bot(current_clinic().id, line_user_id)
+    state = services.resume_bot(current_clinic().id, line_user_id)
+    if state is None:
+        abort(404)
+    friend = db.session.scalar(sa.select(Friend.id).where(Friend.line_user_id == line_user_id))
+    record("autoreply.resume", target_type="friend", target_id=friend, details={"urgent_cleared": True})
     db.session.commit()
     flash(_("自動応答を再開しました。"), "success")
     return redirect(url_for("autoreply.rules"))

@@ -275,7 +275,7 @@ def clicks_csv(delivery_id: int):
     document = csv_document([_("URL"), _("クリック"), _("クリックした友だち"), _("クリック率（パーセント）")], rows)
     return Response(
         document,
-        mimetype="text/csv; charset=utf-8",
+        mimetype="text/csv",
         headers={"Content-Disposition": f"attachment; filename=delivery-{delivery.id}-clicks.csv"},
     )
 

@@ -49,7 +49,7 @@ def export(friend_id: int, fmt: str):
     if fmt == "json":
         body, mimetype = json.dumps(data, ensure_ascii=False, indent=2), "application/json"
     else:
-        body, mimetype = services.export_csv(data), "text/csv; charset=utf-8"
+        body, mimetype = services.export_csv(data), "text/csv"
     filename = f"friend-{friend.id}.{fmt}"
     return Response(body, mimetype=mimetype, headers={"Content-Disposition": f"attachment; filename={filename}"})
 

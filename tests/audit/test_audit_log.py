@@ -111,6 +111,7 @@ def test_csv_export_downloads_and_is_itself_audited(client):
     login(client, admin)
     response = client.get(f"/c/{clinic.slug}/audit/export.csv?action=friends")
     assert response.status_code == 200 and "attachment" in response.headers["Content-Disposition"]
+    assert response.headers["Content-Type"] == "text/csv; charset=utf-8"  # the charset once
     text = response.get_data(as_text=True)
     assert text.startswith("\ufeff日時(JST)") and "friends.export" in text
     (export,) = _events("audit.export")

@@ -33,3 +33,34 @@ def test_a_rule_without_keywords_is_refused_with_a_reason(client):
                            data={"csrf_token": token, "name": "x", "keywords": "", "reply": ["hi"]})  # fmt: skip
     assert response.status_code == 200
     assert "キーワードを1つ以上入力してください" in response.get_data(as_text=True)
+
+
+def test_resuming_the_bot_clears_the_urgent_flag_is_audited_and_an_unknown_chat_is_404(client):
+    from saas.audit.models import AuditEvent
+    from saas.autoreply import services
+    from saas.extensions import db
+    from saas.friends.models import Friend
+    from saas.tenancy.scoping import tenant_scope
+
+    clinic = gen_clinic()
+    with tenant_scope(clinic.id):
+        friend = Friend(line_user_id="U-urgent", display_name="患者", attributes={})
+        db.session.add(friend)
+        services.flag_urgent(clinic.id, "U-urgent")
+        db.session.commit()
+        friend_id = friend.id
+    login(client, gen_user("admin", clinic=clinic))
+    page = client.get(f"/c/{clinic.slug}/autoreply/").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+    unknown = client.post(f"/c/{clinic.slug}/autoreply/conversations/U-nobody/resume", data={"csrf_token": token})
+    assert unknown.status_code == 404
+    resumed = client.post(f"/c/{clinic.slug}/autoreply/conversations/U-urgent/resume", data={"csrf_token": token})
+    assert resumed.status_code == 302
+
+    db.session.expire_all()
+    with tenant_scope(clinic.id):
+        assert services.get_state(clinic.id, "U-urgent").urgent_at is None
+        actions = [(e.action, e.target_id) for e in db.session.query(AuditEvent).filter_by(clinic_id=clinic.id)]
+    assert ("autoreply.resume", str(friend_id)) in actions
+    assert "自動応答を再開" in client.get(f"/c/{clinic.slug}/audit/").get_data(as_text=True)

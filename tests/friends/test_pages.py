@@ -109,6 +109,8 @@ def test_the_detail_shows_the_profile_and_the_conversation(client, clinic):
     assert "高橋 美咲" in page and "フォロー中" in page
     assert page.index("予約の変更をお願いします") < page.index("承知しました")
     assert 'class="bubble-row from-clinic"' in page and 'class="bubble-row from-friend"' in page
+    # the bubble keeps line breaks (pre-wrap): it holds the text alone, no indent or blank lines around it
+    assert '<div class="bubble kind-text">予約の変更をお願いします</div>' in page
 
 
 def test_staff_who_may_not_read_chats_see_the_profile_but_not_the_messages(client, clinic):
