@@ -199,3 +199,83 @@ def test_insert_from_select_copies_only_the_scopes_rows_and_writes_only_its_clin
     with platform_scope("test: what was written"):
         assert db.session.scalar(sa.select(sa.func.count()).select_from(tags)) == 2
     assert_insert_from_select_stays_in_scope(tags, small.id, large.id)
+
+
+def test_an_agency_user_never_sees_another_agencys_clinics_on_the_agency_page_nor_by_asking_for_their_ids(client):
+    """The scope's criterion is one array parameter on Postgres (``clinic_id = ANY(...)``), a list
+    elsewhere: either way agency A's staff read none of agency B's figures, asked for or not."""
+    from saas.analytics import jobs
+    from saas.analytics.models import ClinicDay
+    from saas.analytics.reports import totals_for
+    from saas.friends.models import Friend
+    from saas.tenancy.services import visible_clinic_ids
+    from tests.analytics.support import add_friends, japan_time
+
+    agency_a, agency_b = gen_agency(name="代理店A"), gen_agency(name="代理店B")
+    mine = [gen_clinic(gen_organization(agency_a), name="A院") for _ in range(2)]
+    theirs = gen_clinic(gen_organization(agency_b), name="B院")
+    add_friends(mine[0].id, {"followed_at": japan_time(2)})
+    their_friends = add_friends(theirs.id, *[{"followed_at": japan_time(2)} for _ in range(7)])
+    jobs.catch_up(7)
+    user = gen_user("owner", agency=agency_a)
+    login(client, user)
+
+    page = client.get(f"/analytics/agencies/{agency_a.slug}/").get_data(as_text=True)
+    assert theirs.name not in page and theirs.slug not in page
+    assert all(clinic.slug in page for clinic in mine)
+    assert 'data-total="friends">1<' in page  # B's seven friends are nowhere in A's totals
+    for name in ("health", "friends", "block_rate", "bookings"):
+        assert theirs.name not in client.get(f"/analytics/agencies/{agency_a.slug}/{name}.csv").get_data(as_text=True)
+    assert client.get(f"/analytics/agencies/{agency_b.slug}/").status_code == 404
+    assert client.get(f"/analytics/agencies/{agency_b.slug}/health.csv").status_code == 404
+
+    statements: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, *args):
+        statements.append((statement, parameters))
+
+    sa.event.listen(db.engine, "before_cursor_execute", capture)
+    try:
+        with tenant_scope(visible_clinic_ids(user)):  # what A's requests run in
+            period, recent = totals_for([theirs.id, mine[0].id], 30, 7)  # asking for B's clinic by id
+            assert period[theirs.id].friends_now == 0 and recent[theirs.id].total("follows") == 0
+            assert period[mine[0].id].friends_now == 1
+            assert db.session.scalars(sa.select(ClinicDay).where(ClinicDay.clinic_id == theirs.id)).all() == []
+            assert db.session.get(Friend, their_friends[0]) is None
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", capture)
+    if db.engine.dialect.name == "postgresql":
+        scoped = [s for s, _ in statements if "analytics_clinic_day" in s]
+        assert scoped and all("ANY" in s for s in scoped)
+        assert not any(re.search(r"clinic_id IN \(", s) for s in scoped)
+
+
+@pytest.mark.parametrize("loader", ["joinedload", "selectinload"])
+def test_a_relationship_load_takes_each_scopes_clinics_though_its_sql_is_cached(loader):
+    """Tables the ORM adds when it compiles (eager loads) are scoped by ``with_loader_criteria``,
+    whose SQL is cached: the clinics bound (an array on Postgres) must be each request's own."""
+    from sqlalchemy import orm
+
+    from saas.friends.models import Friend, FriendTag, Tag
+
+    mine, theirs, third = (clinic.id for clinic in (gen_clinic(), gen_clinic(), gen_clinic()))
+    with platform_scope("test: a tag row that points across clinics"):
+        friend = Friend(clinic_id=mine, line_user_id="U" + "1" * 32, attributes={})
+        foreign_tag = Tag(clinic_id=theirs, name="他院のタグ")
+        db.session.add_all([friend, foreign_tag])
+        db.session.flush()
+        db.session.add(FriendTag(clinic_id=mine, friend_id=friend.id, tag_id=foreign_tag.id))
+        db.session.commit()
+        friend_id = friend.id
+    option = getattr(orm, loader)(Friend.tags)
+
+    def tags_seen(scope) -> list[str]:
+        db.session.expunge_all()
+        with tenant_scope(scope):
+            loaded = db.session.scalars(sa.select(Friend).where(Friend.id == friend_id).options(option)).unique().one()
+            return [tag.name for tag in loaded.tags]
+
+    for _ in range(2):  # the second round runs the cached statements
+        assert tags_seen(mine) == []
+        assert tags_seen([mine, theirs]) == ["他院のタグ"]
+        assert tags_seen([mine, third]) == []

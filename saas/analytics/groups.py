@@ -27,6 +27,8 @@ from saas.tenancy.models import Agency, Clinic, Organization
 ALERT_DAYS = 7  # the block-rate alert looks at the last week
 ALERT_BLOCK_RATE = 2.0  # % of the friends there were to lose
 ALERT_MIN_BLOCKS = 3  # a small clinic's one or two blocks are not an alert
+PAGE_SIZE = 50  # table rows per page (the CSVs have every clinic)
+CHART_TOP = 30  # bars per chart when there are more clinics (the CSVs have every clinic)
 
 
 def _analysing(user) -> list:
@@ -136,77 +138,167 @@ def _name(row: Branch, with_organization: bool) -> str:
     return f"{row.clinic.organization.name} / {row.clinic.name}" if with_organization else row.clinic.name
 
 
-def comparison_charts(rows: list[Branch], *, with_organization: bool = False) -> dict[str, Chart]:
-    """Friends and growth, block rate, bookings and redemptions per clinic."""
-    labels, heading = [_name(r, with_organization) for r in rows], _l("クリニック")
+def _known(value: float | None) -> tuple[bool, float]:
+    """A sort key for a rate that may be unknown (unknown sorts below every known rate)."""
+    return (value is not None, value or 0.0)
+
+
+def _attention(row: Branch) -> tuple:
+    return (row.block_alert, row.unanswered + row.failed_sends, _known(row.recent_block_rate))
+
+
+# What each chart ranks by when it shows only the top CHART_TOP clinics, and how the page says so.
+CHART_RANKS = {
+    "friends": (lambda r: r.figures.friends_now, _l("友だち数の多い順")),
+    "block_rate": (lambda r: _known(r.figures.block_rate), _l("ブロック率の高い順")),
+    "bookings": (
+        lambda r: r.figures.total("bookings") + r.figures.total("redemptions"),
+        _l("予約・クーポン利用の多い順"),
+    ),
+    "health": (_attention, _l("注意の必要な順（ブロック率の注意、未対応チャット＋送信失敗、直近7日のブロック率）")),
+}
+
+
+def _charted(rows: list[Branch], name: str, top: int | None) -> tuple[list[Branch], str]:
+    """The rows a chart draws: all of them (in the table's order) when they fit, else the top ``top``
+    by the chart's own measure, with the note that says so."""
+    if top is None or len(rows) <= top:
+        return rows, ""
+    key, order = CHART_RANKS[name]
+    note = _l(
+        "%(order)sに上位%(top)d件を表示しています。全%(n)s件はCSVにあります。", order=order, top=top, n=f"{len(rows):,}"
+    )
+    return sorted(rows, key=key, reverse=True)[:top], str(note)
+
+
+def comparison_charts(
+    rows: list[Branch], *, with_organization: bool = False, top: int | None = None
+) -> dict[str, Chart]:
+    """Friends and growth, block rate, bookings and redemptions per clinic (with ``top``: at most
+    that many clinics per chart, the CSVs are built without it)."""
+    heading = _l("クリニック")
+
+    def chart(name: str, title, series) -> Chart:
+        shown, note = _charted(rows, name, top)
+        return Chart(
+            name,
+            title,
+            heading,
+            [_name(r, with_organization) for r in shown],
+            [Series(key, label, [value(r) for r in shown], color) for key, label, value, color in series],
+            horizontal=True,
+            note=note,
+        )
+
     charts = [
-        Chart(
+        chart(
             "friends",
             _l("友だち数と増減"),
-            heading,
-            labels,
             [
-                Series("friends", _l("友だち数"), [r.figures.friends_now for r in rows], "#06c755"),
-                Series("growth", _l("増減"), [r.figures.growth for r in rows], "#3e63dd"),
+                ("friends", _l("友だち数"), lambda r: r.figures.friends_now, "#06c755"),
+                ("growth", _l("増減"), lambda r: r.figures.growth, "#3e63dd"),
             ],
-            horizontal=True,
         ),
-        Chart(
+        chart(
             "block_rate",
             _l("ブロック率"),
-            heading,
-            labels,
-            [Series("block_rate", _l("ブロック率（%）"), [r.figures.block_rate for r in rows], "#e5484d")],
-            horizontal=True,
+            [("block_rate", _l("ブロック率（%）"), lambda r: r.figures.block_rate, "#e5484d")],
         ),
-        Chart(
+        chart(
             "bookings",
             _l("予約・クーポン利用"),
-            heading,
-            labels,
             [
-                Series("bookings", _l("予約"), [r.figures.total("bookings") for r in rows], "#3e63dd"),
-                Series("redemptions", _l("クーポン利用"), [r.figures.total("redemptions") for r in rows], "#f76b15"),
+                ("bookings", _l("予約"), lambda r: r.figures.total("bookings"), "#3e63dd"),
+                ("redemptions", _l("クーポン利用"), lambda r: r.figures.total("redemptions"), "#f76b15"),
             ],
-            horizontal=True,
         ),
     ]
-    return {chart.name: chart for chart in charts}
+    return {c.name: c for c in charts}
 
 
-def health_chart(rows: list[Branch]) -> Chart:
+def health_chart(rows: list[Branch], *, top: int | None = None) -> Chart:
     """The agency's view of what needs attention at each client."""
+    shown, note = _charted(rows, "health", top)
     return Chart(
         "health",
         _l("クライアントの状態"),
         _l("クリニック"),
-        [_name(r, True) for r in rows],
+        [_name(r, True) for r in shown],
         [
-            Series("unanswered", _l("未対応チャット"), [r.unanswered for r in rows], "#f76b15"),
-            Series("failed_sends", _l("送信失敗"), [r.failed_sends for r in rows], "#e5484d"),
-            Series("included_left", _l("今月の無料メッセージ残り"), [r.included_left for r in rows], "#06c755"),
-            Series("recent_block_rate", _l("直近7日のブロック率（%）"), [r.recent_block_rate for r in rows], "#8e4ec6"),
+            Series("unanswered", _l("未対応チャット"), [r.unanswered for r in shown], "#f76b15"),
+            Series("failed_sends", _l("送信失敗"), [r.failed_sends for r in shown], "#e5484d"),
+            Series("included_left", _l("今月の無料メッセージ残り"), [r.included_left for r in shown], "#06c755"),
+            Series(
+                "recent_block_rate", _l("直近7日のブロック率（%）"), [r.recent_block_rate for r in shown], "#8e4ec6"
+            ),
         ],
         horizontal=True,
+        note=note,
     )
 
 
-def organization_page(user, slug: str, days: int) -> dict | None:
+# The table's sortable columns: what each sorts by (ties keep the name order).
+SORTS = {
+    "name": lambda r: (r.clinic.organization.name, r.clinic.name),
+    "friends": lambda r: r.figures.friends_now,
+    "growth": lambda r: r.figures.growth,
+    "block_rate": lambda r: _known(r.figures.block_rate),
+    "bookings": lambda r: r.figures.total("bookings"),
+    "unanswered": lambda r: r.unanswered,
+    "included_left": lambda r: r.included_left,
+    "failed_sends": lambda r: r.failed_sends,
+    "alert": lambda r: (r.block_alert, _known(r.recent_block_rate)),
+}
+
+
+@dataclass
+class Table:
+    """One page of the clinics' table, sorted as asked."""
+
+    rows: list[Branch]
+    sort: str
+    descending: bool
+    page: int
+    pages: int
+    total: int
+
+    @property
+    def first(self) -> int:
+        return (self.page - 1) * PAGE_SIZE + 1 if self.total else 0
+
+    @property
+    def last(self) -> int:
+        return min(self.page * PAGE_SIZE, self.total)
+
+
+def table(rows: list[Branch], sort: str | None, order: str | None, page: int | None) -> Table:
+    """Rows sorted by a known column (else by name; numbers largest first unless asked) and cut to one page."""
+    sort = sort if sort in SORTS else "name"
+    descending = order == "desc" if order in ("asc", "desc") else sort != "name"
+    ordered = sorted(rows, key=SORTS[sort], reverse=descending)  # stable: ties stay in name order
+    pages = max(1, -(-len(rows) // PAGE_SIZE))
+    page = min(max(page or 1, 1), pages)
+    return Table(ordered[(page - 1) * PAGE_SIZE : page * PAGE_SIZE], sort, descending, page, pages, len(rows))
+
+
+def organization_page(user, slug: str, days: int, *, for_csv: bool = False) -> dict | None:
     found = level_clinics(user, Organization, slug)
     if found is None:
         return None
     level, clinics = found
     rows = branches(clinics, days)
-    return {"level": level, "rows": rows, "charts": comparison_charts(rows), "block_rate": _overall_rate(rows)}
+    charts = comparison_charts(rows, top=None if for_csv else CHART_TOP)
+    return {"level": level, "rows": rows, "charts": charts, "block_rate": _overall_rate(rows)}
 
 
-def agency_page(user, slug: str, days: int) -> dict | None:
+def agency_page(user, slug: str, days: int, *, for_csv: bool = False) -> dict | None:
     found = level_clinics(user, Agency, slug)
     if found is None:
         return None
     level, clinics = found
     rows = branches(clinics, days, health=True)
-    charts = comparison_charts(rows, with_organization=True) | {"health": health_chart(rows)}
+    top = None if for_csv else CHART_TOP
+    charts = comparison_charts(rows, with_organization=True, top=top) | {"health": health_chart(rows, top=top)}
     return {"level": level, "rows": rows, "charts": charts, "block_rate": _overall_rate(rows)}
 
 

@@ -19,6 +19,7 @@ from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.security.csvsafe import csv_document
 from saas.sources.models import InflowSource
+from saas.tenancy.scoping import clinic_in, dialect_name
 
 PERIODS = (7, 30, 90, 365)
 DEFAULT_PERIOD = 30
@@ -61,6 +62,7 @@ class Chart:
     series: list[Series] = field(default_factory=list)
     horizontal: bool = False
     ids: list[int] = field(default_factory=list)  # what each label stands for, where the page links it
+    note: str = ""  # shown under the chart (e.g. that it draws only the top clinics)
 
     def csv(self) -> str:
         """The chart's numbers as CSV (UTF-8 with BOM): one row per label, one column per series.
@@ -78,7 +80,7 @@ class Chart:
 
 def _clinic_days(clinic_ids: list[int], days: list[date]) -> list[ClinicDay]:
     statement = sa.select(ClinicDay).where(
-        ClinicDay.clinic_id.in_(clinic_ids), ClinicDay.day.between(days[0], days[-1])
+        clinic_in(ClinicDay.clinic_id, clinic_ids, dialect_name()), ClinicDay.day.between(days[0], days[-1])
     )
     return list(db.session.scalars(statement))
 
@@ -86,7 +88,7 @@ def _clinic_days(clinic_ids: list[int], days: list[date]) -> list[ClinicDay]:
 def _day_before(clinic_ids: list[int], day: date) -> dict[int, int]:
     """Each clinic's friends at the end of the day before the period (its starting point)."""
     statement = sa.select(ClinicDay.clinic_id, ClinicDay.friends_total).where(
-        ClinicDay.clinic_id.in_(clinic_ids), ClinicDay.day == day - timedelta(days=1)
+        clinic_in(ClinicDay.clinic_id, clinic_ids, dialect_name()), ClinicDay.day == day - timedelta(days=1)
     )
     return dict(db.session.execute(statement).all())
 
@@ -173,7 +175,7 @@ def totals_for(
         clinic_id: [int(v or 0) for v in values]
         for clinic_id, *values in db.session.execute(
             sa.select(ClinicDay.clinic_id, *columns)
-            .where(ClinicDay.clinic_id.in_(clinic_ids), ClinicDay.day.between(first, wanted[-1]))
+            .where(clinic_in(ClinicDay.clinic_id, clinic_ids, dialect_name()), ClinicDay.day.between(first, wanted[-1]))
             .group_by(ClinicDay.clinic_id)
         )
     }
@@ -181,14 +183,14 @@ def totals_for(
         (clinic_id, day): total
         for clinic_id, day, total in db.session.execute(
             sa.select(ClinicDay.clinic_id, ClinicDay.day, ClinicDay.friends_total).where(
-                ClinicDay.clinic_id.in_(clinic_ids),
+                clinic_in(ClinicDay.clinic_id, clinic_ids, dialect_name()),
                 ClinicDay.day.in_({wanted[0] - timedelta(days=1), recent_first - timedelta(days=1)}),
             )
         )
     }
     last_day = (
         sa.select(ClinicDay.clinic_id, sa.func.max(ClinicDay.day).label("day"))
-        .where(ClinicDay.clinic_id.in_(clinic_ids), ClinicDay.day.between(first, wanted[-1]))
+        .where(clinic_in(ClinicDay.clinic_id, clinic_ids, dialect_name()), ClinicDay.day.between(first, wanted[-1]))
         .group_by(ClinicDay.clinic_id)
         .subquery()
     )

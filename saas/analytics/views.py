@@ -25,6 +25,23 @@ marks.install(Session)  # roll-ups follow what is stored anywhere
 bp = Blueprint("analytics", __name__)
 TIMING_CHARTS = {"click_times": "clicks", "open_times": "opens"}
 LEVEL_PAGES = {"organizations": groups.organization_page, "agencies": groups.agency_page}
+_BRANCH_COLUMNS = (
+    ("name", _l("クリニック"), False),
+    ("friends", _l("友だち数"), True),
+    ("growth", _l("増減"), True),
+    ("block_rate", _l("ブロック率"), True),
+    ("bookings", _l("予約"), True),
+)
+LEVEL_SORTS = {  # the table's columns: sort key, heading, numeric
+    "organizations": _BRANCH_COLUMNS,
+    "agencies": (
+        *_BRANCH_COLUMNS,
+        ("unanswered", _l("未対応チャット"), True),
+        ("included_left", _l("今月の無料メッセージ残り"), True),
+        ("failed_sends", _l("送信失敗"), True),
+        ("alert", _l("注意"), False),
+    ),
+}
 
 
 @bp.app_context_processor
@@ -138,8 +155,8 @@ def delivery_csv(delivery_id: int, name: str):
     return csv_response(chart.csv(), f"delivery-{delivery_id}-{name}.csv")
 
 
-def _level_page(kind: str, slug: str) -> dict:
-    page = LEVEL_PAGES[kind](current_user, slug, _days()) if kind in LEVEL_PAGES else None
+def _level_page(kind: str, slug: str, *, for_csv: bool = False) -> dict:
+    page = LEVEL_PAGES[kind](current_user, slug, _days(), for_csv=for_csv) if kind in LEVEL_PAGES else None
     if page is None:
         abort(404)  # another organization's or agency's figures are not even acknowledged
     return page
@@ -148,12 +165,16 @@ def _level_page(kind: str, slug: str) -> dict:
 @bp.get("/analytics/<kind>/<slug>/")
 @login_required
 def level(kind: str, slug: str):
-    """An organization's branches compared, or an agency's clients with their health."""
+    """An organization's branches compared, or an agency's clients with their health: charts of
+    the top clinics and the table a page at a time, sortable; the CSVs have every clinic."""
     page = _level_page(kind, slug)
+    args = request.args
     return render_template(
         "analytics/level.html",
         kind=kind,
         days=_days(),
+        table=groups.table(page["rows"], args.get("sort"), args.get("order"), args.get("page", type=int)),
+        sort_columns=LEVEL_SORTS[kind],
         periods=reports.PERIODS,
         alert_rate=groups.ALERT_BLOCK_RATE,
         alert_blocks=groups.ALERT_MIN_BLOCKS,
@@ -165,7 +186,7 @@ def level(kind: str, slug: str):
 @login_required
 def level_csv(kind: str, slug: str, name: str):
     """One chart of the organization or agency page as CSV."""
-    chart = _level_page(kind, slug)["charts"].get(name)
+    chart = _level_page(kind, slug, for_csv=True)["charts"].get(name)
     if chart is None:
         abort(404)
     return csv_response(chart.csv(), f"{slug}-{name}-{_days()}d.csv")

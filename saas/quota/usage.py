@@ -13,6 +13,7 @@ from saas.extensions import db
 from saas.quota.counter import durable_used, japan_now, month_key
 from saas.quota.models import ClinicPlan, LinePlan, MessageUsage, MessageUsageDay
 from saas.quota.plans import DEFAULT_PLAN, EffectivePlan, get_plan, month_cost_yen, plan_for_clinic
+from saas.tenancy.scoping import clinic_in, dialect_name
 
 WARNING_LEVELS = ((100, "100"), (80, "80"))
 
@@ -96,7 +97,7 @@ def used_this_month(clinic_ids: list[int]) -> dict[int, int]:
     month = month_key(japan_now())
     rows = db.session.execute(
         sa.select(MessageUsage.clinic_id, MessageUsage.used).filter(
-            MessageUsage.clinic_id.in_(clinic_ids), MessageUsage.month == month
+            clinic_in(MessageUsage.clinic_id, clinic_ids, dialect_name()), MessageUsage.month == month
         )
     ).all()
     return dict(rows)
@@ -107,7 +108,9 @@ def included_left_this_month(clinic_ids: list[int]) -> dict[int, int]:
     get_plan(DEFAULT_PLAN)  # loads the plan data on first use
     codes = dict(
         db.session.execute(
-            sa.select(ClinicPlan.clinic_id, ClinicPlan.plan_code).where(ClinicPlan.clinic_id.in_(clinic_ids))
+            sa.select(ClinicPlan.clinic_id, ClinicPlan.plan_code).where(
+                clinic_in(ClinicPlan.clinic_id, clinic_ids, dialect_name())
+            )
         ).all()
     )
     free = dict(db.session.execute(sa.select(LinePlan.code, LinePlan.free_messages)).all())

@@ -3,7 +3,9 @@ over the clinics the viewer's memberships cover; another organization or agency 
 
 from __future__ import annotations
 
-from saas.analytics import jobs
+import re
+
+from saas.analytics import groups, jobs
 from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.friends.models import Message
@@ -146,3 +148,48 @@ def test_a_clinic_name_that_looks_like_a_formula_is_not_one_in_the_csv(client):
     for name in ("friends", "block_rate", "bookings"):
         header, *rows = csv_rows(client.get(f"/analytics/organizations/{corporation.slug}/{name}.csv").data)
         assert rows[0][0] == "'" + planted.name, name  # Excel shows the name; it does not evaluate it
+
+
+def _shown_clinics(html: str) -> list[str]:
+    body = html.split('data-testid="branches"')[1].split("</table>")[0]
+    return re.findall(r'<tr data-clinic="([^"]+)"', body)
+
+
+def _link(html: str, testid: str) -> str | None:
+    found = re.search(rf'data-testid="{testid}" href="([^"]+)"', html)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def test_an_agency_with_many_clients_pages_its_table_sorts_it_and_charts_the_top_with_every_clinic_in_the_csv(client):
+    agency = gen_agency(name="大きな代理店")
+    corporation = gen_organization(agency, name="医療法人ひろがり会")
+    clinics = [gen_clinic(corporation, name=f"院{n:02d}-") for n in range(groups.PAGE_SIZE + 5)]
+    biggest = clinics[7]
+    add_friends(biggest.id, *[{"followed_at": japan_time(2)} for _ in range(3)])
+    add_friends(clinics[40].id, {"followed_at": japan_time(2)})
+    jobs.catch_up(7)
+    login(client, gen_user("owner", agency=agency))
+    url = f"/analytics/agencies/{agency.slug}/"
+    first = client.get(url).get_data(as_text=True)
+    assert len(_shown_clinics(first)) == groups.PAGE_SIZE and _link(first, "branches-prev") is None
+    second = client.get(_link(first, "branches-next")).get_data(as_text=True)
+    assert _link(second, "branches-next") is None and _link(second, "branches-prev")
+    shown = _shown_clinics(first) + _shown_clinics(second)
+    assert sorted(shown) == sorted(c.slug for c in clinics) and len(shown) == len(set(shown))  # each once
+    assert shown == [c.slug for c in sorted(clinics, key=lambda c: c.name)]  # by name
+    # sorted by friends, largest first: the clinic with three friends, then the one with one
+    by_friends = client.get(re.search(r'data-sort="friends" href="([^"]+)"', first).group(1).replace("&amp;", "&"))
+    assert _shown_clinics(by_friends.get_data(as_text=True))[:2] == [biggest.slug, clinics[40].slug]
+    # the charts draw the top CHART_TOP and say the CSV has all; the CSVs have every clinic
+    friends = chart(first, "friends")
+    assert len(friends["labels"]) == groups.CHART_TOP
+    assert friends["labels"][:2] == [f"{corporation.name} / {biggest.name}", f"{corporation.name} / {clinics[40].name}"]
+    assert friends["友だち数"][:3] == [3, 1, 0]
+    assert len(chart(first, "health")["labels"]) == groups.CHART_TOP
+    assert f"全{len(clinics)}件はCSVにあります" in first
+    for name in ("friends", "block_rate", "bookings", "health"):
+        header, *rows = csv_rows(client.get(f"{url}{name}.csv").data)
+        assert len(rows) == len(clinics), name
+    # a page number beyond the last shows the last page, an unknown sort the name order
+    last = client.get(f"{url}?page=99&sort=nonsense").get_data(as_text=True)
+    assert _shown_clinics(last) == _shown_clinics(second)
