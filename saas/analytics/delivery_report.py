@@ -30,7 +30,7 @@ from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.insights import services as insights
 from saas.insights.models import InsightRequest, InsightUnit, RequestStatus
-from saas.links.services import LinkStats, clicks_by_link
+from saas.links.services import LinkStats, clicks_by_link, unique_clickers
 from saas.receipts.models import FriendReceipt
 from saas.security.csvsafe import csv_document
 
@@ -173,6 +173,7 @@ class DeliveryReport:
     clicked_conversions: dict[str, int] = field(default_factory=dict)  # … whose last clicked one is
     line: LineFigures | None = None
     links: list[LinkRow] = field(default_factory=list)
+    clickers: int | None = None  # friends who tapped any tracked link, once each (None: shared links)
 
     @property
     def stats(self) -> insights.DeliveryStats:
@@ -185,6 +186,10 @@ class DeliveryReport:
     @property
     def clicked_total(self) -> int:
         return sum(self.clicked_conversions.values())
+
+    @property
+    def click_rate(self) -> float | None:
+        return None if self.clickers is None else rate(self.clickers, self.reach)
 
     @property
     def conversion_rate(self) -> float | None:
@@ -216,6 +221,7 @@ class DeliveryReport:
                 str(_l("届いた友だち")),
                 str(_l("開封した人（LINE）")),
                 str(_l("クリックした人（LINE）")),
+                str(_l("クリックした友だち（リンク計測）")),
                 str(_l("リンクのクリック数（リンク計測）")),
                 str(_l("ブロック（24時間以内）")),
                 str(_l("ブロック（72時間以内）")),
@@ -228,6 +234,7 @@ class DeliveryReport:
                         self.reach,
                         self._line_value(self.stats.unique_opens),
                         self._line_value(self.stats.unique_clicks),
+                        self.clickers,
                         sum(link.clicks for link in self.links),
                         self.blocks_24h,
                         self.blocks_72h,
@@ -302,6 +309,12 @@ class DeliveryReport:
             [line, _l("開封数"), self._line_cell(self.stats.opens), note],
             [line, _l("開封した人"), self._line_cell(self.stats.unique_opens), note],
             [line, _l("クリックした人（LINE集計）"), self._line_cell(self.stats.unique_clicks), note],
+            [
+                links,
+                _l("クリックした友だち（リンク計測・1人1回）"),
+                WITHHELD if self.clickers is None else self.clickers,
+                "" if self.clickers is not None else _l("リンクが友だちごとでないため人数は数えられません"),
+            ],
             [_l("ブロック"), _l("24時間以内"), self.blocks_24h, ""],
             [_l("ブロック"), _l("72時間以内"), self.blocks_72h, ""],
         ]
@@ -340,4 +353,5 @@ def report(delivery: Delivery) -> DeliveryReport:
         _conversions_by(Conversion.clicked_delivery_id, delivery),
         line,
         _link_rows(clicks_by_link(delivery.id), line),
+        unique_clickers(delivery.id),
     )

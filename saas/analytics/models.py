@@ -95,7 +95,9 @@ class DeliveryClickDay(TenantOwned, db.Model):
     delivery_id: Mapped[int] = mapped_column(BigId)
     day: Mapped[date] = mapped_column()
     clicks: Mapped[int] = _counter()
-    friends: Mapped[int] = _counter()  # distinct recipients whose links were tapped that day (per-friend links only)
+    # distinct recipients whose links were tapped that day (per-friend links only); a friend who taps on
+    # two days is in both rows, so never sum it over days: links.services.unique_clickers counts them once
+    friends: Mapped[int] = _counter()
 
 
 class ClickHour(TenantOwned, db.Model):

@@ -286,6 +286,20 @@ def clicks_by_link(delivery_id: int) -> list[LinkStats]:
     return [_stats(url, *counted.get(url, (0, 0)), per_friend, delivery.sent) for url in urls]
 
 
+def unique_clickers(delivery_id: int) -> int | None:
+    """Friends who tapped any of the delivery's tracked links, each counted once however many links
+    or days (current tenant scope; index ``ix_link_click_clinic_delivery``). None when its links were
+    shared (not per recipient), so taps cannot be told apart by friend. Not a sum of the per-day
+    roll-up's ``friends``, which counts a friend again on each day they tapped."""
+    if not _per_friend_delivery(delivery_id):
+        return None
+    return db.session.scalar(
+        sa.select(sa.func.count(sa.distinct(LinkClick.friend_id))).where(
+            LinkClick.delivery_id == delivery_id, LinkClick.friend_id.is_not(None)
+        )
+    )
+
+
 def _stats(url: str, clicks: int, unique: int, per_friend: bool, sent: int) -> LinkStats:
     if not per_friend:
         return LinkStats(url, clicks, None, None)

@@ -209,3 +209,32 @@ def test_the_friend_page_shows_what_the_friend_clicked_and_hides_titles_from_ana
 
     login(client, gen_user("viewer", clinic=clinic))
     assert 'data-testid="friend-clicked"' not in client.get(page).get_data(as_text=True)
+
+
+def test_a_friend_who_taps_on_two_days_counts_once_among_the_deliverys_clicking_friends(client, sandbox, state):
+    """The per-day roll-up counts a friend on each day they tapped; the delivery report counts friends once."""
+    from saas.analytics.jobs import catch_up
+
+    clinic = connected_clinic(sandbox, "1750000103")
+    first, second, third = add_friends(sandbox, clinic, 3)
+    delivery_id = _send(clinic, WITH_LINK, "予防接種のご案内")
+    first_code, second_code = (codes_in(inbox(state, clinic, user))[0] for user in (first, second))
+    _tap(client, first_code)
+    with tenant_scope(clinic.id):  # that first tap was yesterday
+        (tap,) = db.session.scalars(sa.select(LinkClick)).all()
+        tap.clicked_at -= timedelta(days=1)
+        db.session.commit()
+    _tap(client, first_code)  # and the same friend again today
+    _tap(client, second_code)
+    catch_up(3, clinic_ids=[clinic.id])
+    with tenant_scope(clinic.id):
+        per_day = db.session.scalars(sa.select(DeliveryClickDay).order_by(DeliveryClickDay.day)).all()
+    assert [(r.clicks, r.friends) for r in per_day] == [(1, 1), (2, 2)]  # the first friend is in both days
+
+    login(client, gen_user("analyst", clinic=clinic))
+    html = client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/").get_data(as_text=True)
+    assert total(html, "clickers") == "2"  # two friends, not three
+    assert "クリック率 66.7%" in html  # of the three it reached
+    assert chart(html, "funnel")["人数・件数"][3:5] == [2, 3]  # clicking friends, taps
+    header, *rows = csv_rows(client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/report.csv").data)
+    assert ["リンク", "クリックした友だち（リンク計測・1人1回）", "2", ""] in rows
