@@ -6,8 +6,11 @@
   sent: LINE's unique opens over the recipients it reached, from ``delivery_insight`` (one row per
   delivery; deliveries whose opens LINE withheld are left out of both sides).
 - **Suggestion**: among send slots with at least ``MIN_SENDS`` deliveries and ``MIN_RECIPIENTS``
-  recipients in the period, the highest open rate (ties: more recipients). With no such slot, or
-  none with known opens, nothing is suggested and the page says why: never a guess from nothing.
+  recipients in the period, the highest open rate plus click rate (LINE's clicking friends over
+  the recipients of the sends whose clicks LINE told us; 0 where it told none), so a time whose
+  messages are opened *and* tapped beats one that is only opened; ties: the higher click rate,
+  then more recipients. With no such slot, or none with known opens, nothing is suggested and
+  the page says why: never a guess from nothing.
 """
 
 from __future__ import annotations
@@ -40,10 +43,22 @@ class Slot:
     recipients: int = 0
     opened_base: int = 0  # recipients of the sends whose opens LINE told us
     opens: int = 0
+    clicked_base: int = 0  # recipients of the sends whose clicking friends LINE told us
+    clickers: int = 0
 
     @property
     def open_rate(self) -> float | None:
         return rate(self.opens, self.opened_base)
+
+    @property
+    def click_rate(self) -> float | None:
+        return rate(self.clickers, self.clicked_base)
+
+    @property
+    def score(self) -> tuple[float, float, int]:
+        """How the suggestion ranks slots: open rate + click rate, then click rate, then recipients."""
+        clicks = self.click_rate or 0.0
+        return (round((self.open_rate or 0.0) + clicks, 1), clicks, self.recipients)
 
 
 @dataclass
@@ -52,6 +67,7 @@ class Suggestion:
     hour: int | None
     open_rate: float | None
     reason: str  # why nothing is suggested (empty when something is)
+    click_rate: float | None = None
 
     @property
     def text(self) -> str:
@@ -75,11 +91,16 @@ def click_grid(clinic_id: int, days: int = TIMING_DAYS) -> list[list[int]]:
 
 
 def send_slots(clinic_id: int, days: int = TIMING_DAYS) -> dict[tuple[int, int], Slot]:
-    """Per (weekday, hour) the deliveries were sent in: sends, recipients reached and LINE's opens."""
+    """Per (weekday, hour) the deliveries were sent in: sends, recipients reached, LINE's opens and clicks."""
     wanted = period_range(days)
     since, until = day_start(wanted[0]), day_start(wanted[-1] + timedelta(days=1))
     rows = db.session.execute(
-        sa.select(DeliveryInsight.sent_at, DeliveryInsight.reached, DeliveryInsight.unique_impressions).where(
+        sa.select(
+            DeliveryInsight.sent_at,
+            DeliveryInsight.reached,
+            DeliveryInsight.unique_impressions,
+            DeliveryInsight.unique_clicks,
+        ).where(
             DeliveryInsight.clinic_id == clinic_id,
             DeliveryInsight.sent_at >= since,
             DeliveryInsight.sent_at < until,
@@ -87,12 +108,14 @@ def send_slots(clinic_id: int, days: int = TIMING_DAYS) -> dict[tuple[int, int],
         )
     )
     slots: dict[tuple[int, int], Slot] = defaultdict(Slot)
-    for sent_at, reached, opens in rows:
+    for sent_at, reached, opens, clickers in rows:
         local = sent_at + JAPAN_OFFSET
         slot = slots[(local.weekday(), local.hour)]
         slot.sends, slot.recipients = slot.sends + 1, slot.recipients + reached
         if opens is not None:
             slot.opened_base, slot.opens = slot.opened_base + reached, slot.opens + opens
+        if clickers is not None:
+            slot.clicked_base, slot.clickers = slot.clicked_base + reached, slot.clickers + clickers
     return dict(slots)
 
 
@@ -111,8 +134,8 @@ def suggest(slots: dict[tuple[int, int], Slot], days: int = TIMING_DAYS) -> Sugg
     if not known:
         reason = _("LINEが開封数を公表していない（人数が少ない）配信ばかりのため、おすすめの時間は出せません。")
         return Suggestion(None, None, None, reason)
-    (weekday, hour), best = max(known.items(), key=lambda item: (item[1].open_rate, item[1].recipients))
-    return Suggestion(weekday, hour, best.open_rate, "")
+    (weekday, hour), best = max(known.items(), key=lambda item: item[1].score)
+    return Suggestion(weekday, hour, best.open_rate, "", best.click_rate)
 
 
 def _grid_chart(name: str, title, grid: list[list]) -> Chart:

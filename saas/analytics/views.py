@@ -78,6 +78,7 @@ def index():
         "analytics/index.html",
         timing=timing.timing(current_clinic().id),
         timing_days=timing.TIMING_DAYS,
+        min_sends=timing.MIN_SENDS,
         heat_levels=timing.heat_levels,
         days=days,
         periods=reports.PERIODS,

@@ -28,7 +28,9 @@ def _days_ago_on(weekday: int, weeks: int) -> int:
     return back + 7 * weeks
 
 
-def _sent(clinic_id: int, weekday: int, hour: int, reached: int, opens: int | None, count: int) -> None:
+def _sent(
+    clinic_id: int, weekday: int, hour: int, reached: int, opens: int | None, count: int, clicks: int | None = None
+) -> None:
     with tenant_scope(clinic_id):
         for week in range(count):
             delivery = deliveries.create_delivery(messages=[{"type": "text", "text": "お知らせ"}], title="お知らせ")
@@ -40,6 +42,7 @@ def _sent(clinic_id: int, weekday: int, hour: int, reached: int, opens: int | No
                     sent_at=sent_at,
                     reached=reached,
                     unique_impressions=opens,
+                    unique_clicks=clicks,
                     kind="broadcast",
                 )
             )
@@ -74,6 +77,26 @@ def test_the_best_time_is_the_slot_with_the_highest_open_rate_among_those_sent_o
     login(client, gen_user("sender", clinic=clinic))
     composer = client.get(f"/c/{clinic.slug}/deliveries/new").get_data(as_text=True)
     assert "おすすめの配信時間: 火曜 12時台" in composer
+
+
+def test_a_time_whose_messages_are_opened_and_tapped_beats_one_only_opened_and_the_page_says_how(client):
+    clinic = gen_clinic()
+    _sent(clinic.id, weekday=1, hour=12, reached=50, opens=30, count=3, clicks=0)  # 火 12時: 60 % + 0 %
+    _sent(clinic.id, weekday=3, hour=19, reached=50, opens=27, count=3, clicks=10)  # 木 19時: 54 % + 20 %
+    _sent(clinic.id, weekday=5, hour=10, reached=50, opens=35, count=3)  # 土 10時: 70 %, clicks withheld (0)
+    login(client, gen_user("analyst", clinic=clinic))
+    html = _page(client, clinic)
+    assert "木曜 19時台" in _suggestion(html)
+    assert "開封率 54.0%" in _suggestion(html) and "クリック率 20.0%" in _suggestion(html)
+    assert "開封率とクリック率" in html.split('data-testid="send-time-rule"')[1].split("</p>")[0]
+
+
+def test_equal_open_rates_are_decided_by_clicks_not_by_size(client):
+    clinic = gen_clinic()
+    _sent(clinic.id, weekday=0, hour=9, reached=100, opens=50, count=3, clicks=5)  # 50 % + 5 %, more recipients
+    _sent(clinic.id, weekday=2, hour=20, reached=40, opens=20, count=3, clicks=4)  # 50 % + 10 %
+    login(client, gen_user("analyst", clinic=clinic))
+    assert "水曜 20時台" in _suggestion(_page(client, clinic))
 
 
 @pytest.mark.parametrize(
