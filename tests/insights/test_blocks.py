@@ -82,8 +82,10 @@ def test_blocks_within_24_and_72_hours_count_for_the_delivery_and_one_outside_do
         assert services.block_attribution(delivery_id).rate_72h == pytest.approx(66.67)
         assert db.session.scalar(sa.select(sa.func.count(BlockAttribution.id))) == 2
     login(client, gen_user("sender", clinic=clinic))
-    page = client.get(f"/c/{clinic.slug}/deliveries/{delivery_id}").get_data(as_text=True)
-    assert '<dd data-figure="blocks-24h">1</dd>' in page and '<dd data-figure="blocks-72h">2</dd>' in page
+    page = client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/").get_data(as_text=True)
+    assert 'data-total="blocks-24h">1</p>' in page and 'data-total="blocks-72h">2</p>' in page
+    detail = client.get(f"/c/{clinic.slug}/deliveries/{delivery_id}").get_data(as_text=True)
+    assert 'data-testid="report-link"' in detail and "data-figure=" not in detail  # one report, not two
 
 
 def test_a_block_goes_to_the_last_delivery_received_and_a_tie_to_the_later_created(sandbox, clinic_and_channel):

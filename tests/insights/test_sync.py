@@ -33,14 +33,20 @@ def clinic(sandbox):
 
 
 def figure(page: str, name: str) -> str:
-    found = re.search(rf'<dd data-figure="{name}">(.*?)</dd>', page, re.S)
+    found = re.search(rf'data-total="{name}">(.*?)</p>', page, re.S)
     assert found, f"no {name} figure on the page"
     return found.group(1)
 
 
 def detail_page(client, clinic, delivery_id: int) -> str:
+    """The delivery's report, reached from its page (which shows no second copy of the figures)."""
     login(client, gen_user("sender", clinic=clinic))
     response = client.get(f"/c/{clinic.slug}/deliveries/{delivery_id}")
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert "data-figure=" not in page
+    report = re.search(r'data-testid="report-card".*?href="([^"]+)"', page, re.S).group(1)
+    response = client.get(report)
     assert response.status_code == 200
     return response.get_data(as_text=True)
 
