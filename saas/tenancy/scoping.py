@@ -12,6 +12,7 @@ the demo loader) says so with ``platform_scope("reason")`` — grep for it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -56,8 +57,15 @@ def current_scope() -> TenantScope | None:
     return _current_scope.get()
 
 
+@functools.lru_cache(maxsize=256)
+def _array_text(ids: tuple[int, ...]) -> str:
+    return "{" + ",".join(str(int(i)) for i in ids) + "}"
+
+
 def _ids_array(ids: Iterable[int]):
-    return sa.cast(sa.bindparam(None, sorted(ids), type_=ARRAY(sa.Integer)), ARRAY(sa.Integer))
+    """The ids as one Postgres ``integer[]`` parameter, sent as its text form ``{1,2,…}`` (built once
+    per set of clinics: psycopg's own list dumper cost ~45 ms for a page's 18 arrays of 1,000)."""
+    return sa.cast(sa.bindparam(None, _array_text(tuple(sorted(ids))), type_=sa.String), ARRAY(sa.Integer))
 
 
 def clinic_in(column, ids: Iterable[int], dialect: str):
