@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.orm.attributes import set_committed_value
 
 from saas.auth.models import User
 from saas.autoreply import services as autoreply
@@ -173,8 +174,13 @@ def senders_of(messages: list[Message]) -> dict[int, str]:
 
 def urgent_since(friend: Friend):
     """When the bot recognised an emergency in this chat (None when there is none)."""
+    return chat_state(friend)[1]
+
+
+def chat_state(friend: Friend) -> tuple[bool, object]:
+    """(bot paused, urgent since) of the friend's chat, from one read of its state row."""
     state = autoreply.get_state(friend.clinic_id, friend.line_user_id)
-    return state.urgent_at if state else None
+    return bool(state and state.bot_paused), (state.urgent_at if state else None)
 
 
 def status_of(friend: Friend, conversation: Conversation | None) -> str:
@@ -225,7 +231,7 @@ def mark_read(friend: Friend) -> Conversation:
     is either already counted (and read) or counted after this, never lost.
     """
     conversation = ensure_conversation(friend)
-    db.session.execute(
+    statement = (
         sa.update(Conversation)
         .where(Conversation.id == conversation.id, _has_unread())
         .values(
@@ -233,9 +239,13 @@ def mark_read(friend: Friend) -> Conversation:
             unread_count=0,
             updated_at=utcnow(),
         )
+        .returning(Conversation.last_read_message_id, Conversation.unread_count, Conversation.updated_at)
         .execution_options(synchronize_session=False)
     )
-    db.session.expire(conversation)
+    updated = db.session.execute(statement).first()
+    if updated is not None:  # the row as the database now has it: the page reads it without a reload
+        for name in ("last_read_message_id", "unread_count", "updated_at"):
+            set_committed_value(conversation, name, getattr(updated, name))
     return conversation
 
 

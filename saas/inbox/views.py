@@ -111,9 +111,12 @@ def changes():
     return "", 200, {"HX-Trigger": "inbox-changed"}
 
 
-def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", needs_confirm: list | None = None):
+def _conversation_page(
+    friend: Friend, *, conversation=None, draft: str = "", refused: str = "", needs_confirm: list | None = None
+):
     clinic = current_clinic()
-    conversation = services.get_conversation(friend)
+    conversation = conversation or services.get_conversation(friend)
+    bot_paused, urgent_at = services.chat_state(friend)
     messages = friends.conversation(friend, limit=CONVERSATION_PAGE)
     entries = timeline.interleave(friend.id, messages, page_was_full=len(messages) == CONVERSATION_PAGE)
     sends = [e.sent for e in entries if e.sent is not None]
@@ -129,14 +132,14 @@ def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", ne
         messages=messages,
         entries=entries,
         senders=services.senders_of(messages),
-        urgent_at=services.urgent_since(friend),
+        urgent_at=urgent_at,
         last_id=messages[-1].id if messages else 0,
         last_receipt_id=max(s.receipt.id for s in sends) if sends else timeline.newest_receipt_id(friend.id),
         detector=detector_for(clinic.id),
         plan=sending.delivery_plan(clinic, friend),
         canned=canned.canned_replies(clinic, friend),
         responders=responders(clinic),
-        bot_paused=services.bot_paused(friend),
+        bot_paused=bot_paused,
         draft=draft,
         refused=refused,
         needs_confirm=needs_confirm or [],
@@ -150,8 +153,8 @@ def _conversation_page(friend: Friend, *, draft: str = "", refused: str = "", ne
 def conversation(friend_id: int):
     """One conversation. Every opening is audited and marks the messages read."""
     friend = _friend_or_404(friend_id)
-    services.mark_read(friend)
-    return _conversation_page(friend, draft=request.args.get("draft", ""))
+    conversation = services.mark_read(friend)  # the row as updated: the page does not read it again
+    return _conversation_page(friend, conversation=conversation, draft=request.args.get("draft", ""))
 
 
 @bp.get("/<int:friend_id>/messages")

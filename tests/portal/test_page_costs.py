@@ -201,3 +201,26 @@ def test_audit_pages_cover_every_event_exactly_once(client, count):
     pages = _follow(client, f"/c/{clinic.slug}/audit/?action=conversation.view", "audit-next")
     shown = [int(n) for page in pages for n in re.findall(r"<td>友だち #(\d+)</td>", page)]
     assert sorted(shown) == list(range(count)) and len(shown) == count
+
+
+def test_opening_a_conversation_marks_it_read_within_its_statement_budget(client):
+    from saas.inbox.models import Conversation
+
+    clinic = gen_clinic()
+    _populate(clinic, 6)
+    login(client, gen_user("owner", clinic=clinic))
+    with tenant_scope(clinic.id):
+        friend_id = db.session.scalars(sa.select(Friend.id).order_by(Friend.id)).first()
+    url = f"/c/{clinic.slug}/inbox/{friend_id}"
+    client.get(url)
+    with tenant_scope(clinic.id):
+        friend = db.session.get(Friend, friend_id)
+        record_message(friend, "in", "text", "新しい質問")
+        db.session.commit()
+    # 33 before: the conversation row was read again after marking it read, its chat state twice
+    assert _queries(client, url) <= 31
+    db.session.expire_all()
+    with tenant_scope(clinic.id):
+        row = db.session.scalars(sa.select(Conversation).where(Conversation.friend_id == friend_id)).one()
+        assert row.unread_count == 0 and row.last_read_message_id == row.last_message_id
+    assert "新しい質問" in client.get(url).get_data(as_text=True)
