@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from saas.common import utcnow
+from saas.friends import hooks
 from saas.friends.models import Direction, Message
 from saas.inbox.models import Conversation, ConversationStatus
 
@@ -73,11 +74,20 @@ def _folded(insert):
     )
 
 
+def needs_staff(direction: str, kind: str | None, text: str | None) -> bool:
+    """A patient's message needs staff; a button tap the product itself handles (marketing consent,
+    a booking step, a scenario's choice) does not, so it neither counts as unread nor reopens."""
+    if direction != Direction.IN:
+        return False
+    return not (kind == "postback" and hooks.postback_handler_for(text or "") is not None)
+
+
 def _values(message: Message) -> dict:
-    return _row_values(message.clinic_id, message.friend_id, message.id, message.created_at, message.direction)
+    unread = needs_staff(message.direction, message.kind, message.text)
+    return _row_values(message.clinic_id, message.friend_id, message.id, message.created_at, unread)
 
 
-def _row_values(clinic_id: int, friend_id: int, message_id: int, created_at, direction: str) -> dict:
+def _row_values(clinic_id: int, friend_id: int, message_id: int, created_at, unread: bool) -> dict:
     now = utcnow()
     return {
         "clinic_id": clinic_id,
@@ -87,7 +97,7 @@ def _row_values(clinic_id: int, friend_id: int, message_id: int, created_at, dir
         "last_read_message_id": 0,
         "last_message_id": message_id,
         "last_message_at": created_at or now,
-        "unread_count": 1 if direction == Direction.IN else 0,
+        "unread_count": 1 if unread else 0,
         "created_at": now,
         "updated_at": now,
     }
@@ -100,8 +110,8 @@ def fold_stored(session: Session, messages: list[dict]) -> None:
     rows: dict[tuple[int, int], dict] = {}
     for message in messages:
         key = (message["clinic_id"], message["friend_id"])
-        values = _row_values(message["clinic_id"], message["friend_id"], message["id"], message["created_at"],
-                             message["direction"])  # fmt: skip
+        unread = needs_staff(message["direction"], message.get("kind"), message.get("text"))
+        values = _row_values(message["clinic_id"], message["friend_id"], message["id"], message["created_at"], unread)
         folded = rows.get(key)
         if folded is None:
             rows[key] = values

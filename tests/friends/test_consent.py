@@ -158,3 +158,19 @@ def test_a_friend_who_declined_reminders_gets_no_day_before_reminder(sandbox, li
         due, booking_id = booking.reminder_at, booking.id
     assert reminder_jobs.send_booking_reminder(clinic.id, booking_id, due + timedelta(minutes=1)) == "no-consent"
     assert not any(t.startswith("【明日のご予約】") for t in _texts(sandbox, channel, patient))
+
+
+def test_a_consent_tap_the_bot_answered_is_not_an_unanswered_chat_but_a_question_is(sandbox, live_server):
+    from saas.inbox.services import unanswered_counts
+
+    clinic, channel = connect_clinic(sandbox, live_server)
+    _greeting(clinic)
+    patient = _new_friend(sandbox, channel)
+    sandbox.postback(channel, patient, "consent:marketing:yes")
+    run_jobs()
+    assert "「受け取る」に設定しました" in _texts(sandbox, channel, patient)[-1], "the bot answered the tap"
+    assert unanswered_counts([clinic.id]).get(clinic.id, 0) == 0, "nothing for staff to answer"
+
+    sandbox.send_text(channel, patient, "予約の変更はできますか")
+    run_jobs()
+    assert unanswered_counts([clinic.id]).get(clinic.id, 0) == 1, "a question waits for staff"
