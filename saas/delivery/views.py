@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -284,10 +284,14 @@ def clicks_csv(delivery_id: int):
 @login_required
 @require("messages.send")
 def progress(delivery_id: int):
-    """htmx: the progress card, polled while the delivery is under way."""
-    page = render_template("delivery/_progress.html", **_detail_context(_get(delivery_id)))
+    """htmx: the progress card, polled while the delivery is under way. Once it has ended the
+    whole page is reloaded: its header changes too (no 配信をキャンセル, a link to the report)."""
+    delivery = _get(delivery_id)
+    response = make_response(render_template("delivery/_progress.html", **_detail_context(delivery)))
+    if request.headers.get("HX-Request") and not delivery.is_active:
+        response.headers["HX-Refresh"] = "true"
     db.session.rollback()
-    return page
+    return response
 
 
 @bp.post("/c/<clinic>/deliveries/<int:delivery_id>/resend")

@@ -119,9 +119,15 @@ def test_a_segment_send_by_tag_shows_its_outcome_and_is_audited(sender, sandbox,
         tag_id = tag.id
     response = post(sender, clinic, audience="segment", tag_ids=str(tag_id), text="予防接種の予約を受付中です")
     assert response.status_code == 302
+    poll = response.headers["Location"] + "/progress"
+    under_way = sender.get(poll, headers={"HX-Request": "true"})
+    assert "HX-Refresh" not in under_way.headers and "hx-trigger" in under_way.get_data(as_text=True)
     drain()
+    ended = sender.get(poll, headers={"HX-Request": "true"})
+    assert ended.headers["HX-Refresh"] == "true"  # the page reloads: its cancel button goes, the report link comes
     page = sender.get(response.headers["Location"]).get_data(as_text=True)
     assert 'data-status="done"' in page and 'data-count="sent">12<' in page
+    assert "配信をキャンセル" not in page
     assert "予防接種の予約を受付中です" in page
     history = sender.get(f"/c/{clinic.slug}/deliveries").get_data(as_text=True)
     assert "セグメント配信" in history and "完了" in history
