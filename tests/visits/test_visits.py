@@ -131,7 +131,7 @@ def test_another_clinics_friend_and_visits_are_404(client):
 
 def test_a_booking_marked_visited_at_the_desk_joins_the_history_once(client, sandbox, live_server):
     from saas.booking import services as booking
-    from tests.booking.support import booking_clinic
+    from tests.booking.support import booking_clinic, tomorrow_at
     from tests.forms.support import friend_of
     from tests.webhooks.support import run_jobs
 
@@ -140,7 +140,7 @@ def test_a_booking_marked_visited_at_the_desk_joins_the_history_once(client, san
     sandbox.follow(channel, patient)
     run_jobs()
     friend_id = friend_of(clinic, patient).id
-    at = to_local(utcnow()).replace(hour=10, minute=0, second=0, microsecond=0, tzinfo=None)
+    at = tomorrow_at(clinic)  # today's 10:00 is in the past after 10:00 in Japan, and refused
     with tenant_scope(clinic.id):
         booking_id = booking.book(clinic, line_user_id=patient, patient_name="鈴木 次郎", starts_at=at).id
     login(client, gen_user("admin", clinic=clinic))
