@@ -84,15 +84,30 @@ def _start_from_an_empty_database() -> None:
 
 
 def _empty_all_tables() -> None:
-    tables = list(reversed(db.metadata.sorted_tables))
+    """Delete the rows a test left, children first, and restart every used id sequence.
+
+    Only tables that hold rows are touched: a TRUNCATE of all hundred tables rewrites every
+    table's and index's files and took 1–2 s per test on Postgres, most of the suite's time."""
+    tables = [table for table in reversed(db.metadata.sorted_tables) if table.name in _tables_with_rows()]
     if db.engine.dialect.name == "postgresql":
-        names = ", ".join(f'"{t.name}"' for t in tables)
         db.session.execute(sa.text("SET LOCAL lock_timeout = '60s'"))  # a stray lock fails a test, never hangs the run
-        db.session.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-    else:
-        for table in tables:
-            db.session.execute(table.delete())
+    for table in tables:
+        db.session.execute(table.delete())
+    if db.engine.dialect.name == "postgresql":
+        db.session.execute(
+            sa.text(
+                "SELECT setval(format('%I.%I', schemaname, sequencename)::regclass, 1, false)"
+                " FROM pg_sequences WHERE last_value IS NOT NULL"
+            )
+        )
     db.session.commit()
+
+
+def _tables_with_rows() -> set[str]:
+    probes = " UNION ALL ".join(
+        f"SELECT '{table.name}' WHERE EXISTS (SELECT 1 FROM \"{table.name}\")" for table in db.metadata.sorted_tables
+    )
+    return set(db.session.execute(sa.text(probes)).scalars())
 
 
 @pytest.fixture(autouse=True)
