@@ -19,6 +19,12 @@ PLAN_FIELDS = ("name", "monthly_fee_yen", "free_messages", "allows_extra", "extr
 
 def load_plans(path: Path = PLANS_FILE) -> list[LinePlan]:
     """Create or update the LinePlan rows from the data file (idempotent); commits."""
+    plans = _apply_plans(path)
+    db.session.commit()
+    return plans
+
+
+def _apply_plans(path: Path) -> list[LinePlan]:
     entries = yaml.safe_load(path.read_text(encoding="utf-8"))["plans"]
     plans = []
     for entry in entries:
@@ -27,15 +33,28 @@ def load_plans(path: Path = PLANS_FILE) -> list[LinePlan]:
             setattr(plan, field, entry.get(field, PLAN_DEFAULTS.get(field)))
         db.session.add(plan)
         plans.append(plan)
-    db.session.commit()
+    db.session.flush()
     return plans
+
+
+def _load_plans_on_first_use() -> None:
+    """Load the data file, also when another process or thread loads it at the same moment: a clash
+    undoes only this savepoint, never the caller's work, and the second pass updates their rows."""
+    for _attempt in range(2):
+        try:
+            with db.session.begin_nested():
+                _apply_plans(PLANS_FILE)
+            break
+        except sa.exc.IntegrityError:
+            continue
+    db.session.commit()
 
 
 def get_plan(code: str) -> LinePlan:
     """The plan with this code, loading the data file first if plans were never loaded."""
     plan = db.session.scalar(sa.select(LinePlan).filter_by(code=code))
     if plan is None and db.session.scalar(sa.select(sa.func.count()).select_from(LinePlan)) == 0:
-        load_plans()
+        _load_plans_on_first_use()
         plan = db.session.scalar(sa.select(LinePlan).filter_by(code=code))
     if plan is None:
         raise LookupError(f"unknown LINE plan {code!r}")

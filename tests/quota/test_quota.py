@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import suppress
 from datetime import datetime
 
 import pytest
@@ -234,3 +235,32 @@ def test_quota_page_of_another_clinic_is_not_found(client, clinic):
     other = gen_clinic()
     login(client, gen_user("viewer", clinic=clinic))
     assert client.get(f"/c/{other.slug}/quota").status_code == 404
+
+
+def test_the_first_use_of_plans_survives_another_process_loading_them_at_the_same_moment(app):
+    """Two first sends at once: the other one inserts a plan row between our look-up and our insert
+    (on SQLite it has to wait for our write lock, on Postgres it commits at once)."""
+    counted, competitors, engine = [], [], db.engine
+
+    def competitor():
+        with suppress(sa.exc.IntegrityError), engine.connect() as other:
+            other.execute(sa.insert(LinePlan).values(code="free", name="free", extra_price_tiers=[]))
+            other.commit()
+
+    def insert_free_plan_meanwhile(_connection, _cursor, statement, *_args):
+        counted.extend(["count"] if "count(*)" in statement and "FROM line_plan" in statement else [])
+        if counted and not competitors and "line_plan.code =" in statement:
+            competitors.append(threading.Thread(target=competitor))
+            competitors[0].start()
+            competitors[0].join(timeout=1)
+
+    sa.event.listen(db.engine, "after_cursor_execute", insert_free_plan_meanwhile)
+    try:
+        plan = get_plan("free")
+    finally:
+        sa.event.remove(db.engine, "after_cursor_execute", insert_free_plan_meanwhile)
+        competitors[0].join()
+
+    assert (plan.code, plan.free_messages) == ("free", 200)
+    assert {p.code for p in db.session.scalars(sa.select(LinePlan))} == {"free", "light", "standard"}
+    assert get_plan("standard").free_messages == 30000
