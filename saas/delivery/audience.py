@@ -20,14 +20,13 @@ from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 
 from saas.common import to_utc, utcnow
 from saas.extensions import db
 from saas.fields.services import segment_filters as field_filters
 from saas.forms.segments import segment_filters as form_filters
-from saas.friends import consent
-from saas.friends.models import Friend, FriendStatus, FriendTag
+from saas.friends import attribute_rows, consent
+from saas.friends.models import Friend, FriendAttribute, FriendStatus, FriendTag
 from saas.visits.services import segment_filters as visit_filters
 
 
@@ -94,10 +93,12 @@ def _time_filters(segment: dict, now: datetime) -> list:
 
 
 def attribute_filter(key: str, value: str):
-    """An attribute equal to a text: JSONB containment on Postgres (its GIN index), JSON text on SQLite."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return sa.type_coerce(Friend.attributes, JSONB).contains({key: value})
-    return Friend.attributes[key].as_string() == value
+    """An attribute equal to a text: the friend's typed attribute rows (an index-only lookup)."""
+    if len(value) > attribute_rows.MAX_VALUE:  # never kept as a row: compare the JSON itself
+        return Friend.attributes[key].as_string() == value
+    return Friend.id.in_(
+        sa.select(FriendAttribute.friend_id).where(FriendAttribute.key == key, FriendAttribute.value == value)
+    )
 
 
 def segment_filters(segment: dict, *, now: datetime | None = None) -> list:

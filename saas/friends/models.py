@@ -12,6 +12,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from saas.common import BigId, Timestamped, utcnow
 from saas.crypto import EncryptedText
 from saas.extensions import db
+from saas.friends import attribute_rows
 from saas.tenancy.scoping import TenantOwned
 
 
@@ -38,22 +39,13 @@ class Friend(TenantOwned, Timestamped, db.Model):
         sa.Index("ix_friend_clinic_last_message", "clinic_id", "last_message_at"),
         sa.Index("ix_friend_clinic_inflow", "clinic_id", "inflow_source_id"),
         sa.Index("ix_friend_clinic_blocked", "clinic_id", "blocked_at"),  # the dashboard's blocks per day
-        # Postgres only (SQLite's rowid indexes cover these already, and it has no GIN):
-        # segment counts read status and consent from the index alone (index-only scans) ...
+        # Postgres only (SQLite's rowid indexes cover it already): segment counts read status and
+        # consent from the index alone (index-only scans); attribute equalities read FriendAttribute.
         sa.Index(
             "ix_friend_audience",
             "clinic_id",
             "id",
             postgresql_include=["status", "consent_marketing", "consent_booking"],
-        ).ddl_if(dialect="postgresql"),
-        # ... and attribute equality is ``attributes @> {...}`` within the clinic (btree_gin: the
-        # index intersects the clinic's entries with the value's, never other clinics' friends).
-        sa.Index(
-            "ix_friend_clinic_attributes",
-            "clinic_id",
-            "attributes",
-            postgresql_using="gin",
-            postgresql_ops={"attributes": "jsonb_path_ops"},
         ).ddl_if(dialect="postgresql"),
     )
 
@@ -87,11 +79,20 @@ class Friend(TenantOwned, Timestamped, db.Model):
         return self.reply_token if self.reply_token and expires and expires > utcnow() else None
 
 
-sa.event.listen(
-    Friend.__table__,
-    "before_create",
-    sa.DDL("CREATE EXTENSION IF NOT EXISTS btree_gin").execute_if(dialect="postgresql"),
-)
+class FriendAttribute(TenantOwned, db.Model):
+    """One text attribute of a friend, written by triggers on ``friend`` (see attribute_rows)."""
+
+    __tablename__ = "friend_attribute"
+    __table_args__ = (sa.Index("ix_friend_attribute_friend", "friend_id"),)
+
+    # The primary key is the segment filter's covering index: clinic, key, value -> friends.
+    clinic_id: Mapped[int] = mapped_column(sa.ForeignKey("clinic.id", ondelete="CASCADE"), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    friend_id: Mapped[int] = mapped_column(primary_key=True)  # no foreign key: the delete trigger removes it
+
+
+attribute_rows.listen(db.metadata)
 
 
 class Tag(TenantOwned, Timestamped, db.Model):

@@ -64,6 +64,7 @@ DEFAULTS = (
     PatientTable("webhook_event", ("line_user_id",), DELETE, "events"),
     PatientTable("friend_tag", ("friend_id",), DELETE, "tags"),
     PatientTable("friend_field_value", ("friend_id",), DELETE, "fields"),
+    PatientTable("friend_attribute", ("friend_id",), DELETE, "attribute_rows"),  # attributes' index rows
     PatientTable("consent_change", ("friend_id",), DELETE, "consent_changes"),
     PatientTable("chat_send", ("friend_id",), DELETE, "chat_sends"),
     PatientTable("conversation", ("friend_id",), DELETE, "conversation"),
