@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
-from flask import current_app, g, has_request_context, request
+from flask import after_this_request, current_app, g, has_request_context, request
 
 from saas.audit.models import AuditEvent, retention_purge
 from saas.common import to_utc, utcnow
@@ -52,10 +52,14 @@ def record(
     actor=None,
     actor_email: str | None = None,
     commit: bool = False,
+    deferred: bool = False,
 ) -> AuditEvent:
     """Append one event. Actor, IP and user agent come from the request unless given.
 
-    ``clinic_id`` defaults to the clinic of the current ``/c/<clinic>/`` page.
+    ``clinic_id`` defaults to the clinic of the current ``/c/<clinic>/`` page. ``deferred``: the
+    event is inserted once the response is rendered, with the request's other deferred events
+    (one INSERT for them all, without its id), and the session is committed then; added at once,
+    the page's next query flushed each event by itself.
     """
     actor = actor if actor is not None else _request_actor()
     ip, user_agent = _request_origin()
@@ -71,22 +75,50 @@ def record(
         ip=ip,
         user_agent=user_agent,
     )
+    if deferred:
+        _defer(event)
+        return event
     db.session.add(event)
     if commit:
         db.session.commit()
     return event
 
 
+def _defer(event: AuditEvent) -> None:
+    pending = g.setdefault("audit_deferred", [])
+    if not pending:
+        after_this_request(_write_deferred)
+    pending.append(event)
+
+
+_COLUMNS = [column.key for column in AuditEvent.__table__.columns if column.key != "id"]
+
+
+def _write_deferred(response):
+    rows = [{key: getattr(event, key) for key in _COLUMNS} for event in g.pop("audit_deferred", [])]
+    db.session.execute(sa.insert(AuditEvent.__table__), rows)  # Core: one statement for every row
+    session = db.session()
+    # The page is rendered: expiring its rows would only make the after-request hooks read them again.
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = True
+    return response
+
+
 CONVERSATION_VIEW = "conversation.view"
 
 
-def record_conversation_view(friend_id: int, *, commit: bool = True, **details) -> AuditEvent:
+def record_conversation_view(friend_id: int, *, commit: bool = True, deferred: bool = False, **details) -> AuditEvent:
     """A page showed this friend's conversation (GL 6.0 §17: every view of patient text)."""
-    return record(CONVERSATION_VIEW, target_type="friend", target_id=friend_id, details=details, commit=commit)
+    return record(
+        CONVERSATION_VIEW, target_type="friend", target_id=friend_id, details=details, commit=commit, deferred=deferred
+    )
 
 
 def record_list_view(
-    friend_ids: list[int], message_ids: list[int], *, poll: bool = False, commit: bool = True
+    friend_ids: list[int], message_ids: list[int], *, poll: bool = False, commit: bool = True, deferred: bool = False
 ) -> AuditEvent | None:
     """A list showed previews (last messages) of these friends' conversations.
 
@@ -98,7 +130,7 @@ def record_list_view(
         return None
     if poll and _previous_list_view(_request_actor(), _request_clinic_id()) == details:
         return None
-    return record(CONVERSATION_VIEW, target_type="conversation_list", details=details, commit=commit)
+    return record(CONVERSATION_VIEW, target_type="conversation_list", details=details, commit=commit, deferred=deferred)
 
 
 def _previous_list_view(actor, clinic_id: int | None) -> dict | None:

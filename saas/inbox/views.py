@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
-    after_this_request,
     flash,
     make_response,
     redirect,
@@ -49,9 +48,8 @@ def _list_context(selected_id: int | None = None) -> dict:
         [row.friend.id for row in page.rows],
         [row.last_message.id for row in page.rows if row.last_message],
         poll=request.headers.get("HX-Request") == "true",
-        commit=False,
+        deferred=True,
     )
-    after_this_request(_commit_after_rendering)
     return {
         "rows": page.rows,
         "next_before": page.next_before,
@@ -61,12 +59,6 @@ def _list_context(selected_id: int | None = None) -> dict:
         "status_labels": STATUS_LABELS,
         "filter_args": {k: v for k, v in request.args.items() if k in ("mine", "unassigned", "status") and v},
     }
-
-
-def _commit_after_rendering(response):
-    # Committing before the page is rendered would expire every row it shows (a query per row).
-    db.session.commit()
-    return response
 
 
 def _friend_or_404(friend_id: int) -> Friend:
@@ -120,10 +112,9 @@ def _conversation_page(
     messages = friends.conversation(friend, limit=CONVERSATION_PAGE)
     entries = timeline.interleave(friend.id, messages, page_was_full=len(messages) == CONVERSATION_PAGE)
     sends = [e.sent for e in entries if e.sent is not None]
-    # Also when a refused send shows the conversation again; committed after rendering, as the list's
-    # view (committing first expired every message shown: a query per message, 136 statements).
-    record_conversation_view(friend.id, commit=False)
-    after_this_request(_commit_after_rendering)
+    # Also when a refused send shows the conversation again; written with the list's view after
+    # rendering (committing first expired every message shown: a query per message, 136 statements).
+    record_conversation_view(friend.id, deferred=True)
     return render_template(
         "inbox/conversation.html",
         friend=friend,

@@ -10,7 +10,7 @@ from datetime import date, datetime
 import sqlalchemy as sa
 
 from saas.extensions import db
-from saas.quota.counter import durable_used, japan_now, month_key
+from saas.quota.counter import japan_now, month_key
 from saas.quota.models import ClinicPlan, LinePlan, MessageUsage, MessageUsageDay
 from saas.quota.plans import DEFAULT_PLAN, EffectivePlan, get_plan, month_cost_yen, plan_for_clinic
 from saas.tenancy.scoping import clinic_in, dialect_name
@@ -58,13 +58,15 @@ def usage(clinic_id: int, *, now: datetime | None = None) -> Usage:
     moment = japan_now(now)
     month = month_key(moment)
     effective = plan_for_clinic(clinic_id)
-    used = durable_used(clinic_id, month)
+    row = db.session.execute(  # one read of the month's row (durable_used and line_reported)
+        sa.select(MessageUsage.used, MessageUsage.line_reported).filter_by(clinic_id=clinic_id, month=month)
+    ).first()
+    used, reported = (row.used or 0, row.line_reported) if row else (0, None)
     included = effective.plan.free_messages
     percent = round(100.0 * used / included, 1) if included else 100.0
     projected = project_month_total(used, moment.date())
     if effective.limit is not None:
         projected = min(projected, effective.limit)
-    reported = db.session.scalar(sa.select(MessageUsage.line_reported).filter_by(clinic_id=clinic_id, month=month))
     return Usage(
         month=month,
         plan=effective,

@@ -461,6 +461,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--audit", type=int, default=0, help="audit events of the clinic")
     parser.add_argument("--samples", type=int, default=60)
     parser.add_argument("--keep", action="store_true", help="keep the generated data for the next run")
+    parser.add_argument("--database", default="tsunagu_bench_portal", help="the scratch database's name (Postgres)")
     parser.add_argument("--json", default="", help="write the figures here")
     args = parser.parse_args(argv)
     _scale(args)
@@ -472,7 +473,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     postgres = support.production()
     database = (
-        support.scratch_postgres("tsunagu_bench_portal", keep=args.keep)
+        support.scratch_postgres(args.database, keep=args.keep)
         if postgres
         else nullcontext(f"sqlite:///{tmp}/portal.sqlite3")
     )
