@@ -11,7 +11,8 @@ over one benchmark clinic of ``--friends`` (default 100,000) and ``--other-clini
 (default 1,000). The clinic's friends are spread evenly through the table, as a clinic that
 gained patients over years among other clinics' would be (its rows share no pages). Every friend
 has two of its clinic's 30 tags, attributes ``age_band`` (one of six), ``interest`` (one of
-five) and ``rank`` (``gold`` for 2%), half of them a value of the clinic's choice field
+five) and ``rank`` (``gold`` for 2%) with their typed rows (``friend_attribute``, filled in one
+``INSERT ... SELECT``: the load runs without triggers), half of them a value of the clinic's choice field
 ``plan`` (one of four), a follow date over three years; 10% are blocked, 1 in 7 without
 marketing consent.
 
