@@ -9,7 +9,8 @@ other, so a friend's events keep their order. What the batch does, and what a cr
 1. one transaction stores the patients' messages (one multi-row INSERT), the friends' newest
    reply tokens, the inbox and day counters (one upsert per friend, per day) and whatever the
    responders decided (a hand-off pauses the bot), and is committed before LINE is called;
-2. the answers go out by reply, concurrently, with no database work: a crash here leaves the
+2. the answers go out by reply, concurrently, with no database work (the worker stores its next
+   batch and records its previous one meanwhile): a crash here leaves the
    events claimed; taken again after ``CLAIM_TIMEOUT`` they are handled one by one and find
    their messages stored and their replies marked as handed to LINE (``reply_sent_at``, set in
    step 1): the reply is tried again while the token lives (LINE refuses a used one), else taken
@@ -25,6 +26,7 @@ every event of the batch is handed back to be handled one by one, which isolates
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -146,9 +148,16 @@ def _track_links(clinic_id: int, items: list[Item]) -> None:
 
 def send(clinic, items: list[Item], parallel: int) -> None:
     """Step 2: every answer whose token is still usable goes out by reply, ``parallel`` at a time."""
+    start_sending(clinic, items, parallel)()
+
+
+def start_sending(clinic, items: list[Item], parallel: int) -> Callable[[], None]:
+    """Step 2 started: the replies go out on threads of their own; returns the call that waits
+    until LINE answered each. The worker stores its next batch meanwhile (``saas.webhooks.jobs``):
+    the replies are HTTP calls only and touch no database session."""
     due = [item for item in items if item.answer and item.event.reply_token_usable]
     if not due:
-        return
+        return lambda: None
     app = current_app._get_current_object()
 
     def reply(item: Item) -> None:
@@ -161,8 +170,15 @@ def send(clinic, items: list[Item], parallel: int) -> None:
                 log.exception("reply to event %s failed", item.event.id)
                 item.failed = f"{type(exc).__name__}: {exc}"[:2000]
 
-    with ThreadPoolExecutor(max_workers=min(parallel, len(due))) as pool:
-        list(pool.map(reply, due))
+    pool = ThreadPoolExecutor(max_workers=min(parallel, len(due)))
+    futures = [pool.submit(reply, item) for item in due]
+
+    def wait() -> None:
+        for future in futures:
+            future.result()
+        pool.shutdown()
+
+    return wait
 
 
 def record(clinic, items: list[Item]) -> None:
@@ -192,9 +208,20 @@ def record(clinic, items: list[Item]) -> None:
         for item in replied
     ]  # fmt: skip
     db.session.execute(sa.insert(FriendReceipt), receipts)
-    for item in replied:
-        if item.friend.reply_token == item.event.reply_token:
-            item.friend.reply_token, item.friend.reply_token_expires_at = None, None  # used up
+    _forget_used_tokens(replied)
+
+
+def _forget_used_tokens(replied: list[Item]) -> None:
+    """A friend's kept reply token is cleared if it is the one just used. Compared in the database,
+    not on the loaded friend: the next batch may have stored a newer token since (one UPDATE)."""
+    used = [(item.friend.id, item.event.reply_token) for item in replied if item.event.reply_token]
+    if used:
+        db.session.execute(
+            sa.update(Friend)
+            .where(sa.tuple_(Friend.id, Friend.reply_token).in_(used))
+            .values(reply_token=None, reply_token_expires_at=None)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def _outgoing_row(clinic_id: int, item: Item, message: dict, line_id: str | None, now) -> dict:

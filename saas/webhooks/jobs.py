@@ -4,8 +4,9 @@ A webhook request enqueues a job on the ``webhooks`` queue unless the clinic alr
 waiting (see :func:`enqueue`), served by a non-forking worker
 (``flask worker --queues webhooks --mode simple``): a job is a few milliseconds of work, far
 less than a fork. A job takes its own events and every other pending event of the clinic
-(batching what arrived meanwhile), and handles them with
-one thread per friend (up to ``PARALLEL_FRIENDS``): a friend's events in order, different
+(batching what arrived meanwhile). Known friends' plain messages go as one batch
+(``saas.friends.batch``), their replies concurrently while the next batch is stored; the other
+events go one thread per friend (up to ``PARALLEL_FRIENDS``): a friend's events in order, different
 friends' replies to LINE in parallel, so a 1 s LINE round trip does not hold the queue. Events that fail are retried by
 RQ's retry with back-off (the job raises at the end), up to ``MAX_ATTEMPTS`` per event.
 """
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -133,23 +136,37 @@ def _by_friend(claimed: list[tuple[int, str | None]]) -> list[list[int]]:
     return list(groups.values())
 
 
+@dataclass
+class _Replies:
+    """A batch whose replies are out at LINE, to be recorded once LINE answered them all."""
+
+    clinic: Clinic
+    items: list[batch.Item]
+    wait: Callable[[], None]
+
+
 @job
 def handle_webhook_events(clinic_id: int, event_row_ids: list[int]) -> int:
     """Apply a clinic's stored webhook events (these and any other pending); returns how many were handled.
 
     Claims batch after batch while events wait (up to ``JOB_SECONDS``): a job per batch left the
     worker waiting on the queue between batches while the clinic's events waited in the database.
+    While a batch's replies are out at LINE, the next batch is claimed and stored: the worker
+    was idle for most of each LINE round trip (and LINE's side of the benchmark for the rest).
     """
     get_redis().delete(queued_mark(clinic_id))  # events stored from now on need a job of their own
-    deadline, handled, failures = time.monotonic() + JOB_SECONDS, 0, 0
-    while True:
-        with tenant_scope(clinic_id):
-            claimed = claim(clinic_id, event_row_ids)
-        event_row_ids = []  # later batches take pending events only: failed ones wait for RQ's back-off
-        failures += _handle_batch(clinic_id, claimed)
-        handled += len(claimed)
-        if len(claimed) < BATCH or time.monotonic() > deadline:
-            break
+    deadline, handled, failures, out = time.monotonic() + JOB_SECONDS, 0, 0, []
+    try:
+        while True:
+            with tenant_scope(clinic_id):
+                claimed = claim(clinic_id, event_row_ids)
+            event_row_ids = []  # later batches take pending events only: failed ones wait for RQ's back-off
+            failures += _handle_batch(clinic_id, claimed, out)
+            handled += len(claimed)
+            if len(claimed) < BATCH or time.monotonic() > deadline:
+                break
+    finally:
+        failures += _record_replies(out)
     if len(claimed) == BATCH:
         enqueue(clinic_id, [claimed[-1][0]])  # more may be waiting behind this job's time
     if failures:
@@ -157,25 +174,33 @@ def handle_webhook_events(clinic_id: int, event_row_ids: list[int]) -> int:
     return handled - failures
 
 
-def _handle_batch(clinic_id: int, claimed: list[tuple[int, str | None]]) -> int:
+def _handle_batch(clinic_id: int, claimed: list[tuple[int, str | None]], out: list[_Replies]) -> int:
     """The claimed events: friends' plain messages together (``saas.friends.batch``), the others
-    one friend per thread; returns how many failed."""
-    if not claimed:
-        return 0
+    one friend per thread; returns how many failed. The previous batch's replies (in ``out``)
+    are recorded once these events are stored and their replies sent; those are left in ``out``."""
     app = current_app._get_current_object()
-    with app.app_context(), tenant_scope(clinic_id):
-        db.session().expire_on_commit = False  # the batch's rows stay loaded across its commits
-        clinic = db.session.get(Clinic, clinic_id)
-        items, one_by_one = _split(claimed)
-        failures, handed_back = _handle_together(app, clinic, items)
-        db.session.remove()
+    handed_back, one_by_one, items, clinic = [], set(), [], None
+    if claimed:
+        with app.app_context(), tenant_scope(clinic_id):
+            db.session().expire_on_commit = False  # the batch's rows stay loaded across its commits
+            clinic = db.session.get(Clinic, clinic_id)
+            items, one_by_one = _split(claimed)
+            stored, handed_back = _store_together(clinic, items)
+            db.session.remove()
+        items = items if stored else []
+    previous, out[:] = list(out), []
+    for replies in previous:  # LINE answered them before these go: one batch in flight at a time
+        replies.wait()
+    if items:
+        out.append(_Replies(clinic, items, batch.start_sending(clinic, items, REPLIES_IN_FLIGHT)))
+    failures = _record_replies(previous)  # while this batch's replies are out
     handed_back = set(handed_back)
     rest = [(event_id, user_id) for event_id, user_id in claimed if user_id in one_by_one or event_id in handed_back]
     groups = _by_friend(rest)
-    if not groups:
-        return failures
-    with ThreadPoolExecutor(max_workers=min(PARALLEL_FRIENDS, len(groups))) as pool:
-        return failures + sum(pool.map(lambda ids: _handle_in_order(app, clinic_id, ids), groups))
+    if groups:
+        with ThreadPoolExecutor(max_workers=min(PARALLEL_FRIENDS, len(groups))) as pool:
+            failures += sum(pool.map(lambda ids: _handle_in_order(app, clinic_id, ids), groups))
+    return failures
 
 
 def _split(claimed: list[tuple[int, str | None]]) -> tuple[list[batch.Item], set[str | None]]:
@@ -195,30 +220,49 @@ def _split(claimed: list[tuple[int, str | None]]) -> tuple[list[batch.Item], set
     return items, one_by_one
 
 
-def _handle_together(app, clinic, items: list[batch.Item]) -> tuple[int, list[int]]:
-    """The batch path; returns (failures, ids of events handed back to be handled one by one)."""
+def _store_together(clinic, items: list[batch.Item]) -> tuple[bool, list[int]]:
+    """Step 1 of the batch path; returns (stored, ids of events handed back to be handled one by one)."""
     if not items:
-        return 0, []
+        return False, []
     try:
         batch.store(clinic, items)
     except Exception:  # nothing of the batch is kept: one by one, a failing event fails alone
         db.session.rollback()
         log.exception("batch of %d events of clinic %s failed; handling them one by one", len(items), clinic.id)
-        return 0, [item.event.id for item in items]
-    batch.send(clinic, items, REPLIES_IN_FLIGHT)
-    try:
-        batch.record(clinic, items)
-        _finish([item.event.id for item in items if not (batch.needs_push(item) or item.failed)], EventState.HANDLED)
-    except Exception as exc:  # the answers went out but are not recorded: retried, found unanswered
-        db.session.rollback()
-        log.exception("answers of %d events of clinic %s not recorded", len(items), clinic.id)
-        _finish([item.event.id for item in items], EventState.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
-        return len(items), []
-    for item in items:
-        if item.failed:
-            _finish([item.event.id], EventState.FAILED, item.failed)
+        return False, [item.event.id for item in items]
+    return True, []
+
+
+def _record_replies(out: list[_Replies]) -> int:
+    """Step 3 of the batch path for the batches in ``out`` (taken from it), once LINE answered
+    every reply; returns how many events failed."""
+    failures = 0
+    while out:
+        failures += _record_batch(out.pop(0))
+    return failures
+
+
+def _record_batch(replies: _Replies) -> int:
+    replies.wait()
+    app, clinic, items = current_app._get_current_object(), replies.clinic, replies.items
+    with app.app_context(), tenant_scope(clinic.id):
+        try:
+            batch.record(clinic, items)
+            _finish(
+                [item.event.id for item in items if not (batch.needs_push(item) or item.failed)], EventState.HANDLED
+            )
+        except Exception as exc:  # the answers went out but are not recorded: retried, found unanswered
+            db.session.rollback()
+            log.exception("answers of %d events of clinic %s not recorded", len(items), clinic.id)
+            _finish([item.event.id for item in items], EventState.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
+            db.session.remove()
+            return len(items)
+        for item in items:
+            if item.failed:
+                _finish([item.event.id], EventState.FAILED, item.failed)
+        db.session.remove()
     pushes = [item for item in items if batch.needs_push(item)]
-    return sum(1 for item in items if item.failed) + _push_answers(app, clinic.id, pushes), []
+    return sum(1 for item in items if item.failed) + _push_answers(app, clinic.id, pushes)
 
 
 def _push_answers(app, clinic_id: int, items: list[batch.Item]) -> int:

@@ -12,6 +12,8 @@ otherwise the embedded defaults in a temporary directory (SQLite, embedded Redis
    per Messaging API call (``--line-latency-ms``), and the product under gunicorn;
 2. per worker mode, ``simple`` (the product's ``webhooks`` worker: no fork) and ``fork`` (RQ's
    forking worker, the baseline), on a clinic of its own:
+   - the clinic's 100 patients are known friends, as their follow events leave them
+     (``--first-contact``: unknown, so each one's first events go one by one, profile fetched);
    - throughput: N message events are acked while no worker runs, then ONE worker process
      (``flask worker --queues webhooks --mode ...``) starts; events/s is N over the time from
      the first claim to the last event handled (database timestamps: process start-up excluded);
@@ -137,6 +139,18 @@ class Product:
             db.session.commit()
             set_clinic_plan(clinic.id, "standard")  # the sandbox channel's plan: answers by push are not refused
             return clinic.id, clinic.webhook_key
+
+    def add_friends(self, clinic_id: int, users: list[str]) -> None:
+        """The patients as known friends, as their follow events would have left them."""
+        from saas.common import utcnow
+        from saas.extensions import db
+        from saas.friends.models import Friend
+        from saas.tenancy.scoping import tenant_scope
+
+        with self.app.app_context(), tenant_scope(clinic_id):
+            for i, user in enumerate(users):
+                db.session.add(Friend(line_user_id=user, display_name=f"患者{i}", followed_at=utcnow()))
+            db.session.commit()
 
     def progress(self, clinic_id: int) -> tuple[int, object, object]:
         """(events handled, first claim, last handled) of the clinic."""
@@ -266,6 +280,8 @@ def _run_mode(mode: str, n: int, args, control, product: Product, base: str, env
     clinic_id, key = product.prepare(channel_id, token)
     url = f"{base}/webhooks/line/{key}"
     users = _patients(control, channel_id)
+    if args.known_friends:
+        product.add_friends(clinic_id, users)
     _post_paced(url, _make_events(control, channel_id, users, n), rate=0)  # throughput: acked with no worker running
     print(f"{mode}: {n} events acked; starting one worker", flush=True)
     worker = _worker(mode, env)
@@ -300,7 +316,8 @@ def _run_mode(mode: str, n: int, args, control, product: Product, base: str, env
 def _print(rows: dict[str, dict], args, database: str) -> None:
     print(
         f"\nwebhook replies: {args.events} events per phase, latency phase at {args.rate}/s, "
-        f"LINE latency {args.line_latency_ms} ms, {database}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
+        f"LINE latency {args.line_latency_ms} ms, {PATIENTS} patients "
+        f"{'known as friends' if args.known_friends else 'unknown (first contact)'}, {database}, load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs"
     )
     print(
         f"{'worker (1 process)':<26}{'events/s':>10}{'CPU ms':>8}{'p50 ms':>10}{'p99 ms':>10}{'answered':>10}{'push':>6}{'none':>6}"
@@ -324,6 +341,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--line-latency-ms", type=int, default=50)
     parser.add_argument("--timeout", type=float, default=300.0, help="longest wait for one phase (seconds)")
     parser.add_argument("--modes", default="simple,fork")
+    parser.add_argument(
+        "--first-contact",
+        dest="known_friends",
+        action="store_false",
+        help="the patients are unknown to the product (no follow event arrived): each one's first events go one by one",
+    )
     args = parser.parse_args(argv)
     n = max(1, min(args.events, 2000))  # the sandbox keeps the last 5,000 API calls per channel
 
