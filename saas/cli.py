@@ -67,8 +67,18 @@ def demo() -> None:
     help="fork: each job in a child process; simple: jobs in this process (no fork, for short jobs).",
 )
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
-def worker(queue_list: str, mode: str, burst: bool) -> None:
+@click.option(
+    "--nice",
+    "niceness",
+    type=click.IntRange(0, 19),
+    default=0,
+    show_default=True,
+    help="Lower this worker's CPU priority by this much: bulk workers yield the cores to the urgent-only worker.",
+)
+def worker(queue_list: str, mode: str, burst: bool, niceness: int) -> None:
     """Run an RQ worker (with RQ's scheduler) that survives Redis restarts by reconnecting."""
+    import os
+
     from saas.jobs import run_worker
     from saas.queues import parse_queue_names
 
@@ -77,6 +87,8 @@ def worker(queue_list: str, mode: str, burst: bool) -> None:
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--queues") from error
     sa.orm.configure_mappers()  # once here, not inside the first job (a tenth of a second of CPU)
+    if niceness:  # inherited by RQ's scheduler and, in fork mode, by every job's child
+        os.nice(niceness)
     run_worker(current_app._get_current_object(), names, mode=mode, burst=burst)
 
 
