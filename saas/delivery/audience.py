@@ -140,6 +140,11 @@ def _custom_plan() -> None:
         db.session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
+# Segments on the friend row's own dates start from its clinic-led index with nested loops (a
+# combined tag + attribute + dates + field segment took 691 ms without them, 18 ms with them).
+_FRIEND_ROW_FILTERS = frozenset({"followed_from", "followed_to", "messaged_within_days", "silent_for_days"})
+
+
 def _joins_by_merge(on: bool) -> None:
     """A count meets the clinic's friends in ``ix_friend_audience`` (index-only), not by a nested loop.
 
@@ -155,7 +160,8 @@ def _joins_by_merge(on: bool) -> None:
 def count_audience(kind: str, segment: dict | None = None, friend_id: int | None = None) -> AudienceCounts:
     """How many friends the audience matches, will receive, and are skipped (by reason)."""
     _custom_plan()
-    if kind == "segment":
+    merge = kind == "segment" and not _FRIEND_ROW_FILTERS.intersection(k for k, v in (segment or {}).items() if v)
+    if merge:
         _joins_by_merge(True)
     following = Friend.status == FriendStatus.FOLLOWING
     consenting = _consent(kind, segment or {})
@@ -167,7 +173,7 @@ def count_audience(kind: str, segment: dict | None = None, friend_id: int | None
             sa.func.count(Friend.id).filter(following, sa.not_(consenting)),
         ).where(*_base(kind, segment or {}, friend_id))
     ).one()
-    if kind == "segment":
+    if merge:
         _joins_by_merge(False)
     return AudienceCounts(*(int(v or 0) for v in row))
 
