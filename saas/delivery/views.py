@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlalchemy as sa
-from flask import Blueprint, Response, flash, make_response, redirect, render_template, request, url_for
+from flask import Blueprint, flash, make_response, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
@@ -19,12 +19,10 @@ from saas.delivery.forms import read_form, read_segment
 from saas.delivery.models import RESENDABLE_STATUSES, Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
 from saas.extensions import db
 from saas.friends.models import Friend, Tag
-from saas.links.services import clicks_by_link
 from saas.messaging.objects import validate_messages
 from saas.messaging.variables import is_personalised, render, sample_context
 from saas.portal import menu
 from saas.quota.usage import usage
-from saas.security.csvsafe import csv_document
 from saas.sendguard import guard
 from saas.tenancy.access import current_clinic, require
 
@@ -260,24 +258,9 @@ def detail(delivery_id: int):
     delivery = _get(delivery_id)
     if delivery.status == DeliveryStatus.DRAFT:
         return redirect(url_for("delivery.new_delivery", draft=delivery.id))
-    page = render_template("delivery/detail.html", **_detail_context(delivery), link_clicks=clicks_by_link(delivery.id))
+    page = render_template("delivery/detail.html", **_detail_context(delivery))
     db.session.rollback()
     return page
-
-
-@bp.get("/c/<clinic>/deliveries/<int:delivery_id>/clicks.csv")
-@login_required
-@require("messages.send")
-def clicks_csv(delivery_id: int):
-    """The numbers of the page's clicks-per-link chart, as CSV."""
-    delivery = _get(delivery_id)
-    rows = [(link.url, link.clicks, link.unique, link.rate) for link in clicks_by_link(delivery.id)]
-    document = csv_document([_("URL"), _("クリック"), _("クリックした友だち"), _("クリック率（パーセント）")], rows)
-    return Response(
-        document,
-        mimetype="text/csv",
-        headers={"Content-Disposition": f"attachment; filename=delivery-{delivery.id}-clicks.csv"},
-    )
 
 
 @bp.get("/c/<clinic>/deliveries/<int:delivery_id>/progress")

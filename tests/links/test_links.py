@@ -16,6 +16,7 @@ from saas.links import services as links
 from saas.links.models import LinkClick, TrackedLink
 from saas.sandbox.control import SandboxError
 from saas.tenancy.scoping import tenant_scope
+from tests.analytics.support import csv_rows
 from tests.delivery.support import add_friends, connected_clinic, drain
 from tests.factories import gen_user
 from tests.helpers import assert_rows_isolated, login
@@ -242,10 +243,10 @@ def test_one_clinics_codes_and_clicks_never_show_in_another_clinics_stats(sandbo
     owner_b = gen_user("owner", clinic=clinic_b)
     login(client, owner_b)
     assert client.get(f"/c/{clinic_b.slug}/deliveries/{delivery_a}").status_code == 404
-    assert client.get(f"/c/{clinic_b.slug}/deliveries/{delivery_a}/clicks.csv").status_code == 404
+    assert client.get(f"/c/{clinic_b.slug}/analytics/deliveries/{delivery_a}/links.csv").status_code == 404
 
 
-def test_the_delivery_page_shows_clicks_per_link_with_a_chart_and_the_same_numbers_as_csv(
+def test_a_delivery_shows_its_clicks_per_link_once_on_its_report_with_a_chart_and_the_same_numbers_as_csv(
     sandbox, sandbox_state, client
 ):
     clinic = connected_clinic(sandbox, "1790000010")
@@ -257,13 +258,17 @@ def test_the_delivery_page_shows_clicks_per_link_with_a_chart_and_the_same_numbe
     tap(client, codes_in(inbox(sandbox_state, clinic, users[0]))[0])
     login(client, gen_user("sender", clinic=clinic))
 
-    page = client.get(f"/c/{clinic.slug}/deliveries/{delivery_id}").get_data(as_text=True)
-    assert "リンクごとのクリック" in page and 'id="clicks-chart"' in page
-    row = re.search(r'<tr data-url="' + re.escape(SITE.replace("&", "&amp;")) + r'">(.*?)</tr>', page, re.S).group(1)
+    report_url = f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/"
+    detail = client.get(f"/c/{clinic.slug}/deliveries/{delivery_id}").get_data(as_text=True)
+    assert f'href="{report_url}"' in detail
+    assert "リンクごとのクリック" not in detail and "<tr data-url=" not in detail, "no second per-link table"
+    report = client.get(report_url).get_data(as_text=True)
+    assert 'id="links-chart"' in report and report.count("<tr data-url=") == 2, "one table, a row per link"
+    row = re.search(r'<tr data-url="' + re.escape(SITE.replace("&", "&amp;")) + r'">(.*?)</tr>', report, re.S).group(1)
     assert re.search(r'data-col="clicks">4<', row) and re.search(r'data-col="unique">3<', row)
     assert "75.0%" in row
-    csv = client.get(f"/c/{clinic.slug}/deliveries/{delivery_id}/clicks.csv").get_data(as_text=True)
-    assert f"{SITE},4,3,75.0" in csv and f"{BOOK},0,0,0.0" in csv
+    rows = csv_rows(client.get(f"{report_url}links.csv").data)
+    assert rows[1][:3] == [SITE, "4", "3"] and rows[2][:3] == [BOOK, "0", "0"]
 
 
 def test_a_delivery_without_urls_sends_a_multicast_and_shows_no_click_section(sandbox, sandbox_state, client):
@@ -275,7 +280,8 @@ def test_a_delivery_without_urls_sends_a_multicast_and_shows_no_click_section(sa
         modes = db.session.scalars(sa.select(DeliveryChunk.mode).where(DeliveryChunk.delivery_id == delivery_id)).all()
     assert modes == ["multicast"]
     login(client, gen_user("sender", clinic=clinic))
-    assert "リンクごとのクリック" not in client.get(f"/c/{clinic.slug}/deliveries/{delivery_id}").get_data(as_text=True)
+    report = client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/").get_data(as_text=True)
+    assert "この配信にはリンクがありません。" in report and "<tr data-url=" not in report
 
 
 def test_the_sandbox_counts_taps_on_urls_as_sent_so_lines_statistics_name_the_short_link(sandbox, sandbox_state):
