@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from saas.extensions import db
 from saas.tenancy.scoping import TenantScopeError, _tenant_tables, platform_scope, tenant_scope
+from saas.tenancy.services import SIDEBAR_CLINICS
 from tests.factories import gen_agency, gen_clinic, gen_organization, gen_user
 from tests.helpers import assert_counts_isolated, assert_insert_from_select_stays_in_scope, clinic_routes, login
 
@@ -76,6 +77,32 @@ def test_clinic_switcher_lists_only_visible_clinics(client, world):
     assert f'value="{mine.slug}"' in page
     assert f'value="{world["outsider"].slug}"' not in page
     assert client.get(f"/switch?clinic={world['outsider'].slug}").location.endswith("/")
+
+
+def _sidebar(page: str) -> list[str]:
+    tree = page.split('class="tenant-tree"')[1].split("</nav>")[0]
+    return re.findall(r'href="/c/([^/"]+)/"', tree)
+
+
+def test_an_agency_of_many_clinics_gets_a_short_sidebar_with_a_search_and_the_home_page_finds_a_clinic(client, world):
+    many = [gen_clinic(world["corporation"], name="みなと眼科") for _ in range(SIDEBAR_CLINICS)]
+    visible = len(many) + len(world["branches"]) + 1
+    login(client, gen_user("viewer", agency=world["agency"]))
+
+    at_client = client.get(f"/c/{world['client_clinic'].slug}/").get_data(as_text=True)
+    assert _sidebar(at_client) == [world["client_clinic"].slug], "the current clinic's organization"
+    assert f"すべてのクリニック（{visible}院）" in at_client and 'id="clinic-search"' in at_client
+    assert f'value="{many[0].slug}"' not in at_client, "the switcher is as short as the sidebar"
+    home = client.get("/").get_data(as_text=True)
+    assert len(_sidebar(home)) == SIDEBAR_CLINICS
+    assert len(_visible_slugs(client)) == visible, "the home page still lists every clinic"
+
+    found = client.get("/", query_string={"q": world["client_clinic"].name})
+    assert found.status_code == 302 and found.location.endswith(f"/c/{world['client_clinic'].slug}/")
+    eyes = client.get("/", query_string={"q": "みなと眼科"}).get_data(as_text=True)
+    assert set(re.findall(r'data-clinic="([^"]+)"', eyes)) == {c.slug for c in many}
+    nothing = client.get("/", query_string={"q": world["outsider"].name}).get_data(as_text=True)
+    assert "に一致するクリニックはありません" in nothing and world["outsider"].slug not in nothing
 
 
 def test_anonymous_visitor_is_sent_to_login(client, world):

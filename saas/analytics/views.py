@@ -30,6 +30,8 @@ _BRANCH_COLUMNS = (
     ("friends", _l("友だち数"), True),
     ("growth", _l("増減"), True),
     ("block_rate", _l("ブロック率"), True),
+    ("open_rate", _l("開封率"), True),
+    ("click_rate", _l("クリック率"), True),
     ("bookings", _l("予約"), True),
 )
 LEVEL_SORTS = {  # the table's columns: sort key, heading, numeric

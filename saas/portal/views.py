@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, redirect, render_template, request, session, url_for
+from flask import Blueprint, g, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required
 
 from saas.auth.redirects import local_target
@@ -21,7 +21,7 @@ def navigation():
     if not current_user.is_authenticated:
         return {}
     return {
-        "nav_groups": services.navigation_tree(current_user),
+        "nav": services.sidebar(current_user, g.get("clinic")),
         "role_labels": ROLE_LABELS,
         "clinic_menu": clinic_menu,
     }
@@ -36,11 +36,12 @@ def japan_time(moment, fmt: str = "%Y/%m/%d %H:%M") -> str:
 @bp.get("/")
 @login_required
 def home():
-    groups = services.navigation_tree(current_user)
+    search = request.args.get("q", "").strip()
+    groups = services.navigation_tree(current_user, search)
     clinics = [clinic for group in groups for clinic in group["clinics"]]
     if len(clinics) == 1:
         return redirect(url_for("portal.clinic_dashboard", clinic=clinics[0].slug))
-    return render_template("portal/home.html", groups=groups, summaries=dashboard.summaries(clinics))
+    return render_template("portal/home.html", groups=groups, search=search, summaries=dashboard.summaries(clinics))
 
 
 @bp.get("/c/<clinic>/")

@@ -31,9 +31,23 @@ def _visible_clinics_statement(user: User) -> sa.Select:
     )
 
 
-def visible_clinics(user: User) -> list[Clinic]:
-    """Every clinic the user's memberships reach, ordered by organization then name."""
-    statement = _visible_clinics_statement(user).order_by(Clinic.organization_id, Clinic.name)
+SIDEBAR_CLINICS = 20  # beyond this the sidebar shows the current organization and a search
+
+
+def visible_clinics(user: User, *, search: str = "", limit: int | None = None, organization_id=None) -> list[Clinic]:
+    """The clinics the user's memberships reach (whose name or slug contains ``search``, of one
+    organization, at most ``limit``), ordered by organization then name."""
+    statement = _visible_clinics_statement(user).order_by(Clinic.organization_id, Clinic.name).limit(limit)
+    if search:
+        needle = search.strip().lower()
+        statement = statement.where(
+            sa.or_(
+                sa.func.lower(Clinic.name).contains(needle, autoescape=True),
+                sa.func.lower(Clinic.slug).contains(needle, autoescape=True),
+            )
+        )
+    if organization_id is not None:
+        statement = statement.where(Clinic.organization_id == organization_id)
     # Loaded with their organization and agency: the sidebar names them for every clinic of every page.
     statement = statement.options(joinedload(Clinic.organization).joinedload(Organization.agency))
     return list(db.session.scalars(statement))
@@ -63,10 +77,34 @@ def get_clinic_by_slug(slug: str) -> Clinic | None:
     return db.session.scalars(sa.select(Clinic).where(Clinic.slug == slug)).first()
 
 
-def navigation_tree(user: User) -> list[dict]:
-    """Agency → organization → clinic groups for the sidebar, limited to what the user sees."""
+def navigation_tree(user: User, search: str = "") -> list[dict]:
+    """Agency → organization → clinic groups of every clinic the user sees (whose name or slug
+    contains ``search``)."""
+    return _grouped(visible_clinics(user, search=search))
+
+
+def sidebar(user: User, current: Clinic | None) -> dict:
+    """The sidebar's and switcher's clinics: all of them up to SIDEBAR_CLINICS. An agency's staff
+    seeing more get the current clinic's organization (else the first SIDEBAR_CLINICS) and
+    ``total``, for a search and a link to the full list, instead of a tree of a thousand links."""
+    statement = _visible_clinics_statement(user).add_columns(sa.func.count().over())  # the total, in the same query
+    statement = statement.order_by(Clinic.organization_id, Clinic.name).limit(SIDEBAR_CLINICS + 1)
+    rows = db.session.execute(statement.options(joinedload(Clinic.organization).joinedload(Organization.agency))).all()
+    clinics, total = [clinic for clinic, _ in rows], rows[0][1] if rows else 0
+    if total <= SIDEBAR_CLINICS:
+        return {"groups": _grouped(clinics), "total": total, "cut": False}
+    if current is not None:
+        clinics = visible_clinics(user, organization_id=current.organization_id, limit=SIDEBAR_CLINICS)
+        if current not in clinics:
+            clinics.append(current)
+    else:
+        clinics = clinics[:SIDEBAR_CLINICS]
+    return {"groups": _grouped(clinics), "total": total, "cut": True}
+
+
+def _grouped(clinics: list[Clinic]) -> list[dict]:
     groups: dict[tuple, dict] = {}
-    for clinic in visible_clinics(user):
+    for clinic in clinics:
         organization = clinic.organization
         agency: Agency | None = organization.agency
         key = (agency.id if agency else 0, organization.id)

@@ -20,7 +20,7 @@ from saas.insights.services import delivery_stats
 from saas.quota.plans import set_clinic_plan
 from saas.tenancy.scoping import tenant_scope
 from tests.analytics.support import chart, csv_rows, total
-from tests.factories import gen_clinic, gen_user
+from tests.factories import gen_clinic, gen_organization, gen_user
 from tests.helpers import login
 from tests.insights.support import LINKED, request_ids, run_sync, send
 from tests.insights.test_blocks import block, friends
@@ -211,3 +211,34 @@ def test_a_segment_send_without_per_request_statistics_says_line_counts_it_with_
     assert source(html) == "shared_unit" and "seg_" in html
     opens = re.search(r'data-total="unique-opens">(.*?)</p>', html, re.S).group(1)
     assert "—" in opens and ">0<" not in opens
+
+
+def test_the_organization_page_compares_the_branches_open_and_click_rates_from_lines_statistics(
+    sandbox, clinic_and_channel, client
+):
+    clinic, channel = clinic_and_channel
+    hq = gen_organization(name="医療法人みどり会")
+    quiet = gen_clinic(hq, name="みどり西")
+    clinic.organization_id = hq.id
+    db.session.commit()
+    patients = friends(sandbox, clinic, channel, 4)
+    delivery_id = send(clinic, messages=LINKED)
+    (request_id,) = request_ids(clinic, delivery_id)
+    for patient in patients[:2]:
+        sandbox.open_message(channel, patient, request_id)
+    tap_in_line(sandbox, client, channel, patients[0], request_id)
+    run_sync()
+
+    login(client, gen_user("analyst", organization=hq))
+    page = client.get(f"/analytics/organizations/{hq.slug}/").get_data(as_text=True)
+    assert branch_cell(page, clinic, "open_rate") == "50.0%" and branch_cell(page, clinic, "click_rate") == "25.0%"
+    assert branch_cell(page, quiet, "open_rate") == "—", "no sends: no rate, never 0%"
+    assert chart(page, "opens")["開封率（%）"] == [50.0, None]
+    header, *rows = csv_rows(client.get(f"/analytics/organizations/{hq.slug}/opens.csv").data)
+    assert header == ["クリニック", "開封率（%）", "クリック率（%）"]
+    assert rows == [[clinic.name, "50.0", "25.0"], [quiet.name, "", ""]]
+
+
+def branch_cell(html: str, clinic, column: str) -> str:
+    row = re.search(rf'<tr data-clinic="{clinic.slug}">(.*?)</tr>', html, re.S).group(1)
+    return re.search(rf'data-col="{column}">(.*?)</td>', row, re.S).group(1)

@@ -10,7 +10,8 @@ during the load and rebuilt after, then ``ANALYZE``): ``--clinics`` clinics in o
 ten under one agency, ``--friends`` friends spread over them (followed over the last 400 days,
 8% blocked since), ``--receipts`` message receipts of 20 deliveries per clinic, one booking per
 100 friends, 20 inflow sources per clinic. On Postgres a scratch database
-``tsunagu_bench_analytics`` is created on DATABASE_URL's server and dropped afterwards; without
+``tsunagu_bench_analytics`` is created on DATABASE_URL's server and dropped afterwards (``--keep``
+leaves it, and a later run at the same scale measures the pages again without rebuilding); without
 DATABASE_URL a temporary SQLite file (smaller defaults).
 
 Measured: the backfill of ``--days`` days (``flask analytics backfill``), the nightly catch-up
@@ -23,6 +24,7 @@ assertions: the figures are printed, with the machine's load.
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import signal
 import statistics
@@ -251,13 +253,62 @@ def _measure_attribution(app, ids: list[int], samples: int) -> dict:
     return support.summary(times)
 
 
+def _scale_key(args) -> str:
+    return f"{args.clinics}/{args.friends}/{args.receipts}/{args.days}"
+
+
+def _reuse(app) -> tuple[str, list[int]]:
+    """The agency and clinics of a kept database (see ``--keep``)."""
+    from saas.extensions import db
+    from saas.tenancy.scoping import platform_scope
+    from tests import factories
+
+    with app.app_context(), platform_scope("benchmark: the kept database's clinics"):
+        ids = list(db.session.scalars(sa.text("SELECT id FROM clinic ORDER BY id")))
+        slug = db.session.scalar(sa.text("SELECT slug FROM agency ORDER BY id LIMIT 1"))
+        users = db.session.scalar(sa.text('SELECT count(*) FROM "user"'))
+    factories._seq = itertools.count(users + 1)  # each run signs in a new user{n}@example.jp
+    return slug, ids
+
+
 def run(args) -> dict:
     from saas import create_app
+
+    app = create_app({"TESTING": True, "SERVER_NAME": None})
+    if args.keep and support.already_built(app, _scale_key(args)):
+        print("  reusing the kept database (pages only)", flush=True)
+        agency_slug, ids = _reuse(app)
+        print(f"\n  {'page':<42}{'p50 ms':>9}{'p99 ms':>9}{'CPU ms':>9}{'queries':>9}")
+        pages = _measure_pages(app, agency_slug, ids, args.samples)
+        with app.app_context():
+            _dispose()
+        return {"pages": pages}
+    figures = _build_and_measure(app, args)
+    if args.keep:
+        with app.app_context():
+            first = _first_clinic()
+        support.remember_built(app, first, _scale_key(args))
+    return figures
+
+
+def _dispose() -> None:
+    from saas.extensions import db
+
+    db.session.remove()
+    db.engine.dispose()
+
+
+def _first_clinic() -> int:
+    from saas.extensions import db
+
+    return db.session.scalar(sa.text("SELECT min(id) FROM clinic"))
+
+
+def _build_and_measure(app, args) -> dict:
     from saas.analytics import jobs
     from saas.extensions import db
     from saas.tenancy.scoping import platform_scope
 
-    app = create_app({"TESTING": True, "SERVER_NAME": None})
     now = utcnow().replace(microsecond=0)
     with app.app_context():
         db.drop_all()
@@ -310,6 +361,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument(
         "--database", default="tsunagu_bench_analytics", help="scratch Postgres database (dropped after)"
     )
+    parser.add_argument("--keep", action="store_true", help="keep the database; a rerun at its scale reuses it")
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # a timeout still drops the scratch database
     tmp = tempfile.mkdtemp(prefix="tsunagu-analytics-bench-")
@@ -320,7 +372,9 @@ def main(argv: list[str] | None = None) -> dict:
         flush=True,
     )
     database = (
-        support.scratch_postgres(args.database) if postgres else nullcontext(f"sqlite:///{tmp}/analytics.sqlite3")
+        support.scratch_postgres(args.database, keep=args.keep)
+        if postgres
+        else nullcontext(f"sqlite:///{tmp}/analytics.sqlite3")
     )
     from saas.queues import stop_embedded_servers
 
@@ -330,7 +384,8 @@ def main(argv: list[str] | None = None) -> dict:
             figures = run(args)
     finally:
         stop_embedded_servers()
-    print("\n" + _extrapolation(args, figures))
+    if "nightly_s" in figures:
+        print("\n" + _extrapolation(args, figures))
     result = {"configuration": support.configuration(), "machine": support.machine(), "scale": vars(args), **figures}
     support.write_json(args.json, result)
     return result

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import sqlalchemy as sa
 
+from saas.booking import jobs as booking_jobs
+from saas.booking import services as booking
+from saas.common import JAPAN, to_local, utcnow
 from saas.delivery import services
 from saas.extensions import db
 from saas.friends.models import Friend
+from saas.reminders import jobs as reminders
+from saas.steps import clock, enrolments
+from saas.steps.models import StepScenario
 from saas.tenancy.scoping import tenant_scope
+from tests.booking.support import booking_clinic, tomorrow_at
 from tests.delivery.support import drain
 from tests.factories import gen_user
 from tests.helpers import login
 from tests.inbox.support import friend_of, patient_writes, setup_chat
+from tests.steps.support import japan, scenario, text, tick
+from tests.webhooks.support import run_jobs
 
 
 def _consenting(clinic, friend_id: int) -> None:
@@ -138,3 +148,40 @@ def test_the_conversation_runs_as_many_queries_for_one_send_as_for_many(sandbox,
         _send(clinic, [{"type": "text", "text": f"お知らせ{n + 2}"}], kind="urgent")
         _send(clinic, [{"type": "text", "text": f"{{{{friend.display_name}}}}さま{n}"}], kind="urgent")
     assert _statements(client, url) == one_of_each
+
+
+def test_a_step_a_booking_notice_its_reminder_and_a_coupon_show_in_the_conversation_marked_by_kind(
+    sandbox, live_server, client
+):
+    clinic, channel, _ = booking_clinic(sandbox, live_server)
+    patient = sandbox.add_patient(channel, "田中 太郎")
+    sandbox.follow(channel, patient)
+    run_jobs()
+    friend = friend_of(clinic, patient)
+    _consenting(clinic, friend.id)
+    first_step = {"name": "ご挨拶", "delay_kind": "after_start", "delay_value": 0, "delay_unit": "minutes"}
+    chosen = scenario(clinic, "初診後フォロー", [first_step | {"messages": text("ご来院ありがとうございました")}])
+    at = japan(to_local(utcnow(), JAPAN).date() + timedelta(days=1), 10)  # a daytime send, whenever CI runs
+    with clock.frozen(at), tenant_scope(clinic.id):
+        enrolments.start(db.session.get(Friend, friend.id), db.session.get(StepScenario, chosen), "manual")
+        db.session.commit()
+    tick(at + timedelta(minutes=1))
+    with tenant_scope(clinic.id):
+        made = booking.book(clinic, line_user_id=patient, patient_name="田中 太郎", starts_at=tomorrow_at(clinic))
+        booking_jobs.enqueue_confirmation(made)  # as the booking page does
+        due = made.reminder_at
+    run_jobs()
+    reminders.scan_due(now=due)
+    reminders.scan_due(now=due + timedelta(minutes=1))
+    run_jobs()
+    with tenant_scope(clinic.id):
+        coupon = [{"type": "text", "text": "初診の方へ：次回使えるクーポンです"}]
+        services.submit(services.create_delivery(messages=coupon, kind="push", friend_id=friend.id, source="coupon"))
+    drain()
+
+    login(client, gen_user("admin", clinic=clinic))
+    page = _conversation(client, clinic, friend.id)
+    kinds = re.findall(r'data-testid="received-kind">([^<]+)<', page)
+    assert {"ステップ", "予約のお知らせ", "リマインド", "クーポン"} <= set(kinds), kinds
+    assert "ご来院ありがとうございました" in page and "初診の方へ：次回使えるクーポンです" in page
+    assert "【明日のご予約】" in page
