@@ -13,6 +13,7 @@ import base64
 import functools
 import hashlib
 import hmac
+import json
 import logging
 import os
 import queue
@@ -173,6 +174,42 @@ def store_and_enqueue(clinic_id: int, rows: list[dict]) -> None:
 
 _WRITERS_LOCK = threading.Lock()
 
+# The writer's statement on Postgres: one array per column, whatever the number of rows, so its
+# text never changes and psycopg prepares it once per connection (no parse or plan per write);
+# SQLAlchemy's multi-row VALUES rendered and bound every row's 13 values and was a quarter of a
+# delivery's CPU.
+_UNNEST_COLUMNS = (
+    ("clinic_id", "bigint"),
+    ("webhook_event_id", "varchar"),
+    ("event_type", "varchar"),
+    ("line_user_id", "varchar"),
+    ("occurred_at", "timestamp"),
+    ("is_redelivery", "boolean"),
+    ("mode", "varchar"),
+    ("reply_token", "varchar"),
+    ("reply_token_expires_at", "timestamp"),
+    ("payload", "text"),
+    ("state", "varchar"),
+    ("attempts", "integer"),
+    ("received_at", "timestamp"),
+)
+_UNNEST_INSERT = (
+    f"INSERT INTO {WebhookEvent.__tablename__} ({', '.join(name for name, _ in _UNNEST_COLUMNS)}) "
+    f"SELECT {', '.join(name + '::json' if name == 'payload' else name for name, _ in _UNNEST_COLUMNS)} "
+    f"FROM unnest({', '.join(f'%s::{kind}[]' for _, kind in _UNNEST_COLUMNS)}) "
+    f"AS given({', '.join(name for name, _ in _UNNEST_COLUMNS)}) "
+    "ON CONFLICT (clinic_id, webhook_event_id) DO NOTHING RETURNING id, clinic_id"
+)
+
+
+def _insert_group(connection: sa.Connection, rows: list[dict]) -> list[tuple[int, int]]:
+    """(id, clinic id) of each new row, in one statement on Postgres; payloads go as JSON text."""
+    columns = tuple(
+        [json.dumps(row[name]) for row in rows] if name == "payload" else [row[name] for row in rows]
+        for name, _ in _UNNEST_COLUMNS
+    )
+    return connection.exec_driver_sql(_UNNEST_INSERT, columns).all()
+
 
 class _Delivery:
     """One request's rows, waiting for the writer; ``error`` is what its request raises."""
@@ -275,8 +312,7 @@ class GroupWriter:
         rows = list({(row["clinic_id"], row["webhook_event_id"]): row for d in batch for row in d.rows}.values())
         new_ids: dict[int, list[int]] = {}
         try:
-            connection = self._kept_connection()
-            for row_id, clinic_id in connection.execute(_statement("postgresql"), rows[0] if len(rows) == 1 else rows):
+            for row_id, clinic_id in _insert_group(self._kept_connection(), rows):
                 new_ids.setdefault(clinic_id, []).append(row_id)
             return new_ids
         except Exception:

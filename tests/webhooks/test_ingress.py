@@ -53,7 +53,7 @@ def test_a_database_failure_is_answered_500_so_line_redelivers(sandbox, live_ser
         raise ConnectionError("database unreachable")
 
     # the shared statement of the process's writer fails, and so does storing the delivery alone
-    monkeypatch.setattr(ingest, "_statement", refuse)
+    monkeypatch.setattr(ingest, "_insert_group", refuse)
     monkeypatch.setattr(ingest, "store_events", refuse)
     answer = post_events(
         webhook_url(live_server, clinic), clinic.line_channel_secret, [text_event("U" + "3" * 32, "x")]
