@@ -195,4 +195,4 @@ def level_csv(kind: str, slug: str, name: str):
     return csv_response(chart.csv(), f"{slug}-{name}-{_days()}d.csv")
 
 
-menu.register("analytics.index", _l("分析"), "📈", permission="analytics.view", order=26)
+menu.register("analytics.index", _l("分析"), "↗", permission="analytics.view", order=26)

@@ -244,7 +244,7 @@ def redeem():
     return _desk(result=result)
 
 
-menu.register("coupons.staff.index", _l("クーポン"), "🎟", permission="coupons.manage", order=24)
+menu.register("coupons.staff.index", _l("クーポン"), "✂", permission="coupons.manage", order=24)
 menu.register("coupons.staff.desk", _l("クーポン受付"), "▣", permission="coupons.redeem", order=16)
 bp.register_blueprint(staff)
 bp.register_blueprint(patient.bp)

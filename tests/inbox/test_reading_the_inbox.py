@@ -16,7 +16,7 @@ def test_bot_and_staff_replies_are_labelled_and_greeting_only_friends_are_not_wa
     post(client, f"/c/{clinic.slug}/inbox/{friend.id}/send", {"text": "受付の者です。ご用件をどうぞ。"})
 
     page = client.get(f"/c/{clinic.slug}/inbox/{friend.id}").get_data(as_text=True).split('id="conversation"', 1)[1]
-    assert "🤖 自動応答" in page, "the bot's hand-off answer is labelled as the bot"
+    assert "⚙ 自動応答" in page, "the bot's hand-off answer is labelled as the bot"
     assert user.name in page.split("受付の者です。ご用件をどうぞ。", 1)[1][:600], "a staff reply shows who sent it"
 
 
