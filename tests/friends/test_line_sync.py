@@ -110,7 +110,9 @@ def test_an_unsent_message_is_hidden_in_the_inbox_with_an_audited_tombstone(sand
         assert db.session.scalar(sa.select(sa.func.count(MessageMedia.id))) == 0
     assert [(m.kind, m.text, m.unsent_at is not None) for m in rows] == [("text", "", True), ("image", "", True)]
     with platform_scope("check the audit log"):
-        unsent = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "message.unsent")).all()
+        unsent = db.session.scalars(
+            sa.select(AuditEvent).where(AuditEvent.action == "message.unsent").order_by(AuditEvent.id)
+        ).all()
     assert len(unsent) == 2 and unsent[0].details["message_id"] == rows[0].id
     page_url = f"/c/{clinic.slug}/inbox/{rows[0].friend_id}"
     media_url = f"{page_url}/media/{rows[1].id}"
