@@ -5,7 +5,8 @@ database blip that failed a job past its retries leave rows behind that say what
 - a delivery waiting to be planned, or planning without a heartbeat → its planning job again;
 - a chunk SENDING without a heartbeat → PENDING, and its job again (same retry key: LINE
   answers 409 if the lost attempt got through, which counts as sent);
-- a PENDING chunk whose job is not queued or scheduled in Redis → its job again; a job
+- a PENDING chunk whose job is not queued or scheduled in Redis → its job again (one a dying
+  worker had taken from the queue but not started counts as not queued); a job
   scheduled (a retry, a rate-limit deferral) but overdue by more than the stale time counts
   as lost: RQ's scheduler ran inside a worker that died, and a replacement only takes the
   scheduler over at its next maintenance, so the sweeper enqueues the job itself;
@@ -47,16 +48,24 @@ def _rows(reason: str, statement) -> list:
 
 
 def _waiting(job_ids: list[str]) -> set[str]:
-    """The ids among ``job_ids`` that RQ will still run: queued, deferred, or scheduled and not overdue."""
+    """The ids among ``job_ids`` that RQ will still run: in a queue, deferred, or scheduled and not overdue.
+
+    A job whose status says queued but which no queue holds was taken by a worker that died
+    before starting it: RQ keeps it in the queue's intermediate list and fails it only at a
+    maintenance run minutes later, so it counts as lost.
+    """
     if not job_ids:
         return set()
     overdue_before = _stale_before().replace(tzinfo=UTC)
-    jobs = Job.fetch_many(job_ids, connection=get_redis())
-    return {job.id for job in jobs if job is not None and _will_run(job, overdue_before)}
+    jobs = [job for job in Job.fetch_many(job_ids, connection=get_redis()) if job is not None]
+    queued = {origin: set(get_queue(origin).get_job_ids()) for origin in {job.origin for job in jobs}}
+    return {job.id for job in jobs if _will_run(job, overdue_before, queued[job.origin])}
 
 
-def _will_run(job: Job, overdue_before) -> bool:
+def _will_run(job: Job, overdue_before, queued_ids: set[str]) -> bool:
     status = job.get_status(refresh=False)
+    if status == JobStatus.QUEUED:
+        return job.id in queued_ids
     if status != JobStatus.SCHEDULED:
         return status in WAITING
     registry = ScheduledJobRegistry(job.origin, connection=job.connection)
@@ -67,8 +76,9 @@ def _will_run(job: Job, overdue_before) -> bool:
 
 
 def _enqueue_now(queue, func, *args, job_id: str, **options) -> None:
-    """Enqueue at once, taking the job out of the schedule if an overdue copy waits there."""
+    """Enqueue at once, taking the job out of the schedule, or out of a dead worker's hands, first."""
     ScheduledJobRegistry(queue=queue).remove(job_id)
+    queue.intermediate_queue.remove(job_id)
     queue.enqueue(func, *args, job_id=job_id, **options)
 
 

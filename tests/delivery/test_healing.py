@@ -135,6 +135,29 @@ def test_pending_chunks_whose_jobs_redis_lost_are_enqueued_again(settings, sandb
     assert set(received(sandbox_state, "1730000004", friends).values()) == {1}
 
 
+def test_chunks_a_dying_worker_took_but_never_started_are_enqueued_again(settings, sandbox, sandbox_state):
+    """RQ moves a job it dequeues to the queue's intermediate list and marks it started a moment
+    later; a worker killed in between leaves it there, still "queued", for RQ to fail minutes on."""
+    settings(DELIVERY_STALE_SECONDS=0)
+    clinic = connected_clinic(sandbox, "1730000013")
+    friends = add_friends(sandbox, clinic, 1_500)
+    delivery_id = send(clinic, kind="broadcast")
+    SimpleWorker([get_queue("default")], connection=get_redis()).work(burst=True, max_jobs=1)  # planned
+    bulk = get_queue("bulk")
+    taken = bulk.job_ids[:2]
+    for _ in taken:
+        get_redis().lmove(bulk.key, bulk.intermediate_queue_key, "LEFT", "RIGHT")
+    assert bulk.count == 1 and all(bulk.fetch_job(job_id).get_status() == "queued" for job_id in taken)
+
+    with tenant_scope(clinic.id):
+        assert healing.heal()["chunks"] == 2
+        assert healing.heal()["chunks"] == 0  # in the queue now: not enqueued twice
+    assert bulk.intermediate_queue.get_job_ids() == []
+    drain()
+    assert reload(clinic, delivery_id).sent == 1_500
+    assert set(received(sandbox_state, "1730000013", friends).values()) == {1}
+
+
 def test_chunks_waiting_in_a_dead_schedulers_schedule_are_enqueued_once_overdue(settings, sandbox, sandbox_state):
     """RQ's scheduler runs inside one worker; when that worker is killed, deferred chunks wait
     for a scheduler that is not there (a replacement takes it over only at its maintenance)."""
