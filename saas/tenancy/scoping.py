@@ -81,9 +81,18 @@ def _ids_array(ids: Iterable[int]):
 
 
 def clinic_in(column, ids: Iterable[int], dialect: str):
-    """``column IN (ids)``; on Postgres ``column = ANY(:ids::INTEGER[])``: one bound
-    parameter however many clinics (psycopg parses every placeholder of a statement on each
-    execution: 18 lists of 1,000 were ~45% of the agency page's time)."""
+    """``column = :id`` for one clinic; for several ``column IN (ids)``, on Postgres
+    ``column = ANY(:ids::INTEGER[])``: one bound parameter however many clinics (psycopg parses
+    every placeholder of a statement on each execution: 18 lists of 1,000 were ~45% of the agency
+    page's time).
+
+    One clinic is an equality because an ORM query carries the criterion twice (here and from
+    ``with_loader_criteria``): Postgres merges two equalities into one, but multiplies the
+    selectivities of two ``= ANY`` (a clinic's 1-in-100 rows estimated as 1 in 10,000), and
+    chose nested loops on that estimate."""
+    ids = tuple(ids)
+    if len(ids) == 1:
+        return column == ids[0]
     if dialect == "postgresql":
         return column == sa.any_(_ids_array(ids))
     return column.in_(sorted(ids))
@@ -93,6 +102,9 @@ def _loader_criterion(allowed: tuple[int, ...], dialect: str):
     """:func:`clinic_in` for ``with_loader_criteria``, whose lambda SQLAlchemy caches by its code:
     its closure holds only the tuple (a tracked literal) or the array parameter (a SQL element),
     never the dialect, so the cached SQL takes this request's clinics each time."""
+    if len(allowed) == 1:
+        clinic_id = allowed[0]
+        return lambda cls: cls.clinic_id == clinic_id
     if dialect == "postgresql":
         ids = _ids_array(allowed)
         return lambda cls: cls.clinic_id == sa.any_(ids)
