@@ -140,29 +140,9 @@ def _custom_plan() -> None:
         db.session.execute(sa.text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
 
-# Segments on the friend row's own dates start from its clinic-led index with nested loops (a
-# combined tag + attribute + dates + field segment took 691 ms without them, 18 ms with them).
-_FRIEND_ROW_FILTERS = frozenset({"followed_from", "followed_to", "messaged_within_days", "silent_for_days"})
-
-
-def _joins_by_merge(on: bool) -> None:
-    """A count meets the clinic's friends in ``ix_friend_audience`` (index-only), not by a nested loop.
-
-    The planner expects a few dozen rows from a segment's subquery (the tenant filter's
-    ``clinic_id = ANY(...)`` appears twice, its selectivity counted twice) and would probe
-    ``friend``'s heap once per match: 353 ms for a 1-in-6 attribute of a 100,000-friend clinic
-    where a merge or hash join of the index-only scans takes 20 ms. Reset after the count.
-    """
-    if db.session.get_bind().dialect.name == "postgresql":
-        db.session.execute(sa.text("SET LOCAL enable_nestloop = " + ("off" if on else "DEFAULT")))
-
-
 def count_audience(kind: str, segment: dict | None = None, friend_id: int | None = None) -> AudienceCounts:
     """How many friends the audience matches, will receive, and are skipped (by reason)."""
     _custom_plan()
-    merge = kind == "segment" and not _FRIEND_ROW_FILTERS.intersection(k for k, v in (segment or {}).items() if v)
-    if merge:
-        _joins_by_merge(True)
     following = Friend.status == FriendStatus.FOLLOWING
     consenting = _consent(kind, segment or {})
     row = db.session.execute(
@@ -173,8 +153,6 @@ def count_audience(kind: str, segment: dict | None = None, friend_id: int | None
             sa.func.count(Friend.id).filter(following, sa.not_(consenting)),
         ).where(*_base(kind, segment or {}, friend_id))
     ).one()
-    if merge:
-        _joins_by_merge(False)
     return AudienceCounts(*(int(v or 0) for v in row))
 
 

@@ -275,10 +275,8 @@ def _measure(app, clinic_id: int, named: dict[str, dict], samples: int, *, old: 
                     wall.append((time.perf_counter() - started) * 1000)
                     cpu.append((time.process_time() - started_cpu) * 1000)
                 statement, parameters = next(s for s in reversed(capture.statements) if s[0].startswith("SELECT"))
-                connection.exec_driver_sql("SET LOCAL enable_nestloop = off")  # as count_audience plans it
                 server = [_server_ms(connection, statement, parameters)[0] for _ in range(min(samples, 5))]
                 plan = _server_ms(connection, statement, parameters)[1]
-                connection.exec_driver_sql("SET LOCAL enable_nestloop = DEFAULT")
                 results[name] = {
                     **support.summary(wall),
                     "cpu_ms": sum(cpu) / len(cpu),
