@@ -41,6 +41,13 @@ accesslog = os.environ.get("WEB_ACCESS_LOG") or None
 logger_class = gunicorn_logger_class()
 
 
+def post_worker_init(worker):
+    """The app is built: its objects leave the garbage collector's full passes (see settle_startup_heap)."""
+    from saas.common import settle_startup_heap
+
+    settle_startup_heap()
+
+
 def worker_exit(server, worker):
     """Without REDIS_URL a worker starts an embedded Redis; it must not outlive the worker."""
     from saas.queues import stop_embedded_servers

@@ -6,6 +6,7 @@ import click
 import sqlalchemy as sa
 from flask import Flask, current_app
 
+from saas.common import settle_startup_heap
 from saas.extensions import db
 from saas.jobs import WORKER_MODES
 from saas.queues import WORKER_QUEUES
@@ -89,6 +90,7 @@ def worker(queue_list: str, mode: str, burst: bool, niceness: int) -> None:
     sa.orm.configure_mappers()  # once here, not inside the first job (a tenth of a second of CPU)
     if niceness:  # inherited by RQ's scheduler and, in fork mode, by every job's child
         os.nice(niceness)
+    settle_startup_heap()  # before any fork: jobs' children share these pages as well
     run_worker(current_app._get_current_object(), names, mode=mode, burst=burst)
 
 

@@ -285,6 +285,7 @@ def _visible_text(html: str) -> str:
 
 
 def _measure_pages(app, clinic_id: int, samples: int) -> dict:
+    from saas.common import settle_startup_heap
     from saas.extensions import db
     from saas.tenancy.models import Clinic
     from saas.tenancy.scoping import platform_scope
@@ -331,6 +332,9 @@ def _measure_pages(app, clinic_id: int, samples: int) -> dict:
     }
     with app.app_context():
         counter, results = _Counter(db.engine), {}
+    for url in pages.values():  # a server process has served each page once
+        client.get(url)
+    settle_startup_heap()  # as gunicorn's post_worker_init does (gunicorn.conf.py)
     for name, url in pages.items():
         for _ in range(3):
             client.get(url)
