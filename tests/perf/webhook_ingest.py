@@ -278,8 +278,8 @@ def _parse_wrk(output: str, bodies: int) -> dict:
     return {
         "events": requests_done,
         "events_per_s": float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1)),
-        "p50_ms": _milliseconds(re.search(r"50%\s+(\S+)", output).group(1)),
-        "p99_ms": _milliseconds(re.search(r"99%\s+(\S+)", output).group(1)),
+        "p50_ms": _milliseconds(re.search(r"^\s*50%\s+(\S+)", output, re.M).group(1)),  # not "66.50%" of Req/Sec
+        "p99_ms": _milliseconds(re.search(r"^\s*99%\s+(\S+)", output, re.M).group(1)),
         "errors": (int(non_2xx.group(1)) if non_2xx else 0) + (sum(map(int, errors.groups())) if errors else 0),
         "repeated_bodies": max(0, requests_done - bodies),
         "client": "wrk",
