@@ -143,3 +143,29 @@ def _copy_pushes(resend: Delivery, old: DeliveryChunk, seq: int) -> list[tuple[D
 class _Friend:
     def __init__(self, friend_id: int, line_user_id: str) -> None:
         self.id, self.line_user_id = friend_id, line_user_id
+
+
+def failure_reasons(delivery_id: int) -> list[tuple[str, int]]:
+    """LINE's answers for a delivery's failures with how many friends each, most first.
+
+    A multicast chunk fails as a whole with one ``last_error``; a push chunk records the reason on
+    each failed recipient. Only chunks with failures are joined, so the recipients read are those of
+    a few chunks (the ``chunk_id`` index), not a 100,000-friend delivery's every row.
+    """
+    failed_chunks = sa.and_(DeliveryChunk.delivery_id == delivery_id, DeliveryChunk.failed > 0)
+    multicast = sa.select(DeliveryChunk.last_error.label("reason"), DeliveryChunk.failed.label("n")).where(
+        failed_chunks, DeliveryChunk.mode != "push"
+    )
+    push = (
+        sa.select(
+            sa.func.coalesce(sa.func.nullif(DeliveryRecipient.error, ""), DeliveryChunk.last_error).label("reason"),
+            sa.literal(1).label("n"),
+        )
+        .select_from(DeliveryRecipient)
+        .join(DeliveryChunk, DeliveryChunk.id == DeliveryRecipient.chunk_id)
+        .where(failed_chunks, DeliveryChunk.mode == "push", DeliveryRecipient.status == ChunkStatus.FAILED)
+    )
+    outcomes = sa.union_all(multicast, push).subquery()
+    total = sa.func.sum(outcomes.c.n)
+    query = sa.select(outcomes.c.reason, total).group_by(outcomes.c.reason).order_by(total.desc())
+    return [(reason, int(count)) for reason, count in db.session.execute(query)]

@@ -16,7 +16,7 @@ from saas.common import N_, utcnow
 from saas.delivery import audience, resend, services, urgent  # noqa: F401  (urgent: notice hook)
 from saas.delivery.describe import describe_segment, messages_as_sent, title_as_sent, title_in_words
 from saas.delivery.forms import read_form, read_segment
-from saas.delivery.models import RESENDABLE_STATUSES, Delivery, DeliveryChunk, DeliveryKind, DeliveryStatus
+from saas.delivery.models import RESENDABLE_STATUSES, Delivery, DeliveryKind, DeliveryStatus
 from saas.extensions import db
 from saas.friends.models import Friend, Tag
 from saas.messaging.objects import validate_messages
@@ -231,11 +231,7 @@ def history():
 def _detail_context(delivery: Delivery) -> dict:
     if delivery.status == DeliveryStatus.SENDING:
         services.refresh_counts(delivery)
-    failures = db.session.execute(
-        sa.select(DeliveryChunk.last_error, sa.func.sum(DeliveryChunk.failed))
-        .where(DeliveryChunk.delivery_id == delivery.id, DeliveryChunk.failed > 0)
-        .group_by(DeliveryChunk.last_error)
-    ).all()
+    failures = resend.failure_reasons(delivery.id)
     friend = db.session.get(Friend, delivery.friend_id) if delivery.friend_id else None
     resent = db.session.scalar(sa.select(Delivery).where(Delivery.resend_of_id == delivery.id))
     withheld = resend.withheld_count(delivery.id) if delivery.is_resendable else 0

@@ -194,3 +194,18 @@ def test_the_composer_hands_its_messages_to_the_delivery_page(sender, sandbox, c
 def test_a_bad_schedule_is_explained(sender, clinic):
     response = post(sender, clinic, audience="all", text="x", scheduled_at="2001-01-01T09:00")
     assert response.status_code == 422 and "配信日時が過去になっています" in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "failed"),
+    [("予約はこちら https://example.com/book", 1), ("明日は休診です", 5)],
+    ids=["push-per-friend-clicks", "multicast"],
+)
+def test_the_delivery_page_says_why_sends_failed_and_to_how_many(sender, sandbox, clinic, text, failed):
+    add_friends(sandbox, clinic, 5)
+    sandbox.configure(clinic.line_channel_id, fail_next=[400])  # the first request LINE answers is refused
+    response = post(sender, clinic, audience="all", text=text)
+    drain()
+    page = sender.get(response.headers["Location"]).get_data(as_text=True)
+    reasons = re.findall(r"<li><code>([^<]*)</code> — ([\d,]+) 人</li>", page.split('class="failure-reasons"')[1])
+    assert len(reasons) == 1 and reasons[0][0].startswith("400 ") and reasons[0][1] == str(failed)
