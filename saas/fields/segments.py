@@ -8,22 +8,23 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from saas.extensions import db
 from saas.fields import services
 from saas.fields.models import FieldKind, FriendField
 
 OP_LABELS = {
-    "eq": "＝",
-    "contains": "を含む",
-    "gte": "以上",
-    "lte": "以下",
-    "on": "の日",
-    "on_or_after": "以降",
-    "on_or_before": "以前",
-    "within_days": "日以内",
-    "before_days": "日以上前",
-    "has": "を含む",
+    "eq": _l("＝"),
+    "contains": _l("を含む"),
+    "gte": _l("以上"),
+    "lte": _l("以下"),
+    "on": _l("の日"),
+    "on_or_after": _l("以降"),
+    "on_or_before": _l("以前"),
+    "within_days": _l("日以内"),
+    "before_days": _l("日以上前"),
+    "has": _l("を含む"),
 }
 
 

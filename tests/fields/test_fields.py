@@ -3,6 +3,7 @@ segments (live count and send) and by templates ({{friend.fields.x}})."""
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import pytest
@@ -191,3 +192,19 @@ def test_erasure_removes_field_values_and_consent_history_and_export_includes_th
         assert db.session.scalar(sa.select(sa.func.count(FriendFieldValue.id))) == 0
         assert db.session.scalar(sa.select(sa.func.count(ConsentChange.id))) == 0
         assert db.session.scalar(sa.select(SourceScan.line_user_id)).startswith("erased:")
+
+
+def test_the_segment_operators_read_in_the_portals_language(client, as_platform):
+    clinic = gen_clinic()
+    with tenant_scope(clinic.id):
+        _field("age_band", "年代", "choice", ["30代", "40代"])
+    login(client, gen_user("sender", clinic=clinic))
+    operators = {}
+    for lang in ("ja", "en"):
+        client.get(f"/language/{lang}")
+        form = client.get(f"/c/{clinic.slug}/deliveries/new").get_data(as_text=True)
+        row = form.split('name="field_op"')[1].split("</select>")[0]
+        operators[lang] = dict(re.findall(r'<option value="(\w+)"[^>]*>([^<]+)</option>', row))
+    assert operators["ja"]["gte"] == "以上" and operators["ja"]["contains"] == "を含む"
+    assert operators["en"]["gte"] == "at least" and operators["en"]["contains"] == "contains"
+    assert operators["en"]["on_or_before"] == "on or before" and operators["en"]["before_days"] == "or more days ago"
