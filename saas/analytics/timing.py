@@ -22,6 +22,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import lazy_pgettext
 
 from saas.analytics.models import ClickHour
 from saas.analytics.reports import Chart, Series, period_range, rate
@@ -32,7 +33,7 @@ from saas.insights.models import DeliveryInsight
 TIMING_DAYS = 90
 MIN_SENDS = 3
 MIN_RECIPIENTS = 100
-WEEKDAYS = (_l("月"), _l("火"), _l("水"), _l("木"), _l("金"), _l("土"), _l("日"))
+WEEKDAYS = tuple(lazy_pgettext("weekday", day) for day in "月火水木金土日")  # the catalog words them in context
 HOURS = range(24)
 HEAT_LEVELS = 5
 

@@ -4,6 +4,8 @@ when enough sends back it; the clinic page draws both heatmaps with CSVs, the co
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from saas.analytics.rollup import JAPAN_OFFSET
@@ -139,3 +141,15 @@ def test_taps_fill_the_click_heatmap_at_the_japan_weekday_and_hour_they_happened
     _, *elsewhere = csv_rows(client.get(f"/c/{other.slug}/analytics/click_times.csv").data)
     assert all(value == "0" for row in elsewhere for value in row[1:])
     assert client.get(f"/c/{clinic.slug}/analytics/click_times.csv").status_code in (403, 404)
+
+
+def test_the_heatmaps_name_the_weekdays_in_the_portals_language(client):
+    clinic = gen_clinic()
+    login(client, gen_user("analyst", clinic=clinic))
+    rows = {}
+    for lang in ("ja", "en"):
+        client.get(f"/language/{lang}")
+        heatmap = _page(client, clinic).split('data-testid="heatmap-click_times"')[1].split("</table>")[0]
+        rows[lang] = re.findall(r'<th scope="row">([^<]+)</th>', heatmap)
+    assert rows["ja"] == ["月", "火", "水", "木", "金", "土", "日"]
+    assert rows["en"] == ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
