@@ -14,6 +14,7 @@ from saas.common import utcnow
 from saas.extensions import db
 from saas.friends import hooks
 from saas.friends.models import Direction, Friend, FriendStatus, FriendTag, Message, MessageMedia, Tag
+from saas.webhooks.models import WebhookEvent
 
 TAG_COLORS = ("green", "blue", "orange", "pink", "purple", "gray")
 TAG_COLOR_LABELS = {
@@ -244,6 +245,7 @@ def unsend_message(line_user_id: str, line_message_id: str, at: datetime) -> Mes
         return message
     message.unsent_at, message.text, message.payload = at, "", {"type": message.kind}
     db.session.execute(sa.delete(MessageMedia).where(MessageMedia.message_id == message.id))
+    _scrub_stored_event(message.webhook_event_id)
     details = {"message_id": message.id, "kind": message.kind, "sent_at": message.created_at.isoformat()}
     record(
         "message.unsent",
@@ -253,3 +255,17 @@ def unsend_message(line_user_id: str, line_message_id: str, at: datetime) -> Mes
         details=details,
     )
     return message
+
+
+# What of an unsent message's webhook event stays: enough for redelivery dedupe (the event row
+# keeps its webhookEventId) and the audit, none of the patient's words, files or places.
+_KEPT_MESSAGE_FIELDS = ("id", "type")
+
+
+def _scrub_stored_event(webhook_event_id: int | None) -> None:
+    """The stored webhook event of an unsent message keeps its ids and type, not its content."""
+    event = db.session.get(WebhookEvent, webhook_event_id) if webhook_event_id else None
+    content = event.payload.get("message") if event is not None else None
+    if isinstance(content, dict):
+        kept = {key: content[key] for key in _KEPT_MESSAGE_FIELDS if key in content}
+        event.payload = {**event.payload, "message": kept}  # a new dict: the JSON column sees the change

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 
 import sqlalchemy as sa
 
@@ -12,6 +13,7 @@ from saas.friends import hooks
 from saas.friends.jobs import resync_all_friends
 from saas.friends.models import Friend, Message, MessageMedia
 from saas.tenancy.scoping import platform_scope, tenant_scope
+from saas.webhooks.models import WebhookEvent
 from tests.factories import gen_user
 from tests.helpers import login
 from tests.webhooks.support import connect_clinic, run_jobs
@@ -121,6 +123,48 @@ def test_an_unsent_message_is_hidden_in_the_inbox_with_an_audited_tombstone(sand
     page = client.get(page_url).get_data(as_text=True)
     assert "1234-5678" not in page and page.count('data-testid="unsent"') == 2
     assert client.get(media_url).status_code == 404
+
+
+PRIVATE = "電話番号は090-1234-5678、保険証番号は12345678です"
+
+
+def _rows_holding(*needles: str) -> list[str]:
+    """Every table and column whose stored value (decrypted, JSON as written) holds one of ``needles``."""
+    found = []
+    with platform_scope("test: look for a patient's words in every table"):
+        for table in db.metadata.sorted_tables:
+            for row in db.session.execute(sa.select(table)).mappings():
+                for column, value in row.items():
+                    shown = (
+                        json.dumps(value, ensure_ascii=False, default=str)
+                        if isinstance(value, dict | list)
+                        else str(value)
+                    )
+                    if any(needle in shown for needle in needles):
+                        found.append(f"{table.name}.{column}")
+    return found
+
+
+def test_an_unsent_messages_words_are_left_in_no_table_and_the_inbox_list_shows_the_tombstone(
+    sandbox, live_server, client
+):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    patient = sandbox.add_patient(channel, "取消 花子")
+    sandbox.follow(channel, patient)
+    sent = sandbox.send_text(channel, patient, PRIVATE)
+    run_jobs()
+    assert "webhook_event.payload" in _rows_holding("090-1234-5678")  # the search sees what it looks for
+    sandbox.unsend(channel, patient, sent["event"]["message"]["id"])
+    run_jobs()
+
+    assert _rows_holding(PRIVATE, "090-1234-5678", "12345678") == []
+    with tenant_scope(clinic.id):
+        event = db.session.scalar(sa.select(WebhookEvent).where(WebhookEvent.event_type == "message"))
+    assert event.payload["message"] == {"id": sent["event"]["message"]["id"], "type": "text"}
+    assert event.webhook_event_id == sent["event"]["webhookEventId"]  # a redelivery still collapses onto it
+    login(client, gen_user("responder", clinic=clinic))
+    listing = client.get(f"/c/{clinic.slug}/inbox/").get_data(as_text=True)
+    assert "090-1234-5678" not in listing and 'data-testid="unsent-preview"' in listing
 
 
 def test_media_of_another_clinic_is_not_found(sandbox, live_server, client):
