@@ -12,7 +12,7 @@ import logging
 from saas import line
 from saas.extensions import db
 from saas.friends import consent, hooks, media, replies, services
-from saas.friends.models import Direction, Friend, MediaState, Message
+from saas.friends.models import Direction, Friend, FriendStatus, MediaState, Message
 from saas.line.errors import LineError
 from saas.queues import DEFAULT, get_queue
 
@@ -30,19 +30,29 @@ def handle(clinic, event) -> None:
 
 
 def _friend_for(clinic, event) -> Friend:
-    friend, created = services.get_or_create_friend(event.line_user_id)
+    """The sender of a message or postback. Someone unknown is usually a friend whose follow
+    webhook was lost, but may be a user who never added the account: LINE's profile answer
+    decides (200 for friends, 404 for others), and until it says "friend" nobody unknown is
+    counted or sent broadcasts. Only unknown or nameless senders cost the profile call."""
+    friend, created = services.get_or_create_friend(event.line_user_id, status=FriendStatus.BLOCKED)
     if created or not friend.display_name:
         db.session.commit()  # no lock held while LINE is asked for the profile
-        _refresh_profile(clinic, friend)
+        profile = _refresh_profile(clinic, friend)
+        if profile is not None and friend.followed_at is None and friend.blocked_at is None:
+            services.mark_following(friend, event.occurred_at)  # a friend whose follow we never saw
     services.keep_reply_token(friend, event.reply_token, event.reply_token_expires_at)
     return friend
 
 
-def _refresh_profile(clinic, friend: Friend) -> None:
+def _refresh_profile(clinic, friend: Friend):
+    """The friend's LINE profile applied (and returned); None when LINE did not give it."""
     try:
-        services.apply_profile(friend, line.client.get_profile(clinic, friend.line_user_id))
+        profile = line.client.get_profile(clinic, friend.line_user_id)
     except LineError as exc:  # the friend is still worth keeping without a name
         log.warning("profile of %s not fetched: %s", friend.line_user_id, exc)
+        return None
+    services.apply_profile(friend, profile)
+    return profile
 
 
 def on_follow(clinic, event) -> None:

@@ -27,8 +27,8 @@ TAG_COLOR_LABELS = {
 }
 
 
-def get_or_create_friend(line_user_id: str) -> tuple[Friend, bool]:
-    """The clinic's friend for this LINE user (current tenant scope); created when new.
+def get_or_create_friend(line_user_id: str, status: str = FriendStatus.FOLLOWING) -> tuple[Friend, bool]:
+    """The clinic's friend for this LINE user (current tenant scope); created (with ``status``) when new.
 
     Two workers may see the same new user at once: the unique constraint decides, the loser
     reads the winner's row.
@@ -38,7 +38,7 @@ def get_or_create_friend(line_user_id: str) -> tuple[Friend, bool]:
         return friend, False
     try:
         with db.session.begin_nested():
-            friend = Friend(line_user_id=line_user_id, status=FriendStatus.FOLLOWING, attributes={})
+            friend = Friend(line_user_id=line_user_id, status=status, attributes={})
             db.session.add(friend)
         return friend, True
     except IntegrityError:

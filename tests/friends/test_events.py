@@ -7,6 +7,7 @@ import sqlalchemy as sa
 from saas.extensions import db
 from saas.friends import consent, hooks
 from saas.friends.models import Friend, Message
+from saas.friends.services import following_counts
 from saas.tenancy.scoping import tenant_scope
 from saas.webhooks.jobs import handle_webhook_event
 from saas.webhooks.models import WebhookEvent
@@ -85,15 +86,37 @@ def test_a_message_is_stored_in_the_conversation_and_the_answer_sent(sandbox, li
     assert sandbox.inbox(channel, patient)[-1]["message"]["text"] == "承りました"
 
 
-def test_a_message_from_someone_not_yet_known_creates_the_friend(sandbox, live_server):
+def test_a_message_from_a_friend_whose_follow_was_lost_adds_them_as_following_without_a_greeting(
+    sandbox, live_server, first_responders
+):
     clinic, channel = connect_clinic(sandbox, live_server)
+    first_responders(hooks._follow_responders, lambda clinic, friend, event: [{"type": "text", "text": "ようこそ"}])
     patient = sandbox.add_patient(channel, "渡辺 光")
-    sandbox.follow(channel, patient, deliver=False)  # followed before the clinic connected
+    sandbox.follow(channel, patient, deliver=False)  # the follow webhook never arrived (an outage)
     sandbox.send_text(channel, patient, "はじめまして")
     run_jobs()
     friend = _friend(clinic, patient)
     assert friend.display_name == "渡辺 光"
+    assert friend.status == "following" and friend.followed_at is not None
+    assert following_counts([clinic.id]) == {clinic.id: 1}
     assert ("in", "text", "はじめまして") in _conversation(clinic, friend)
+    assert all(m["message"].get("text") != "ようこそ" for m in sandbox.inbox(channel, patient))
+
+
+def test_a_message_from_someone_who_never_added_the_account_is_kept_but_not_counted_as_a_friend(sandbox, live_server):
+    clinic, channel = connect_clinic(sandbox, live_server)
+    stranger = sandbox.add_patient(channel, "未登録 さん")  # LINE answers 404 for their profile
+    sandbox.send_text(channel, stranger, "予約できますか")
+    run_jobs()
+    friend = _friend(clinic, stranger)
+    assert friend.status != "following" and friend.followed_at is None
+    assert following_counts([clinic.id]) == {}  # 友だち on the dashboard, and every broadcast's audience
+    assert ("in", "text", "予約できますか") in _conversation(clinic, friend)  # staff still see it
+
+    sandbox.follow(channel, stranger)  # adding the account later makes them a friend as usual
+    run_jobs()
+    assert _friend(clinic, stranger).status == "following"
+    assert following_counts([clinic.id]) == {clinic.id: 1}
 
 
 def test_a_postback_is_stored_and_dispatched_to_its_registered_handler(sandbox, live_server):
