@@ -43,6 +43,11 @@ class AnswerNotSent(Exception):
     """Neither the reply nor the push went out; the event is retried later."""
 
 
+class AnswerRefused(AnswerNotSent):
+    """LINE refused the push with a 4xx other than 429 (an invalid message, a user it will not
+    deliver to): sending the same answer again cannot succeed, so the event is not retried."""
+
+
 def already_recorded(event, direction: str) -> bool:
     """Whether the conversation already holds this event's message (``in``) or its answer (``out``).
 
@@ -130,6 +135,8 @@ def _push(clinic, friend: Friend, event, messages: list[dict]):
         return _push_with_retries(clinic, friend, messages, retry_key_for(event))
     except LineError as exc:
         counter.release(reservation, reservation.granted)
+        if isinstance(exc, LineRequestRejected):
+            raise AnswerRefused(f"LINE refused the push answer ({exc.status}): {exc}") from exc
         raise AnswerNotSent(f"push answer failed: {exc}") from exc
 
 

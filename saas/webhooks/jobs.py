@@ -8,7 +8,8 @@ less than a fork. A job takes its own events and every other pending event of th
 (``saas.friends.batch``), their replies concurrently while the next batch is stored; the other
 events go one thread per friend (up to ``PARALLEL_FRIENDS``): a friend's events in order, different
 friends' replies to LINE in parallel, so a 1 s LINE round trip does not hold the queue. Events that fail are retried by
-RQ's retry with back-off (the job raises at the end), up to ``MAX_ATTEMPTS`` per event.
+RQ's retry with back-off (the job raises at the end), up to ``MAX_ATTEMPTS`` per event; an answer
+LINE refuses with a 4xx other than 429 is final (one warning, the error on the event, no retry).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ BATCH = 200
 JOB_SECONDS = 20  # one job keeps claiming batches this long, well inside its RQ timeout
 PARALLEL_FRIENDS = 32  # a LINE call is mostly waiting: 32 in flight keep one process busy at 200 ms latency
 REPLIES_IN_FLIGHT = 200  # a batch's replies are HTTP calls only (no session each): a batch goes in one round
+REFUSED = "refused"  # handle_one's outcome when LINE refused the event's answer for good
 QUEUED_MARK_SECONDS = 30  # a lost job's mark stops coalescing after this long (the sweeper waits a minute)
 
 
@@ -93,19 +95,41 @@ def _finish(event_row_ids: list[int], state: str, error: str | None = None) -> N
     db.session.commit()
 
 
-def handle_one(clinic, event_row_id: int) -> bool:
-    """Apply one claimed event; a failure is recorded on it (FAILED, with the error) at once.
-    True when handled: the caller records HANDLED (for a friend's events together)."""
+def _give_up(event_row_id: int, error: str) -> None:
+    """A final failure: recorded as FAILED with no attempts left, so no retry claims it again."""
+    db.session.execute(
+        sa.update(WebhookEvent)
+        .where(WebhookEvent.id == event_row_id)
+        .values(state=EventState.FAILED, error=error[:2000], attempts=MAX_ATTEMPTS, handled_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+
+
+def _refused(clinic_id: int, event_row_id: int, exc: Exception) -> None:
+    """LINE refused the event's answer for good: one warning, the outcome on the event, no retry."""
+    db.session.rollback()
+    log.warning("webhook event %s of clinic %s not answered, not retried: %s", event_row_id, clinic_id, exc)
+    _give_up(event_row_id, f"{type(exc).__name__}: {exc}")
+
+
+def handle_one(clinic, event_row_id: int) -> str:
+    """Apply one claimed event: ``handled`` (the caller records it, for a friend's events together),
+    ``failed`` (recorded on it at once, retried) or ``refused`` (LINE refused its answer: final)."""
     from saas.friends import events
+    from saas.friends.replies import AnswerRefused
 
     try:
         events.handle(clinic, db.session.get(WebhookEvent, event_row_id))
-    except Exception as exc:  # any failure is recorded on the event and retried; the batch goes on
+    except AnswerRefused as exc:
+        _refused(clinic.id, event_row_id, exc)
+        return REFUSED
+    except Exception as exc:  # any other failure is recorded on the event and retried; the batch goes on
         db.session.rollback()
         log.exception("webhook event %s of clinic %s failed", event_row_id, clinic.id)
         _finish([event_row_id], EventState.FAILED, f"{type(exc).__name__}: {exc}"[:2000])
-        return False
-    return True
+        return EventState.FAILED
+    return EventState.HANDLED
 
 
 def _handle_in_order(app, clinic_id: int, event_row_ids: list[int]) -> int:
@@ -121,12 +145,13 @@ def _handle_in_order(app, clinic_id: int, event_row_ids: list[int]) -> int:
         db.session().expire_on_commit = False
         clinic = db.session.get(Clinic, clinic_id)
         loaded = db.session.scalars(sa.select(WebhookEvent).where(WebhookEvent.id.in_(event_row_ids))).all()
-        handled = [event_row_id for event_row_id in event_row_ids if handle_one(clinic, event_row_id)]
+        outcomes = {event_row_id: handle_one(clinic, event_row_id) for event_row_id in event_row_ids}
         del loaded  # held so that handle_one finds each event in the session's identity map: one read for all
+        handled = [event_row_id for event_row_id, outcome in outcomes.items() if outcome == EventState.HANDLED]
         if handled:
             _finish(handled, EventState.HANDLED)
         db.session.remove()
-    return len(event_row_ids) - len(handled)
+    return sum(outcome == EventState.FAILED for outcome in outcomes.values())
 
 
 def _by_friend(claimed: list[tuple[int, str | None]]) -> list[list[int]]:
@@ -282,6 +307,10 @@ def _push_one(app, clinic_id: int, event_row_id: int, friend_id: int, messages: 
         try:
             event, friend = db.session.get(WebhookEvent, event_row_id), db.session.get(Friend, friend_id)
             replies.push_answer(db.session.get(Clinic, clinic_id), friend, event, messages)
+        except replies.AnswerRefused as exc:
+            _refused(clinic_id, event_row_id, exc)
+            db.session.remove()
+            return 0
         except Exception as exc:  # recorded on the event and retried (one by one: its message is stored)
             db.session.rollback()
             log.exception("push answer to webhook event %s of clinic %s failed", event_row_id, clinic_id)

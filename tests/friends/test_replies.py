@@ -217,3 +217,43 @@ def test_a_worker_dying_after_line_took_the_batchs_replies_answers_nobody_twice(
     assert not [r for r in sandbox.requests(channel) if r["operation"] == "pushMessage"]
     assert _answers(clinic) == [("受け付けました", "reply")] * 6  # the conversation shows each answer once
     assert _states(clinic) == {"handled"} and _used(clinic) == 0
+
+
+def _sends(sandbox, channel) -> list[tuple[str, int]]:
+    """Replies and pushes the sandbox received after the follow, with LINE's status."""
+    operations = ("replyMessage", "pushMessage")
+    return [(r["operation"], r["status"]) for r in sandbox.requests(channel) if r["operation"] in operations]
+
+
+@pytest.mark.parametrize("kind", ["text", "image"], ids=["batched-text", "one-by-one-image"])
+def test_an_answer_line_refuses_with_a_400_is_given_up_at_once_with_one_warning(
+    sandbox, live_server, first_responders, caplog, kind
+):
+    from rq.registry import ScheduledJobRegistry
+
+    from saas.queues import WEBHOOKS, get_queue
+
+    clinic, channel = connect_clinic(sandbox, live_server)
+    first_responders(hooks._message_responders, lambda clinic, friend, event: ANSWER)
+    patient = sandbox.add_patient(channel, "拒否 太郎")
+    sandbox.follow(channel, patient)
+    run_jobs()
+    sandbox.configure(channel, fail_next=[400, 400])  # the reply, then the push
+    if kind == "text":
+        sandbox.send_text(channel, patient, "診察券をなくしました")
+    else:
+        sandbox.send_media(channel, patient, "image")
+    caplog.clear()
+    run_jobs()
+
+    assert _sends(sandbox, channel) == [("replyMessage", 400), ("pushMessage", 400)]  # once each, not five times
+    assert sandbox.inbox(channel, patient) == [] and _answers(clinic) == [] and _used(clinic) == 0
+    with tenant_scope(clinic.id):
+        event = db.session.scalar(sa.select(WebhookEvent).where(WebhookEvent.event_type == "message"))
+        assert db.session.scalar(sa.select(Message.kind).where(Message.direction == Direction.IN)) == kind
+    assert event.state == "failed" and "400" in event.error
+    assert ScheduledJobRegistry(queue=get_queue(WEBHOOKS)).count == 0  # no retry waits in RQ
+    assert handle_webhook_events(clinic.id, [event.id]) == 0  # nor is the event claimed again
+    assert len(_sends(sandbox, channel)) == 2
+    warnings = [r for r in caplog.records if r.name == "saas.webhooks.jobs"]
+    assert [r.levelname for r in warnings] == ["WARNING"] and not any(r.exc_info for r in caplog.records)
