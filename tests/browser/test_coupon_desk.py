@@ -35,7 +35,7 @@ def test_the_patient_shows_the_code_and_the_desk_redeems_it_once(browser, sandbo
     simulator = phone.new_page()
     simulator.goto(f"{sandbox.url}/_sandbox/phone")
     simulator.locator("#channel").select_option(channel)
-    simulator.get_by_test_id("coupon").get_by_text("🎟 しみ取り 初回20%オフ").wait_for()
+    simulator.get_by_test_id("coupon").get_by_text("✂ しみ取り 初回20%オフ").wait_for()
     link = sandbox.inbox(channel, patients[0])[-1]["message"]["template"]["actions"][0]["uri"]
     mine = phone.new_page()
     mine.goto(link)
