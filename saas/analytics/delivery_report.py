@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
 from saas.analytics.models import Conversion
-from saas.analytics.reports import KIND_SERIES, Chart, Series, rate
+from saas.analytics.reports import KIND_SERIES, WITHHELD, Chart, Series, rate
 from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.insights import services as insights
@@ -33,8 +33,6 @@ from saas.insights.models import InsightRequest, InsightUnit, RequestStatus
 from saas.links.services import LinkStats, clicks_by_link, unique_clickers
 from saas.receipts.models import FriendReceipt
 from saas.security.csvsafe import csv_document
-
-WITHHELD = "—"
 
 
 class Source:

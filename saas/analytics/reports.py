@@ -44,6 +44,13 @@ def rate(part: int, whole: int) -> float | None:
     return round(part * 100 / whole, 1) if whole else None
 
 
+WITHHELD = "—"  # a number LINE withheld or there is none of: a CSV cell says so instead of staying blank
+
+
+def _cell(value: object) -> object:
+    return WITHHELD if value is None else value
+
+
 @dataclass
 class Series:
     key: str
@@ -66,9 +73,11 @@ class Chart:
 
     def csv(self) -> str:
         """The chart's numbers as CSV (UTF-8 with BOM): one row per label, one column per series.
-        Labels are names staff typed (clinics, sources, titles): formula-like ones are neutralised."""
+        Labels are names staff typed (clinics, sources, titles): formula-like ones are neutralised.
+        Withheld or no-data cells (None, empty on the chart) are 「—」, never an empty cell read as 0."""
         header = [self.label_heading, *(s.label for s in self.series)]
-        return csv_document(header, ([label, *(s.data[n] for s in self.series)] for n, label in enumerate(self.labels)))
+        rows = ([label, *(_cell(s.data[n]) for s in self.series)] for n, label in enumerate(self.labels))
+        return csv_document(header, rows)
 
     def js(self) -> dict:
         """What the page's script needs to draw it."""

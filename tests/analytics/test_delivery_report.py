@@ -115,7 +115,7 @@ def test_opens_clicks_blocks_and_conversions_of_a_multicast_reach_the_report_and
     assert values[("リンク", URL, "クリック（リンク計測）")] == "1"
     assert values[("コンバージョン", "予約", "最後にクリックした配信")] == "1"
     funnel = csv_rows(client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/funnel.csv").data)
-    assert [row[1] for row in funnel[1:]] == ["4", "3", "1", "", "1", "1", "1"]
+    assert [row[1] for row in funnel[1:]] == ["4", "3", "1", "—", "1", "1", "1"]
     assert client.get(f"/c/{clinic.slug}/analytics/deliveries/{delivery_id}/nothing.csv").status_code == 404
 
 
@@ -236,7 +236,7 @@ def test_the_organization_page_compares_the_branches_open_and_click_rates_from_l
     assert chart(page, "opens")["開封率（%）"] == [50.0, None]
     header, *rows = csv_rows(client.get(f"/analytics/organizations/{hq.slug}/opens.csv").data)
     assert header == ["クリニック", "開封率（%）", "クリック率（%）"]
-    assert rows == [[clinic.name, "50.0", "25.0"], [quiet.name, "", ""]]
+    assert rows == [[clinic.name, "50.0", "25.0"], [quiet.name, "—", "—"]], "no sends: 「—」 as on the page"
 
 
 def branch_cell(html: str, clinic, column: str) -> str:

@@ -73,7 +73,7 @@ def test_the_best_time_is_the_slot_with_the_highest_open_rate_among_those_sent_o
     by_day = {row[0]: row[1:] for row in rows}
     assert list(by_day) == ["月", "火", "水", "木", "金", "土", "日"]
     assert by_day["火"][12] == "60.0" and by_day["金"][18] == "20.0" and by_day["水"][9] == "100.0"
-    assert by_day["月"][12] == ""  # nothing sent then: no rate, not 0
+    assert by_day["月"][12] == "—"  # nothing sent then: no rate, not 0
 
     client.get("/auth/logout")
     login(client, gen_user("sender", clinic=clinic))

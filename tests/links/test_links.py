@@ -269,6 +269,7 @@ def test_a_delivery_shows_its_clicks_per_link_once_on_its_report_with_a_chart_an
     assert "75.0%" in row
     rows = csv_rows(client.get(f"{report_url}links.csv").data)
     assert rows[1][:3] == [SITE, "4", "3"] and rows[2][:3] == [BOOK, "0", "0"]
+    assert rows[0][3] == "クリック（LINE集計）" and rows[1][3] == rows[2][3] == "—", "LINE has not told its count"
 
 
 def test_a_delivery_without_urls_sends_a_multicast_and_shows_no_click_section(sandbox, sandbox_state, client):
