@@ -6,8 +6,10 @@ from pathlib import Path
 
 from flask import Flask, has_request_context, request, session
 from flask_babel import get_locale
+from werkzeug.routing import IntegerConverter
 
 from saas import config as config_module
+from saas.common import BIG_ID_MAX
 from saas.extensions import babel, csrf, db, login_manager, migrate
 
 # Packages that are not capabilities: the sandboxes (LINE, Stripe) are never imported by product code.
@@ -64,6 +66,7 @@ def create_app(config: dict | None = None) -> Flask:
     config_module.settle_secrets(app.config)  # refuses to start a deployment without its own secrets
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)  # home of the embedded SQLite and Redis
     _trust_proxies(app)
+    app.url_map.converters["int"] = BoundedInt  # before any route is added
 
     database.install()
     db.init_app(app)
@@ -80,6 +83,19 @@ def create_app(config: dict | None = None) -> Flask:
     for name in MODULES:
         importlib.import_module(name).init_app(app)
     return app
+
+
+class BoundedInt(IntegerConverter):
+    """``<int:...>`` up to the largest key a table holds: a larger id is a 404, never an overflow.
+
+    One bound for every route: 64-bit keys (``BigId``: messages, audit events, form answers...)
+    reach 2**63-1, so a lookup in a 32-bit INTEGER table may still get an id Postgres cannot
+    compare; ``saas.errors`` answers that 404 as well.
+    """
+
+    def __init__(self, url_map, *args, **kwargs) -> None:
+        kwargs.setdefault("max", BIG_ID_MAX)
+        super().__init__(url_map, *args, **kwargs)
 
 
 def _trust_proxies(app: Flask) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import re
 import secrets
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
@@ -81,6 +81,48 @@ def slugify(text: str) -> str:
 # Primary and foreign keys of tables that grow with traffic: 64-bit on Postgres. SQLite keeps
 # INTEGER, the only type its rowid auto-increment works with (and it is 64-bit there anyway).
 BigId = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+BIG_ID_MAX = 2**63 - 1  # the largest BigId (and SQLite rowid): the bound of every <int:...> in a URL
+ID_MAX = 2**31 - 1  # the largest key of the other tables (Postgres INTEGER): every id a form names
+MAX_DAYS = 36500  # 「N日以内」「N日以上前」 at most a century (a timedelta overflows past 2.7 million days)
+
+
+def parse_id(text) -> int | None:
+    """A form's (or a stored segment's) id: ASCII digits within ``ID_MAX``; None for anything else."""
+    text = str(text).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > ID_MAX:
+        return None
+    return int(text)
+
+
+def parse_ids(values) -> list[int]:
+    """The ids of a list; what is not an id stays as 0, which no row has, so a condition on it
+    matches nobody (dropping it would widen an audience). Blank entries are skipped."""
+    return [parse_id(value) or 0 for value in values or [] if str(value).strip()]
+
+
+def parse_days(text) -> int | None:
+    """A day count of a form: ASCII digits up to ``MAX_DAYS``; None for anything else."""
+    text = str(text).strip()
+    if not (text.isascii() and text.isdigit()) or int(text) > MAX_DAYS:
+        return None
+    return int(text)
+
+
+def read_days(text: str | None, label: str, errors: list[str]) -> int | None:
+    """A form's optional day count (「N日以内」); a problem in Japanese appended to ``errors``."""
+    from flask_babel import gettext as _
+
+    if not (text or "").strip():
+        return None
+    days = parse_days(text)
+    if days is None:
+        errors.append(_("%(label)sは0〜%(max)sの日数（数字）で入力してください", label=label, max=MAX_DAYS))
+    return days
+
+
+def days_before(moment, days):
+    """``moment`` (a date or datetime) less a stored day count, capped at ``MAX_DAYS``."""
+    return moment - timedelta(days=min(int(days), MAX_DAYS))
 
 
 class Timestamped:

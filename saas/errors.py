@@ -2,7 +2,10 @@
 
 from flask import Flask, render_template, request
 from flask_babel import gettext as _
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import DataError
+from werkzeug.exceptions import HTTPException, NotFound
+
+from saas.common import ID_MAX
 
 
 def _messages() -> dict[int, tuple[str, str]]:
@@ -37,5 +40,20 @@ def render_error(error: HTTPException):
     return render_template("errors/error.html", code=code, title=title, hint=hint), code
 
 
+def id_out_of_range(error: DataError):
+    """An id in the URL beyond a 32-bit key that Postgres refused to compare (22003): no such row, 404.
+
+    The URL converter admits 64-bit ids (``BigId`` tables); any other out-of-range error stays a 500.
+    """
+    from saas.extensions import db
+
+    too_large = any(isinstance(v, int) and v > ID_MAX for v in (request.view_args or {}).values())
+    if getattr(error.orig, "sqlstate", None) != "22003" or not too_large:
+        raise error
+    db.session.rollback()
+    return render_error(NotFound())
+
+
 def init_app(app: Flask) -> None:
     app.register_error_handler(HTTPException, render_error)
+    app.register_error_handler(DataError, id_out_of_range)

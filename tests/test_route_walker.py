@@ -296,3 +296,26 @@ def test_every_page_that_shows_patient_text_writes_a_view_audit_event(client, ap
             unaudited.append(f"{rule.endpoint} ({url})")
     assert {"inbox.conversation", "inbox.index", "friends.detail"} <= set(shown), shown
     assert not unaudited, f"patient text shown without a conversation.view audit event: {unaudited}"
+
+
+# ---- ids larger than any key ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("huge", [2**31, 2**63 - 1, 2**63, 10**30])
+def test_an_id_larger_than_any_key_is_not_found_on_every_route(client, huge):
+    clinic = gen_clinic(gen_organization())
+    login(client, gen_user("owner", clinic=clinic))
+    token, walked = csrf_token(client), 0
+    for rule in clinic_rules(client.application):
+        ids = [a for a in rule.arguments if isinstance(rule._converters.get(a), IntegerConverter)]
+        if not ids:
+            continue
+        values = {a: clinic.slug if a == "clinic" else huge if a in ids else "walker" for a in rule.arguments}
+        url = rule.build(values)[1]
+        for method in sorted(WALKED & rule.methods):
+            response = client.open(url, method=method, data={"csrf_token": token} if method != "GET" else None)
+            walked += 1
+            assert response.status_code < 500, f"{method} {url} ({rule.endpoint}) gave {response.status_code}"
+    assert walked >= 50
+    for path in (f"deliveries/{huge}", f"friends/{huge}", f"analytics/deliveries/{huge}/"):
+        assert client.get(f"/c/{clinic.slug}/{path}").status_code == 404

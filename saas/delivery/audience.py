@@ -21,7 +21,7 @@ from typing import NamedTuple
 
 import sqlalchemy as sa
 
-from saas.common import to_utc, utcnow
+from saas.common import days_before, parse_id, parse_ids, to_utc, utcnow
 from saas.extensions import db
 from saas.fields.services import segment_filters as field_filters
 from saas.forms.segments import segment_filters as form_filters
@@ -50,44 +50,48 @@ class AudienceCounts:
         return {k: v for k, v in (("blocked", self.blocked), ("no_consent", self.no_consent)) if v}
 
 
-def _jst_day_start(text: str) -> datetime | None:
+def jst_day_start(text) -> datetime | None:
+    """The start of a Japan date (``2025-04-01``) in UTC; None when the text is not such a date."""
     try:
         return to_utc(datetime.combine(date.fromisoformat(text), time.min))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-
-
-def _ids(values) -> list[int]:
-    return [int(v) for v in values or [] if str(v).strip().isdigit()]
 
 
 def _tag_filters(segment: dict) -> list:
     filters = []
-    tag_ids = _ids(segment.get("tag_ids"))
+    tag_ids = parse_ids(segment.get("tag_ids"))
     if tag_ids and segment.get("tag_match") == "all":
         for tag_id in tag_ids:
             filters.append(Friend.id.in_(sa.select(FriendTag.friend_id).where(FriendTag.tag_id == tag_id)))
     elif tag_ids:
         filters.append(Friend.id.in_(sa.select(FriendTag.friend_id).where(FriendTag.tag_id.in_(tag_ids))))
-    excluded = _ids(segment.get("exclude_tag_ids"))
+    excluded = parse_ids(segment.get("exclude_tag_ids"))
     if excluded:
         filters.append(Friend.id.not_in(sa.select(FriendTag.friend_id).where(FriendTag.tag_id.in_(excluded))))
     return filters
 
 
-def _time_filters(segment: dict, now: datetime) -> list:
+def _followed_filters(segment: dict) -> list:
+    """友だち追加日 from / to; a date that cannot be read matches nobody (never everybody)."""
     filters = []
-    start, end = _jst_day_start(segment.get("followed_from")), _jst_day_start(segment.get("followed_to"))
-    if start:
-        filters.append(Friend.followed_at >= start)
-    if end:
-        filters.append(Friend.followed_at < end + timedelta(days=1))
+    if segment.get("followed_from"):
+        start = jst_day_start(segment["followed_from"])
+        filters.append(Friend.followed_at >= start if start else sa.false())
+    if segment.get("followed_to"):
+        end = jst_day_start(segment["followed_to"])
+        filters.append(Friend.followed_at < end + timedelta(days=1) if end else sa.false())
+    return filters
+
+
+def _time_filters(segment: dict, now: datetime) -> list:
+    filters = _followed_filters(segment)
     within = segment.get("messaged_within_days")
     if within not in (None, ""):
-        filters.append(Friend.last_message_at >= now - timedelta(days=int(within)))
+        filters.append(Friend.last_message_at >= days_before(now, within))
     silent = segment.get("silent_for_days")
     if silent not in (None, ""):
-        cutoff = now - timedelta(days=int(silent))
+        cutoff = days_before(now, silent)
         filters.append(sa.or_(Friend.last_message_at.is_(None), Friend.last_message_at < cutoff))
     return filters
 
@@ -108,7 +112,7 @@ def segment_filters(segment: dict, *, now: datetime | None = None) -> list:
     for key, value in (segment.get("attributes") or {}).items():
         if key and value not in (None, ""):
             filters.append(attribute_filter(str(key), str(value)))
-    sources = _ids(segment.get("inflow_source_ids"))
+    sources = parse_ids(segment.get("inflow_source_ids"))
     if sources:
         filters.append(Friend.inflow_source_id.in_(sources))
     return filters + field_filters(segment.get("fields")) + visit_filters(segment) + form_filters(segment)
@@ -116,9 +120,9 @@ def segment_filters(segment: dict, *, now: datetime | None = None) -> list:
 
 def _base(kind: str, segment: dict, friend_id: int | None) -> list:
     if kind == "push":
-        return [Friend.id == (friend_id or 0)]
+        return [Friend.id == (parse_id(friend_id or 0) or 0)]
     if kind == "step":  # a fixed set of friends (step delivery), never "everybody"
-        return [Friend.id.in_(_ids(segment.get("friend_ids")) or [0])]
+        return [Friend.id.in_(parse_ids(segment.get("friend_ids")) or [0])]
     return segment_filters(segment) if kind == "segment" else []
 
 

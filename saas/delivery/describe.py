@@ -7,12 +7,13 @@ from datetime import date
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
+from saas.common import parse_ids
 from saas.extensions import db
 from saas.friends.models import Tag
 
 
 def _tag_names(ids) -> list[str]:
-    wanted = [int(v) for v in ids or [] if str(v).isdigit()]
+    wanted = parse_ids(ids)
     if not wanted:
         return []
     names = dict(db.session.execute(sa.select(Tag.id, Tag.name).where(Tag.id.in_(wanted))).all())
@@ -68,7 +69,7 @@ def _visits(segment: dict) -> list[tuple[str, str]]:
 def _forms(segment: dict) -> list[tuple[str, str]]:
     from saas.forms.models import Form
 
-    wanted = [int(v) for v in segment.get("answered_form_ids") or [] if str(v).isdigit()]
+    wanted = parse_ids(segment.get("answered_form_ids"))
     if not wanted:
         return []
     names = dict(db.session.execute(sa.select(Form.id, Form.name).where(Form.id.in_(wanted))).all())

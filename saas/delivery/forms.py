@@ -6,12 +6,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import sqlalchemy as sa
 from flask_babel import gettext as _
 
-from saas.common import to_utc
+from saas.common import parse_id, parse_ids, read_days, to_utc
+from saas.delivery.audience import jst_day_start
 from saas.delivery.models import DeliveryKind
+from saas.extensions import db
 from saas.fields import segments as field_segments
 from saas.forms import segments as form_segments
+from saas.friends.models import Friend
 from saas.visits import services as visit_segments
 
 
@@ -26,39 +30,43 @@ class DeliveryForm:
     errors: list[str] = field(default_factory=list)
 
 
-def _ints(values: list[str]) -> list[int]:
-    return [int(v) for v in values if v.strip().isdigit()]
+AUDIENCES = ("all", "segment", "friend")
+TITLE_MAX = 200  # Delivery.title's column
 
 
-def _days(text: str | None, label: str, errors: list[str]) -> int | None:
-    text = (text or "").strip()
-    if not text:
-        return None
-    if not text.isdigit():
-        errors.append(_("%(label)sは日数（数字）で入力してください", label=label))
-        return None
-    return int(text)
+def _tag_ids(form, name: str, errors: list[str]) -> list[int]:
+    ids = parse_ids(form.getlist(name))
+    if 0 in ids:  # dropping it would widen the audience
+        errors.append(_("タグの指定が正しくありません"))
+    return ids
+
+
+def _followed(form, segment: dict, errors: list[str]) -> None:
+    for name in ("followed_from", "followed_to"):
+        text = (form.get(name) or "").strip()
+        if text and jst_day_start(text) is None:
+            errors.append(_("友だち追加日は日付（例：2025-04-01）で入力してください"))
+        elif text:
+            segment[name] = text
 
 
 def read_segment(form) -> tuple[dict, list[str]]:
     """The segment described by the form's fields, and what is wrong with them."""
     errors: list[str] = []
     segment: dict = {}
-    tags = _ints(form.getlist("tag_ids"))
+    tags = _tag_ids(form, "tag_ids", errors)
     if tags:
         segment["tag_ids"], segment["tag_match"] = tags, "all" if form.get("tag_match") == "all" else "any"
-    excluded = _ints(form.getlist("exclude_tag_ids"))
+    excluded = _tag_ids(form, "exclude_tag_ids", errors)
     if excluded:
         segment["exclude_tag_ids"] = excluded
     for read in (field_segments.read_form, visit_segments.read_form, form_segments.read_form):
         part, problems = read(form)  # friend fields and sources, visits, answered forms
         segment.update(part)
         errors += problems
-    for name in ("followed_from", "followed_to"):
-        if form.get(name):
-            segment[name] = form.get(name)
-    within = _days(form.get("messaged_within_days"), _("最終メッセージ（以内）"), errors)
-    silent = _days(form.get("silent_for_days"), _("最終メッセージ（以上前）"), errors)
+    _followed(form, segment, errors)
+    within = read_days(form.get("messaged_within_days"), _("最終メッセージ（以内）"), errors)
+    silent = read_days(form.get("silent_for_days"), _("最終メッセージ（以上前）"), errors)
     if within is not None:
         segment["messaged_within_days"] = within
     if silent is not None:
@@ -89,21 +97,33 @@ def _tracks_per_friend(form: Mapping) -> bool:
     return "1" in values
 
 
+def _friend(text: str | None) -> tuple[int | None, str | None]:
+    """The one friend of a push: one of the clinic's (another clinic's is not found)."""
+    if not (text or "").strip():
+        return None, _("送信先の友だちが選ばれていません")
+    friend_id = parse_id(text)
+    found = friend_id and db.session.scalar(sa.select(Friend.id).where(Friend.id == friend_id))
+    return (friend_id, None) if found else (None, _("送信先の友だちが見つかりません"))
+
+
 def read_form(form: Mapping, now: datetime) -> DeliveryForm:
     """Everything the new-delivery form says, with Japanese error messages."""
     result = DeliveryForm(allow_trim=form.get("allow_trim") == "1", track_clicks_per_friend=_tracks_per_friend(form))
     audience = form.get("audience", "all")
-    if form.get("urgent") == "1":
+    if audience not in AUDIENCES:  # never read as 友だち全員
+        result.errors.append(_("配信先の指定が正しくありません"))
+    elif form.get("urgent") == "1":
         result.kind = DeliveryKind.URGENT
     elif audience == "segment":
         result.kind = DeliveryKind.SEGMENT
         result.segment, result.errors = read_segment(form)
     elif audience == "friend":
         result.kind = DeliveryKind.PUSH
-        ids = _ints([form.get("friend_id") or ""])
-        result.friend_id = ids[0] if ids else None
-        if result.friend_id is None:
-            result.errors.append(_("送信先の友だちが選ばれていません"))
+        result.friend_id, problem = _friend(form.get("friend_id"))
+        if problem:
+            result.errors.append(problem)
+    if len((form.get("title") or "").strip()) > TITLE_MAX:
+        result.errors.append(_("タイトルは%(n)s文字以内で入力してください", n=TITLE_MAX))
     result.scheduled_at, error = read_schedule(form.get("scheduled_at"), now)
     if error:
         result.errors.append(error)

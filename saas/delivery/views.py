@@ -12,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 from saas import billing
 from saas.adcheck.gate import gate as adcheck_gate
 from saas.adcheck.services import message_texts
-from saas.common import N_, utcnow
+from saas.common import N_, parse_id, utcnow
 from saas.delivery import audience, resend, services, urgent  # noqa: F401  (urgent: notice hook)
 from saas.delivery.describe import describe_segment, messages_as_sent, title_as_sent, title_in_words
 from saas.delivery.forms import read_form, read_segment
@@ -64,9 +64,10 @@ def _get(delivery_id: int) -> Delivery:
 
 
 def _draft_messages(draft_id: str | None) -> tuple[Delivery | None, list[dict]]:
-    if not (draft_id or "").isdigit():
+    draft_id = parse_id(draft_id or "")
+    if draft_id is None:
         return None, []
-    draft = db.session.get(Delivery, int(draft_id))
+    draft = db.session.get(Delivery, draft_id)
     if draft is None or draft.status != DeliveryStatus.DRAFT:
         return None, []
     return draft, draft.messages
@@ -74,9 +75,8 @@ def _draft_messages(draft_id: str | None) -> tuple[Delivery | None, list[dict]]:
 
 def _page(values, draft=None, messages=None, errors=(), status=200, gate=None):
     clinic = current_clinic()
-    friend = None
-    if (values.get("friend_id") or "").isdigit():
-        friend = db.session.get(Friend, int(values["friend_id"]))
+    friend_id = parse_id(values.get("friend_id") or "")
+    friend = db.session.get(Friend, friend_id) if friend_id else None
     return (
         render_template(
             "delivery/new.html",
@@ -128,7 +128,7 @@ def audience_count():
         kind, segment = DeliveryKind.PUSH, {}
     else:
         kind, segment = DeliveryKind.BROADCAST, {}
-    friend_id = int(form["friend_id"]) if (form.get("friend_id") or "").isdigit() else None
+    friend_id = parse_id(form.get("friend_id") or "")
     counts = audience.count_audience(kind, segment, friend_id)
     verdict = guard.assess(current_clinic().id, kind, segment, counts.eligible)
     return render_template(

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
+from saas.common import MAX_DAYS, parse_days, parse_id, parse_ids
 from saas.extensions import db
 from saas.fields import services
 from saas.fields.models import FieldKind, FriendField
@@ -39,8 +40,9 @@ def options() -> dict:
 
 def _check_value(field: FriendField, op: str, value: str) -> None:
     if op in ("within_days", "before_days"):
-        if not value.isdigit():
-            raise services.FieldProblem(_("「%(label)s」の日数は数字で入力してください。", label=field.label))
+        if parse_days(value) is None:
+            message = _("「%(label)s」の日数は0〜%(max)sの数字で入力してください。", label=field.label, max=MAX_DAYS)
+            raise services.FieldProblem(message)
     elif field.kind in (FieldKind.NUMBER, FieldKind.DATE):
         services.parse(field, value)
 
@@ -52,9 +54,12 @@ def read_form(form) -> tuple[dict, list[str]]:
     conditions = []
     rows = zip(form.getlist("field_id"), form.getlist("field_op"), form.getlist("field_value"), strict=False)
     for raw_id, op, value in rows:
-        field = db.session.get(FriendField, int(raw_id)) if raw_id.isdigit() else None
         value = value.strip()
-        if field is None or not value:
+        if not value:  # an empty row of the builder
+            continue
+        field = _field_in_scope(raw_id)
+        if field is None:  # skipping it would widen the audience
+            errors.append(_("条件の項目が見つかりません。削除された可能性があります。"))
             continue
         if op not in services.OPERATORS[field.kind]:
             op = services.OPERATORS[field.kind][0]
@@ -66,7 +71,16 @@ def read_form(form) -> tuple[dict, list[str]]:
         conditions.append({"field_id": field.id, "op": op, "value": value})
     if conditions:
         segment["fields"] = conditions
-    sources = [int(v) for v in form.getlist("inflow_source_ids") if v.strip().isdigit()]
+    sources = parse_ids(form.getlist("inflow_source_ids"))
+    if 0 in sources:
+        errors.append(_("流入経路の指定が正しくありません"))
     if sources:
         segment["inflow_source_ids"] = sources
     return segment, errors
+
+
+def _field_in_scope(raw_id: str) -> FriendField | None:
+    field_id = parse_id(raw_id)
+    if field_id is None:
+        return None
+    return db.session.scalar(sa.select(FriendField).where(FriendField.id == field_id))  # the clinic's, or None

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from flask_babel import gettext as _
 
-from saas.common import to_local, utcnow
+from saas.common import days_before, parse_id, to_local, utcnow
 from saas.extensions import db
 from saas.fields.models import FieldKind, FriendField, FriendFieldValue
 from saas.friends.models import Friend
@@ -186,7 +186,7 @@ def _value_condition(field: FriendField, op: str, value: str, today: date):
         return {"gte": column.number >= number, "lte": column.number <= number}.get(op, column.number == number)
     if field.kind == FieldKind.DATE:
         if op in ("within_days", "before_days"):
-            cutoff = today - timedelta(days=int(value))
+            cutoff = days_before(today, value)
             return column.day >= cutoff if op == "within_days" else column.day < cutoff
         day = parse_date(value)
         return {"on_or_after": column.day >= day, "on_or_before": column.day <= day}.get(op, column.day == day)
@@ -199,7 +199,7 @@ def segment_filters(conditions: list[dict] | None, *, today: date | None = None)
     """SQL conditions on Friend for a segment's field conditions (unknown fields match nobody)."""
     filters = []
     for condition in conditions or []:
-        field = db.session.get(FriendField, int(condition.get("field_id") or 0))
+        field = db.session.get(FriendField, parse_id(condition.get("field_id") or 0) or 0)
         value = str(condition.get("value") or "").strip()
         if field is None:
             filters.append(sa.false())

@@ -7,11 +7,11 @@ segments keep working; the visit rows are the history the friend page shows.
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 import sqlalchemy as sa
 
-from saas.common import to_local, utcnow
+from saas.common import days_before, read_days, to_local, utcnow
 from saas.extensions import db
 from saas.fields import services as fields
 from saas.fields.models import FieldKind, FriendFieldValue
@@ -94,11 +94,11 @@ def segment_filters(segment: dict, *, today: date | None = None) -> list:
     filters = []
     within = segment.get("visited_within_days")
     if within not in (None, ""):
-        since = today - timedelta(days=int(within))
+        since = days_before(today, within)
         filters.append(Friend.id.in_(sa.select(Visit.friend_id).where(Visit.visited_on >= since)))
     absent = segment.get("not_visited_for_days")
     if absent not in (None, ""):
-        cutoff = today - timedelta(days=int(absent))
+        cutoff = days_before(today, absent)
         lapsed = sa.select(Visit.friend_id).group_by(Visit.friend_id).having(sa.func.max(Visit.visited_on) < cutoff)
         filters.append(Friend.id.in_(lapsed))
     return filters
@@ -110,11 +110,7 @@ def read_form(form) -> tuple[dict, list[str]]:
 
     segment, errors = {}, []
     for name, label in (("visited_within_days", _("来院（以内）")), ("not_visited_for_days", _("来院（以上前）"))):
-        text = (form.get(name) or "").strip()
-        if not text:
-            continue
-        if text.isdigit():
-            segment[name] = int(text)
-        else:
-            errors.append(_("%(label)sは日数（数字）で入力してください", label=label))
+        days = read_days(form.get(name), label, errors)
+        if days is not None:
+            segment[name] = days
     return segment, errors

@@ -209,3 +209,118 @@ def test_the_delivery_page_says_why_sends_failed_and_to_how_many(sender, sandbox
     page = sender.get(response.headers["Location"]).get_data(as_text=True)
     reasons = re.findall(r"<li><code>([^<]*)</code> — ([\d,]+) 人</li>", page.split('class="failure-reasons"')[1])
     assert len(reasons) == 1 and reasons[0][0].startswith("400 ") and reasons[0][1] == str(failed)
+
+
+def no_deliveries() -> bool:
+    db.session.expire_all()
+    with platform_scope("test"):
+        return db.session.scalar(sa.select(sa.func.count(Delivery.id))) == 0
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("messaged_within_days", "最終メッセージ（以内）"),
+        ("silent_for_days", "最終メッセージ（以上前）"),
+        ("visited_within_days", "来院（以内）"),
+        ("not_visited_for_days", "来院（以上前）"),
+    ],
+)
+def test_a_day_count_beyond_a_century_is_explained_and_the_live_count_still_answers(
+    sender, sandbox, clinic, name, label
+):
+    add_friends(sandbox, clinic, 2)
+    count = post(sender, clinic, "/count", audience="segment", **{name: "99999999999"})
+    assert count.status_code == 200
+    response = post(sender, clinic, audience="segment", text="お知らせ", **{name: "99999999999"})
+    assert response.status_code == 422
+    assert f"{label}は0〜36500の日数（数字）で入力してください" in response.get_data(as_text=True)
+    assert no_deliveries()
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999999", "2147483648", "²"])
+def test_a_tag_id_no_table_can_hold_counts_nobody_and_is_refused_on_submit(sender, sandbox, clinic, value):
+    add_friends(sandbox, clinic, 3)
+    count = post(sender, clinic, "/count", audience="segment", tag_ids=value)
+    assert count.status_code == 200 and 'data-eligible="0"' in count.get_data(as_text=True)
+    response = post(sender, clinic, audience="segment", tag_ids=value, text="お知らせ")
+    assert response.status_code == 422 and "タグの指定が正しくありません" in response.get_data(as_text=True)
+    assert no_deliveries()
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "2147483648"])
+def test_a_friend_id_no_table_can_hold_is_not_found(sender, sandbox, clinic, value):
+    add_friends(sandbox, clinic, 1)
+    count = post(sender, clinic, "/count", audience="friend", friend_id=value)
+    assert count.status_code == 200 and 'data-eligible="0"' in count.get_data(as_text=True)
+    response = post(sender, clinic, audience="friend", friend_id=value, text="こんにちは")
+    assert response.status_code == 422 and "送信先の友だちが見つかりません" in response.get_data(as_text=True)
+    assert no_deliveries()
+
+
+def test_another_clinics_friend_cannot_be_sent_to(sender, sandbox, clinic):
+    other = connected_clinic(sandbox, "1720000002", plan="free")
+    add_friends(sandbox, other, 1)
+    with tenant_scope(other.id):
+        theirs = db.session.scalars(sa.select(Friend.id)).one()
+    response = post(sender, clinic, audience="friend", friend_id=str(theirs), text="こんにちは")
+    assert response.status_code == 422 and "送信先の友だちが見つかりません" in response.get_data(as_text=True)
+    assert no_deliveries()
+    assert not sandbox.requests("1720000001") and not sandbox.requests("1720000002")
+
+
+def test_a_title_longer_than_200_characters_is_explained_and_kept(sender, sandbox, clinic):
+    add_friends(sandbox, clinic, 1)
+    title = "年末年始の休診" * 700
+    response = post(sender, clinic, audience="all", title=title, text="お知らせ")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "タイトルは200文字以内で入力してください" in page
+    assert f'value="{title}"' in page  # what the sender typed is still there
+    assert no_deliveries()
+
+
+@pytest.mark.parametrize(
+    ("fields", "error"),
+    [
+        ({"audience": "bogus"}, "配信先の指定が正しくありません"),
+        (
+            {"audience": "segment", "followed_from": "not-a-date"},
+            "友だち追加日は日付（例：2025-04-01）で入力してください",
+        ),
+        (
+            {"audience": "segment", "followed_to": "0001-01-01"},
+            "友だち追加日は日付（例：2025-04-01）で入力してください",
+        ),
+        ({"audience": "segment", "exclude_tag_ids": "abc"}, "タグの指定が正しくありません"),
+        ({"audience": "segment", "inflow_source_ids": "abc"}, "流入経路の指定が正しくありません"),
+        ({"audience": "segment", "answered_form_ids": "abc"}, "回答済みフォームの指定が正しくありません"),
+        (
+            {"audience": "segment", "field_id": "987654", "field_op": "eq", "field_value": "30代"},
+            "条件の項目が見つかりません。削除された可能性があります。",
+        ),
+    ],
+)
+def test_a_segment_condition_that_cannot_be_read_is_explained_never_sent_to_everyone(
+    sender, sandbox, clinic, fields, error
+):
+    add_friends(sandbox, clinic, 3)
+    response = post(sender, clinic, text="お知らせ", **fields)
+    assert response.status_code == 422 and error in response.get_data(as_text=True)
+    assert no_deliveries()
+    assert not sandbox.requests("1720000001")
+
+
+def test_a_date_fields_day_count_beyond_a_century_is_explained(sender, sandbox, clinic):
+    from saas.fields import services as fields
+    from saas.fields.models import FriendField
+
+    add_friends(sandbox, clinic, 2)
+    with tenant_scope(clinic.id):
+        checkup = fields.save_field(FriendField(), key="checkup", label="健診日", kind="date")
+        db.session.commit()
+        row = {"field_id": str(checkup.id), "field_op": "within_days", "field_value": "99999999999"}
+    assert post(sender, clinic, "/count", audience="segment", **row).status_code == 200
+    response = post(sender, clinic, audience="segment", text="お知らせ", **row)
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and "「健診日」の日数は0〜36500の数字で入力してください。" in page
+    assert no_deliveries()
