@@ -12,7 +12,7 @@ from werkzeug.datastructures import MultiDict
 from saas import billing
 from saas.adcheck.gate import gate as adcheck_gate
 from saas.adcheck.services import message_texts
-from saas.common import N_, parse_id, utcnow
+from saas.common import ID_MAX, N_, parse_id, utcnow
 from saas.delivery import audience, resend, services, urgent  # noqa: F401  (urgent: notice hook)
 from saas.delivery.describe import describe_segment, messages_as_sent, title_as_sent, title_in_words
 from saas.delivery.forms import read_form, read_segment
@@ -210,7 +210,7 @@ def _queue_down(values, draft, messages):
 @login_required
 @require("messages.send")
 def history():
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = min(max(request.args.get("page", 1, type=int), 1), ID_MAX // PAGE_SIZE)  # the OFFSET stays a bigint
     query = sa.select(Delivery).where(Delivery.status != DeliveryStatus.DRAFT).order_by(Delivery.id.desc())
     deliveries = db.session.scalars(query.limit(PAGE_SIZE + 1).offset((page - 1) * PAGE_SIZE)).all()
     for delivery in deliveries:

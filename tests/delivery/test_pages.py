@@ -324,3 +324,8 @@ def test_a_date_fields_day_count_beyond_a_century_is_explained(sender, sandbox, 
     page = response.get_data(as_text=True)
     assert response.status_code == 422 and "「健診日」の日数は0〜36500の数字で入力してください。" in page
     assert no_deliveries()
+
+
+def test_a_history_page_past_every_delivery_is_empty_not_an_error(sender, clinic):
+    response = sender.get(f"/c/{clinic.slug}/deliveries?page=99999999999999999999")
+    assert response.status_code == 200 and "配信履歴" in response.get_data(as_text=True)
