@@ -86,12 +86,17 @@ ID_MAX = 2**31 - 1  # the largest key of the other tables (Postgres INTEGER): ev
 MAX_DAYS = 36500  # 「N日以内」「N日以上前」 at most a century (a timedelta overflows past 2.7 million days)
 
 
-def parse_id(text) -> int | None:
-    """A form's (or a stored segment's) id: ASCII digits within ``ID_MAX``; None for anything else."""
+def parse_id(text, limit: int = ID_MAX) -> int | None:
+    """A form's (or a stored segment's) id: ASCII digits within ``limit``; None for anything else."""
     text = str(text).strip()
-    if not (text.isascii() and text.isdigit()) or int(text) > ID_MAX:
+    if not (text.isascii() and text.isdigit()) or int(text) > limit:
         return None
     return int(text)
+
+
+def parse_big_id(text) -> int | None:
+    """:func:`parse_id` for the keys of the tables that grow with traffic (messages, receipts)."""
+    return parse_id(text, BIG_ID_MAX)
 
 
 def parse_ids(values) -> list[int]:

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import re
+import traceback
 from datetime import date, datetime
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 from werkzeug.routing import IntegerConverter, Rule
 
+import saas
 from saas.audit.services import record
 from saas.common import utcnow
 from saas.extensions import csrf, db
@@ -319,3 +323,44 @@ def test_an_id_larger_than_any_key_is_not_found_on_every_route(client, huge):
     assert walked >= 50
     for path in (f"deliveries/{huge}", f"friends/{huge}", f"analytics/deliveries/{huge}/"):
         assert client.get(f"/c/{clinic.slug}/{path}").status_code == 404
+
+
+# ---- fields with values no parser expects -----------------------------------------------------
+
+FIELD_READ = re.compile(r'(?:form|args|values)\.get(?:list)?\(\s*"([A-Za-z_]+)"')
+NOT_FUZZED = {"csrf_token", "lang"}
+
+
+def _fields_the_code_reads() -> list[str]:
+    names = set()
+    for path in Path(saas.__file__).parent.rglob("*.py"):
+        names.update(FIELD_READ.findall(path.read_text(encoding="utf-8")))
+    return sorted(names - NOT_FUZZED)
+
+
+@pytest.mark.parametrize("bad", ["²", "9" * 30, "abc"], ids=["superscript-digit", "huge", "letters"])
+def test_every_field_the_code_reads_given_a_value_it_cannot_use_is_never_a_500(client, bad):
+    """``"²".isdigit()`` is true but ``int("²")`` fails; 30 digits overflow every integer column."""
+    clinic = gen_clinic(gen_organization())
+    owner = gen_user("owner", clinic=clinic)
+    seeded = seed_every_clinic_table(clinic.id, {"clinic": clinic.id, "user": owner.id})
+    login(client, owner)
+    fields = _fields_the_code_reads()
+    assert {"tag_id", "scenario_id", "after", "selected"} <= set(fields)
+    token, failures = csrf_token(client), []
+    for rule in clinic_rules(client.application):
+        url, _real = fill(rule, clinic.slug, seeded)
+        for method in sorted(WALKED & rule.methods):
+            values = dict.fromkeys(fields, bad)
+            try:
+                if method == "GET":
+                    status = client.get(url, query_string=values).status_code
+                else:
+                    status = client.open(url, method=method, data={**values, "csrf_token": token}).status_code
+            except Exception as error:  # testing propagates what a user would see as a 500
+                where = next(f for f in reversed(traceback.extract_tb(error.__traceback__)) if "/saas/" in f.filename)
+                status = f"{type(error).__name__}: {error} at {Path(where.filename).name}:{where.lineno}"
+            if not isinstance(status, int) or status >= 500:
+                failures.append(f"{method} {url} ({rule.endpoint}): {status}")
+            db.session.rollback()
+    assert not failures, f"answered 500 for {bad!r} in every field:\n" + "\n".join(failures)

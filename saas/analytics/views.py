@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from saas.analytics import attribution, delivery_report, groups, marks, reports, timing
 from saas.analytics.models import MAX_ATTRIBUTION_DAYS
 from saas.audit.services import record
+from saas.common import parse_id
 from saas.delivery.models import Delivery
 from saas.extensions import db
 from saas.portal import menu
@@ -99,7 +100,7 @@ def save_settings():
     """Administrators set how many days after a message a conversion still counts for it."""
     if not can("clinic.settings"):
         abort(403)
-    days = request.form.get("attribution_days", type=int)
+    days = request.form.get("attribution_days", type=parse_id)
     try:
         attribution.set_window_days(current_clinic().id, days or 0)
     except ValueError:

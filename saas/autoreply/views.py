@@ -19,11 +19,14 @@ from saas.autoreply import (
 )
 from saas.autoreply.matcher import MAX_UNGUARDED_REGEX_RULES
 from saas.autoreply.models import COMPUTED_LABELS, AutoReplyRule, MatchType
+from saas.common import parse_id
 from saas.extensions import db
 from saas.friends.models import Friend
 from saas.library.render import VARIABLES
 from saas.portal.menu import register
 from saas.tenancy.access import current_clinic, require
+
+MAX_RESUME_HOURS = 24 * 365  # a year
 
 bp = Blueprint("autoreply", __name__, url_prefix="/c/<clinic>/autoreply")
 register("autoreply.rules", _l("自動応答"), "✉", "clinic.view", order=40)
@@ -117,7 +120,7 @@ def _fill_rule(rule: AutoReplyRule, form) -> None:
         [k for k in keywords.splitlines() if k.strip()] if rule.match_type == MatchType.REGEX else _lines(keywords)
     )
     rule.required_literal = form.get("required_literal", "").strip()[:100]
-    rule.priority = int(form.get("priority") or 100)
+    rule.priority = parse_id(form.get("priority", "")) or 100
     rule.enabled = bool(form.get("enabled"))
     rule.active_from, rule.active_until = form.get("active_from", ""), form.get("active_until", "")
     rule.messages = _texts(form, "reply")
@@ -219,7 +222,7 @@ def _fill_settings(current, form) -> None:
     current.fallback_messages = _texts(form, "fallback")
     current.handoff_phrases = _lines(form.get("handoff_phrases", ""))
     current.handoff_reply = form.get("handoff_reply", "").strip()
-    current.handoff_resume_hours = max(0, int(form.get("handoff_resume_hours") or 0))
+    current.handoff_resume_hours = min(parse_id(form.get("handoff_resume_hours", "")) or 0, MAX_RESUME_HOURS)
     current.emergency_keywords = _lines(form.get("emergency_keywords", "")) or None  # blank: default
 
 

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 
 from saas.booking import jobs, services
 from saas.booking.models import Booking, BookingMode
+from saas.common import parse_id
 from saas.extensions import db
 from saas.line import login as line_login
 from saas.line.errors import LineError
@@ -84,7 +85,7 @@ def start(clinic):
 
 def _changing(clinic, patient) -> Booking | None:
     raw = request.values.get("change", "")
-    booking = db.session.get(Booking, int(raw)) if raw.isdigit() else None
+    booking = db.session.get(Booking, parse_id(raw)) if parse_id(raw) else None
     return booking if booking and booking.line_user_id == patient["sub"] and booking.is_active else None
 
 

@@ -6,6 +6,7 @@ from flask import current_app
 
 from saas.booking import notify, services
 from saas.booking.models import Booking
+from saas.common import parse_id
 from saas.extensions import db
 from saas.friends.hooks import register_postback_handler
 
@@ -22,7 +23,7 @@ def _text(text: str) -> list[dict]:
 
 
 def _own_booking(friend, booking_id: str) -> Booking | None:
-    booking = db.session.get(Booking, int(booking_id)) if booking_id.isdigit() else None
+    booking = db.session.get(Booking, parse_id(booking_id)) if parse_id(booking_id) else None
     return booking if booking is not None and booking.line_user_id == friend.line_user_id else None
 
 

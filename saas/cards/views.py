@@ -9,6 +9,7 @@ from flask_login import current_user, login_required
 
 from saas.cards import patient, services
 from saas.cards.models import CardSettings
+from saas.common import parse_id
 from saas.coupons.qr import qr_svg
 from saas.extensions import db
 from saas.friends.models import Friend
@@ -24,9 +25,10 @@ def _number(text: str | None, label: str, *, optional: bool = False) -> int | No
     text = (text or "").strip()
     if not text and optional:
         return None
-    if not text.isdigit():
+    number = parse_id(text)
+    if number is None:
         raise services.CardProblem(_("%(label)sは数字で入力してください。", label=label))
-    return int(text)
+    return number
 
 
 def _read_rewards(form) -> list[services.RewardSpec]:

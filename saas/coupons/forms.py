@@ -7,6 +7,7 @@ from datetime import date
 
 from flask_babel import gettext as _
 
+from saas.common import parse_id
 from saas.coupons.models import Target
 from saas.coupons.services import CouponProblem, CouponValues
 from saas.delivery.forms import read_segment
@@ -23,9 +24,10 @@ def _number(text: str | None, label: str, *, optional: bool = False) -> int | No
     text = (text or "").strip()
     if not text and optional:
         return None
-    if not text.isdigit():
+    number = parse_id(text)
+    if number is None:
         raise CouponProblem(_("%(label)sは数字で入力してください。", label=label))
-    return int(text)
+    return number
 
 
 def read(form: Mapping) -> CouponValues:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from saas.adcheck import services as adcheck
 from saas.audit import services as audit
 from saas.autoreply.normalize import normalize
-from saas.common import JAPAN, N_, to_local, to_utc, utcnow
+from saas.common import JAPAN, N_, parse_big_id, to_local, to_utc, utcnow
 from saas.coupons.models import (
     Coupon,
     CouponRedemption,
@@ -337,11 +337,12 @@ def reaches(coupon: Coupon, friend: Friend) -> bool:
 
 def attributed_delivery(coupon: Coupon, delivery_id: str | None) -> int | None:
     """The send a patient came from, when it really carried this coupon."""
-    if not delivery_id or not str(delivery_id).isdigit():
+    delivery_id = parse_big_id(delivery_id or "")
+    if not delivery_id:
         return None
     found = db.session.scalar(
         sa.select(CouponSend.delivery_id).where(
-            CouponSend.coupon_id == coupon.id, CouponSend.delivery_id == int(delivery_id)
+            CouponSend.coupon_id == coupon.id, CouponSend.delivery_id == delivery_id
         )
     )
     return found

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from saas.common import parse_id
 from saas.friends import services as friends
 
 ROW = re.compile(r"^q-(\d+)-label$")
@@ -36,7 +37,7 @@ def read(form) -> list[dict]:
                 "sensitive": bool(get("sensitive")),
                 "choices": get("choices"),
                 "help": get("help"),
-                "field_id": int(get("field_id")) if get("field_id").isdigit() else None,
+                "field_id": parse_id(get("field_id")),
                 "visit": bool(get("visit")),
                 "consent": get("consent"),
                 "tags": _tag_lines(get("tags")) if get("label").strip() else {},

@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from saas.audit.services import record
+from saas.common import parse_id
 from saas.extensions import db
 from saas.fields import services as fields
 from saas.forms import editor, patient, presets, scenarios, segments, services
@@ -92,7 +93,7 @@ def _edit_page(form: Form, status: int = 200):
 
 
 def _scenario_id() -> int | None:
-    chosen = request.form.get("scenario_id", type=int)
+    chosen = request.form.get("scenario_id", type=parse_id)
     return chosen if chosen and chosen in {sid for sid, _name in scenarios.available()} else None
 
 

@@ -10,6 +10,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from saas.audit.services import record, record_conversation_view
+from saas.common import parse_id
 from saas.extensions import db
 from saas.fields import services as fields
 from saas.friends import consent, export, imports, services, tags
@@ -34,7 +35,7 @@ def _filter_from_request() -> services.FriendFilter:
     return services.FriendFilter(
         query=request.args.get("q", "").strip()[:100],
         status=request.args.get("status", ""),
-        tag_id=request.args.get("tag", type=int),
+        tag_id=request.args.get("tag", type=parse_id),
         followed_from=_date("from"),
         followed_to=_date("to"),
     )
@@ -121,7 +122,7 @@ def add_tag(friend_id: int):
     """Tag the friend with an existing tag (tag_id) or a new one (name)."""
     friend = _friend_or_404(friend_id)
     name = request.form.get("name", "").strip()
-    tag_id = request.form.get("tag_id", type=int)
+    tag_id = request.form.get("tag_id", type=parse_id)
     tag = services.get_or_create_tag(name, request.form.get("color", "green")) if name else None
     if tag is None and tag_id:
         tag = next((t for t in services.clinic_tags() if t.id == tag_id), None)
@@ -238,7 +239,7 @@ def update_tag(tag_id: int):
 def merge_tag(tag_id: int):
     """Merge the tag into another one (its friends keep the other tag)."""
     tag = _tag_or_404(tag_id)
-    target = _tag_or_404(request.form.get("into", type=int) or 0)
+    target = _tag_or_404(request.form.get("into", type=parse_id) or 0)
     return _tag_change(
         lambda: tags.merge(tag, target),
         _("タグを「%(name)s」に統合しました。", name=target.name),

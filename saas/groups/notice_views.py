@@ -14,6 +14,7 @@ from flask_login import current_user, login_required
 from saas.adcheck import services as adcheck
 from saas.adcheck.gate import ACK_FIELD, APPROVE_FIELD, Gate
 from saas.audit.services import record
+from saas.common import parse_id, parse_ids
 from saas.delivery.views import KIND_LABELS, STATUS_LABELS  # noqa: F401  (labels used by the templates)
 from saas.extensions import db
 from saas.friends.models import Tag
@@ -86,7 +87,7 @@ def save_settings():
     current = notices.settings_for(g.shared.id)
     hours = request.form.get("approval_hours", "24")
     current.approval_required = request.form.get("approval_required") == "1"
-    current.approval_hours = min(max(int(hours), 1), 168) if hours.isdigit() else 24
+    current.approval_hours = min(max(parse_id(hours) or 24, 1), 168)
     db.session.add(current)
     record("group_notice.settings", target_type="organization", target_id=g.shared.id,
            details={"approval_required": current.approval_required, "approval_hours": current.approval_hours})  # fmt: skip
@@ -111,7 +112,7 @@ def _read_plans(form, messages: list[dict]) -> list[notices.BranchPlan]:
             continue
         choice = form.get(f"audience_{clinic.id}", "all")
         kind = notices.kind_for(urgent, choice)
-        tag_ids = [int(v) for v in form.getlist(f"tags_{clinic.id}") if v.isdigit()]
+        tag_ids = [i for i in parse_ids(form.getlist(f"tags_{clinic.id}")) if i]
         segment = {"tag_ids": tag_ids, "tag_match": "any"} if kind == "segment" else {}
         plans.append(notices.plan_branch(clinic, kind, segment, messages))
     return plans

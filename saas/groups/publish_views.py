@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_required
 
 from saas.audit.services import record
+from saas.common import parse_ids
 from saas.extensions import db
 from saas.groups import publishing
 from saas.groups.models import PublishKind
@@ -95,7 +96,7 @@ def publish():
     branches = _chosen(form, targets)
     plans = publishing.plan(branches, source, publication)
     if request.method == "POST" and form.get("action") == "publish" and branches:
-        overwrite = {int(v) for v in form.getlist("overwrite") if v.isdigit()}
+        overwrite = {i for i in parse_ids(form.getlist("overwrite")) if i}
         publication, result = publishing.publish(_organization(), source, plans, overwrite, current_user)
         record("group_publication.publish", target_type="group_publication", target_id=publication.id,
                details={"kind": source.kind, "source": source.ref, "version": publication.version,

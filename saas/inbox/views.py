@@ -18,6 +18,7 @@ from flask_login import current_user, login_required
 
 from saas.audit.services import record, record_conversation_view, record_list_view
 from saas.auth.roles import ROLES_READING_PATIENT_MESSAGES, Scope
+from saas.common import parse_big_id, parse_id
 from saas.extensions import db
 from saas.friends import services as friends
 from saas.friends.models import Friend
@@ -90,7 +91,7 @@ def index():
 @require("chat.read")
 def conversation_list():
     """The list alone (re-rendered when the poll says something changed, or for the next page)."""
-    return render_template("inbox/_list.html", **_list_context(request.args.get("selected", type=int)))
+    return render_template("inbox/_list.html", **_list_context(request.args.get("selected", type=parse_id)))
 
 
 @bp.get("/changes")
@@ -154,8 +155,8 @@ def conversation(friend_id: int):
 def new_messages(friend_id: int):
     """Messages newer than ``after`` (htmx polls this); showing new ones is audited as a view."""
     friend = _friend_or_404(friend_id)
-    after = request.args.get("after", 0, type=int)
-    after_receipt = request.args.get("after_receipt", 0, type=int)
+    after = request.args.get("after", type=parse_big_id) or 0
+    after_receipt = request.args.get("after_receipt", type=parse_big_id) or 0
     fresh = friends.conversation(friend, limit=50, after=after)
     sends = timeline.newer_than(friend.id, after_receipt)
     if fresh:
@@ -255,7 +256,7 @@ def assign(friend_id: int):
     """Assign the conversation to a responder (pauses the bot) or to nobody."""
     friend = _friend_or_404(friend_id)
     value = request.form.get("user_id", "")
-    user_id = current_user.id if value == "me" else (int(value) if value.isdigit() else None)
+    user_id = current_user.id if value == "me" else parse_id(value)
     if user_id is not None and user_id not in {u.id for u in responders(current_clinic())}:
         abort(400)
     services.assign(friend, user_id)

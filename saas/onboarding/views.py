@@ -12,6 +12,7 @@ from flask_login import current_user, login_required
 
 from saas.audit.services import changes, record
 from saas.auth.roles import ROLE_LABELS
+from saas.common import parse_id
 from saas.extensions import db
 from saas.manifests.apply import ManifestError
 from saas.members import services as members
@@ -213,10 +214,10 @@ def plan():
         code, extra = request.form.get("plan_code", ""), request.form.get("extra_allowed") == "1"
         cap = request.form.get("extra_cap", "").strip()
         chosen = next((p for p in plans if p.code == code), None)
-        if chosen is None or (extra and not chosen.allows_extra) or (cap and not cap.isdigit()):
+        if chosen is None or (extra and not chosen.allows_extra) or (cap and parse_id(cap) is None):
             flash(_("プランと追加メッセージの設定を確認してください。"), "error")
         else:
-            set_clinic_plan(clinic.id, code, extra_allowed=extra, extra_cap=int(cap) if cap and extra else None)
+            set_clinic_plan(clinic.id, code, extra_allowed=extra, extra_cap=parse_id(cap) if cap and extra else None)
             record(
                 "quota.plan",
                 target_type="clinic",

@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
+from saas.common import parse_id
 from saas.extensions import db
 from saas.friends.models import Tag
 from saas.portal import menu
@@ -37,7 +38,7 @@ def rules():
         ):
             flash(_("名前・メッセージ・月数（1〜60）・時刻（0〜23）を入力してください"), "danger")
         else:
-            tag_id = int(form["tag_id"]) if form.get("tag_id", "").isdigit() else None
+            tag_id = parse_id(form.get("tag_id", ""))
             if tag_id is not None and db.session.get(Tag, tag_id) is None:
                 abort(400)
             kind = form.get("kind") if form.get("kind") in set(RuleKind) else RuleKind.RECALL

@@ -8,6 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from saas.audit.services import record
+from saas.common import parse_id
 from saas.extensions import db
 from saas.portal import menu
 from saas.retention import models, services
@@ -21,11 +22,12 @@ def _days(name: str, low: int, high: int | None, errors: list[str], *, optional:
     text = request.form.get(name, "").strip()
     if optional and text == "":
         return None
-    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+    days = parse_id(text)
+    if days is None or days < low or (high is not None and days > high):
         limit = f"{low}〜{high}" if high is not None else f"{low}〜"
         errors.append(_("%(field)s は %(range)s 日の範囲で入力してください。", field=_(LABELS[name]), range=limit))
         return None
-    return int(text)
+    return days
 
 
 LABELS = {

@@ -10,6 +10,7 @@ from flask_login import login_required
 
 from saas.adcheck.gate import gate as adcheck_gate
 from saas.audit.services import record
+from saas.common import parse_id
 from saas.extensions import db
 from saas.friends.models import Tag
 from saas.line.errors import LineError
@@ -83,9 +84,10 @@ def create():
 
 def _cell_number(form, name: str, label: str, limit: int) -> int:
     value = form.get(name, "")
-    if not value.isdigit() or not 1 <= int(value) <= limit:
+    number = parse_id(value)
+    if number is None or not 1 <= number <= limit:
         raise services.MenuProblem(_("「%(label)s」の位置を選んでください", label=label))
-    return int(value) - 1
+    return number - 1
 
 
 def _cells_from_form(form, index: int, label: str, size: str) -> layouts.Cells:
@@ -209,7 +211,7 @@ def _apply(menu: RichMenu, form) -> None:
     alias = form.get("alias_id", "").strip()
     if alias and not services.ALIAS_RE.match(alias):
         raise services.MenuProblem(_("エイリアスは半角英小文字・数字・-_ の32文字以内です"))
-    tag_id = int(form["segment_tag_id"]) if form.get("segment_tag_id", "").isdigit() else None
+    tag_id = parse_id(form.get("segment_tag_id", ""))
     if tag_id is not None and db.session.get(Tag, tag_id) is None:
         abort(400)
     preset = form.get("preset", "")

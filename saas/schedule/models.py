@@ -34,6 +34,8 @@ class ScheduleSettings(TenantOwned, Timestamped, db.Model):
 class WeeklyBlock(TenantOwned, Timestamped, db.Model):
     """One opening block on one weekday, e.g. 月曜 午前 09:00–12:30."""
 
+    __table_args__ = (sa.CheckConstraint("weekday BETWEEN 0 AND 6", name="weekday_of_a_week"),)
+
     id: Mapped[int] = mapped_column(primary_key=True)
     weekday: Mapped[int] = mapped_column(sa.SmallInteger)  # 0 = Monday
     label: Mapped[str] = mapped_column(sa.String(40), default="")

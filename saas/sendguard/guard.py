@@ -15,7 +15,7 @@ from flask_babel import gettext as _
 
 from saas.adcheck import services as adcheck
 from saas.audit.services import record
-from saas.common import N_, clinic_row, utcnow
+from saas.common import N_, clinic_row, parse_ids, utcnow
 from saas.delivery import services as deliveries
 from saas.delivery.models import Delivery, DeliveryKind, DeliveryStatus
 from saas.extensions import db
@@ -55,7 +55,7 @@ def _current_settings(clinic_id: int) -> GuardSettings:
 
 
 def _recently_changed(model, ids: list, since) -> bool:
-    wanted = [int(v) for v in ids or [] if str(v).isdigit()]
+    wanted = [i for i in parse_ids(ids) if i]
     if not wanted:
         return False
     query = sa.select(sa.func.count(model.id)).where(

@@ -14,6 +14,7 @@ from flask_login import current_user, login_required
 from saas.adcheck import services as adcheck
 from saas.auth.redirects import local_target
 from saas.booking import services as booking
+from saas.common import parse_id
 from saas.delivery import audience
 from saas.delivery.describe import describe_segment
 from saas.delivery.models import Delivery, DeliveryStatus
@@ -152,14 +153,15 @@ def settings():
     current = guard.settings_for(current_clinic().id)
     if request.method == "POST":
         threshold, minutes = request.form.get("approval_threshold", ""), request.form.get("fresh_segment_minutes", "")
-        if not (threshold.isdigit() and minutes.isdigit()) or int(minutes) > 1440:
+        threshold, minutes = parse_id(threshold), parse_id(minutes)
+        if threshold is None or minutes is None or minutes > 1440:
             flash(_("人数と分は数字で入力してください（分は1440まで）。"), "danger")
             return redirect(url_for(".settings"))
         before = {
             "approval_threshold": current.approval_threshold,
             "fresh_segment_minutes": current.fresh_segment_minutes,
         }
-        current.approval_threshold, current.fresh_segment_minutes = int(threshold), int(minutes)
+        current.approval_threshold, current.fresh_segment_minutes = threshold, minutes
         after = {
             "approval_threshold": current.approval_threshold,
             "fresh_segment_minutes": current.fresh_segment_minutes,
@@ -260,8 +262,8 @@ def unlink_line():
 def _messages_to_test(form) -> tuple[list[dict], int | None]:
     """The messages of the form being sent: a held delivery, the composer's draft, or the typed text."""
     for key in ("delivery_id", "draft_id"):
-        if (form.get(key) or "").isdigit():
-            found = db.get_or_404(Delivery, int(form[key]))
+        if parse_id(form.get(key, "")) is not None:
+            found = db.get_or_404(Delivery, parse_id(form[key]))
             if key == "draft_id" and found.status != DeliveryStatus.DRAFT:
                 abort(404)
             return list(found.messages or []), found.id

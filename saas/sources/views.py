@@ -9,6 +9,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from saas.audit.services import record
+from saas.common import parse_id, parse_ids
 from saas.extensions import db
 from saas.friends import services as friends
 from saas.portal import menu
@@ -49,12 +50,12 @@ def index():
 
 
 def _read_form(source: InflowSource):
-    menu_id = request.form.get("rich_menu_id", type=int)
+    menu_id = request.form.get("rich_menu_id", type=parse_id)
     menu_id = menu_id if menu_id and any(m.id == menu_id for m in _menus()) else None
     return services.save_source(
         source,
         name=request.form.get("name", ""),
-        tag_ids=[int(t) for t in request.form.getlist("tag_ids") if t.isdigit()],
+        tag_ids=parse_ids(request.form.getlist("tag_ids")),
         rich_menu_id=menu_id,
         poster_message=request.form.get("poster_message", ""),
     )

@@ -12,6 +12,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
+from saas.common import parse_id
 from saas.extensions import db
 from saas.friends import services as friends
 from saas.friends.models import Friend, FriendStatus, Tag
@@ -43,7 +44,7 @@ def run(clinic, step, friend_ids: list[int], now: datetime) -> None:
 
 def _id(action: dict, key: str) -> int:
     value = action.get(key)
-    return int(value) if str(value or "").isdigit() else 0
+    return parse_id(value or "") or 0
 
 
 def _add_tag(clinic, action: dict, reached: list[Friend], now: datetime) -> None:

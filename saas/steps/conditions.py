@@ -13,6 +13,7 @@ from collections.abc import Callable
 import sqlalchemy as sa
 
 from saas.booking.models import Booking, BookingStatus
+from saas.common import parse_id
 from saas.extensions import db
 from saas.fields.services import segment_filters as field_filters
 from saas.friends.models import Friend, FriendTag
@@ -35,7 +36,7 @@ def known_kinds() -> list[str]:
 
 
 def _int(value) -> int:
-    return int(value) if str(value or "").strip().isdigit() else 0
+    return parse_id(value or "") or 0
 
 
 @register_condition("tag")

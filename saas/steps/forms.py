@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from saas.common import parse_id
+
 ROWS = range(3)  # condition and action rows on the step form
 GOAL_BOXES = ("booked", "visited", "coupon_used", "form_answered")  # any booking, visit, coupon use or form answer
 CONDITION_KINDS = ("tag_has", "tag_not", "field", "source", "booked", "not_booked", "coupon_used", "coupon_not_used",
@@ -13,8 +15,7 @@ DONE_CONDITIONS = {"coupon_used": "coupon", "form_answered": "form"}
 
 
 def _int(text) -> int | None:
-    text = str(text or "").strip()
-    return int(text) if text.isdigit() else None
+    return parse_id(text or "")
 
 
 def read_scenario(form: Mapping) -> dict:
@@ -37,6 +38,8 @@ def _kept_goals(form: Mapping) -> list[dict]:
     try:
         kept = json.loads(form.get("other_goals") or "[]")
     except ValueError:
+        return []
+    if not isinstance(kept, list):
         return []
     return [g for g in kept if isinstance(g, dict) and g.get("kind") in ("coupon_used", "form_answered") and len(g) > 1]
 

@@ -10,7 +10,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask_babel import lazy_gettext as _l
 
-from saas.common import to_local, to_utc, utcnow, zone_of
+from saas.common import parse_id, to_local, to_utc, utcnow, zone_of
 from saas.delivery import audience
 from saas.delivery import services as delivery
 from saas.delivery.models import DeliveryKind
@@ -110,7 +110,7 @@ def save_scenario(scenario: StepScenario, values: dict) -> StepScenario:
 
 
 def _int(value) -> int | None:
-    return int(value) if str(value or "").strip().isdigit() else None
+    return parse_id(value or "")
 
 
 def clean_goals(goals: list) -> list[dict]:

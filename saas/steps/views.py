@@ -13,6 +13,7 @@ from flask_login import login_required
 from saas.adcheck.gate import gate as adcheck_gate
 from saas.adcheck.services import message_texts
 from saas.audit.services import record
+from saas.common import parse_id
 from saas.coupons.models import Coupon
 from saas.delivery.forms import read_segment
 from saas.delivery.services import QueueUnavailable
@@ -370,7 +371,7 @@ def preview(scenario_id: int):
 def test_send(scenario_id: int):
     """Send every step now to one friend (a staff member's own LINE, or a sandbox patient)."""
     scenario = _scenario_or_404(scenario_id)
-    friend = db.get_or_404(Friend, int(request.form.get("friend_id") or 0))
+    friend = db.get_or_404(Friend, parse_id(request.form.get("friend_id", "")) or 0)
     try:
         queued = services.test_send(scenario, friend)
     except QueueUnavailable:
@@ -409,7 +410,7 @@ def start_for_segment(scenario_id: int):
 def start_for_friend(friend_id: int):
     """Start a scenario for one friend (from the friend's page)."""
     friend = db.get_or_404(Friend, friend_id)
-    scenario = _scenario_or_404(int(request.form.get("scenario_id") or 0))
+    scenario = _scenario_or_404(parse_id(request.form.get("scenario_id", "")) or 0)
     started = enrolments.start(friend, scenario, "manual")
     record("steps.started", target_type="friend", target_id=friend.id, details={"scenario": scenario.id})
     db.session.commit()
@@ -428,7 +429,7 @@ def start_for_friend(friend_id: int):
 def stop_for_friend(friend_id: int):
     """Take one friend out of a scenario now."""
     friend = db.get_or_404(Friend, friend_id)
-    scenario = _scenario_or_404(int(request.form.get("scenario_id") or 0))
+    scenario = _scenario_or_404(parse_id(request.form.get("scenario_id", "")) or 0)
     stopped = enrolments.stop_when(friend, lambda s: s.id == scenario.id, StopReason.MANUAL)
     record("steps.stopped", target_type="friend", target_id=friend.id, details={"scenario": scenario.id})
     db.session.commit()
