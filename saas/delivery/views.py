@@ -35,6 +35,7 @@ KIND_LABELS = {
     "push": N_("個別送信"),
     "step": N_("ステップ配信"),
 }
+RESEND_LABEL = N_("失敗分の再送")
 STATUS_LABELS = {
     "draft": (N_("下書き"), ""),
     "pending_approval": (N_("承認待ち"), "status-warn"),
@@ -50,9 +51,17 @@ STATUS_LABELS = {
 }
 
 
+def kind_label(delivery: Delivery) -> str:
+    """What kind of send it was; a resend goes only to the original's failed recipients."""
+    return RESEND_LABEL if delivery.resend_of_id else KIND_LABELS.get(delivery.kind, delivery.kind)
+
+
 @bp.app_context_processor
 def _labels():
     return {"delivery_kinds": KIND_LABELS, "delivery_statuses": STATUS_LABELS, "skip_reasons": services.SKIP_REASONS}
+
+
+bp.add_app_template_filter(kind_label, "kind_label")
 
 
 bp.add_app_template_filter(title_in_words, "title_in_words")

@@ -262,7 +262,10 @@ def test_a_partly_failed_send_alerts_the_sender_and_resends_only_the_failed_with
     keys = [r["retry_key"] for r in sandbox.requests("1730000006") if r["operation"] == "multicast"]
     assert keys.count(keys[0]) == 2, "the failed chunk was sent again under its own retry key"
     assert used(clinic) == 1_500 == redis_used(clinic)
-    assert "送信できなかった配信があります" not in client.get(f"/c/{clinic.slug}/deliveries").get_data(as_text=True)
+    history = client.get(f"/c/{clinic.slug}/deliveries").get_data(as_text=True)
+    assert "送信できなかった配信があります" not in history
+    resent_page = client.get(f"/c/{clinic.slug}/deliveries/{resent.id}").get_data(as_text=True)
+    assert "失敗分の再送" in history and "失敗分の再送" in resent_page and "全員配信" not in resent_page
 
 
 def _csrf(page: str) -> str:
