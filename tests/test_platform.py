@@ -88,3 +88,30 @@ def test_create_admin_makes_a_platform_owner(runner):
     assert result.exit_code == 0, result.output
     user = db.session.scalars(sa.select(User).where(User.email == "boss@example.jp")).one()
     assert user.roles == {"owner"} and user.needs_two_factor
+
+
+FAILING_REQUEST_AFTER_MIGRATING = """
+from flask_migrate import upgrade
+from saas import create_app
+
+app = create_app()
+
+@app.get("/boom")
+def boom():
+    raise RuntimeError("the portal failed here")
+
+with app.app_context():
+    upgrade()  # as flask dev does before it serves
+print(app.test_client().get("/boom").status_code)
+"""
+
+
+def test_a_failing_request_is_logged_with_its_traceback_after_flask_dev_migrated(scratch_database_url):
+    """Alembic's logging set-up had disabled the app's loggers: the demo's 500s left no trace at all."""
+    env = {**os.environ, "DATABASE_URL": scratch_database_url, "SANDBOX_ENABLED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", FAILING_REQUEST_AFTER_MIGRATING],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.stdout.strip() == "500", result.stderr[-2000:]
+    assert "Exception on /boom" in result.stderr and "RuntimeError: the portal failed here" in result.stderr
