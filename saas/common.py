@@ -86,9 +86,13 @@ ID_MAX = 2**31 - 1  # the largest key of the other tables (Postgres INTEGER): ev
 MAX_DAYS = 36500  # 「N日以内」「N日以上前」 at most a century (a timedelta overflows past 2.7 million days)
 
 
+FULL_WIDTH_DIGITS = str.maketrans("０１２３４５６７８９", "0123456789")  # a Japanese IME types these
+
+
 def parse_id(text, limit: int = ID_MAX) -> int | None:
-    """A form's (or a stored segment's) id: ASCII digits within ``limit``; None for anything else."""
-    text = str(text).strip()
+    """A form's (or a stored segment's) id or count: digits (ASCII or full-width) within ``limit``;
+    None for anything else, such as "²", which ``isdigit`` accepts and ``int`` refuses."""
+    text = str(text).strip().translate(FULL_WIDTH_DIGITS)
     if not (text.isascii() and text.isdigit()) or int(text) > limit:
         return None
     return int(text)
@@ -106,11 +110,8 @@ def parse_ids(values) -> list[int]:
 
 
 def parse_days(text) -> int | None:
-    """A day count of a form: ASCII digits up to ``MAX_DAYS``; None for anything else."""
-    text = str(text).strip()
-    if not (text.isascii() and text.isdigit()) or int(text) > MAX_DAYS:
-        return None
-    return int(text)
+    """A day count of a form: digits up to ``MAX_DAYS``; None for anything else."""
+    return parse_id(text, MAX_DAYS)
 
 
 def read_days(text: str | None, label: str, errors: list[str]) -> int | None:

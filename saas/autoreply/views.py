@@ -120,7 +120,8 @@ def _fill_rule(rule: AutoReplyRule, form) -> None:
         [k for k in keywords.splitlines() if k.strip()] if rule.match_type == MatchType.REGEX else _lines(keywords)
     )
     rule.required_literal = form.get("required_literal", "").strip()[:100]
-    rule.priority = parse_id(form.get("priority", "")) or 100
+    priority = parse_id(form.get("priority", ""))
+    rule.priority = 100 if priority is None else priority
     rule.enabled = bool(form.get("enabled"))
     rule.active_from, rule.active_until = form.get("active_from", ""), form.get("active_until", "")
     rule.messages = _texts(form, "reply")

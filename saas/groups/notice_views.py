@@ -87,7 +87,7 @@ def save_settings():
     current = notices.settings_for(g.shared.id)
     hours = request.form.get("approval_hours", "24")
     current.approval_required = request.form.get("approval_required") == "1"
-    current.approval_hours = min(max(parse_id(hours) or 24, 1), 168)
+    current.approval_hours = 24 if parse_id(hours) is None else min(max(parse_id(hours), 1), 168)
     db.session.add(current)
     record("group_notice.settings", target_type="organization", target_id=g.shared.id,
            details={"approval_required": current.approval_required, "approval_hours": current.approval_hours})  # fmt: skip

@@ -24,7 +24,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
-from saas.common import clinic_row, utcnow
+from saas.common import MAX_DAYS, clinic_row, utcnow
 from saas.delivery.models import FINAL_STATUSES, Delivery, DeliveryChunk, DeliveryRecipient
 from saas.extensions import db
 from saas.friends.models import Message
@@ -161,7 +161,7 @@ def purge_message_bodies(clinic: Clinic, policy: RetentionPolicy, now: datetime)
     """Archive then blank the bodies between the last run's cutoff and this one's (a range scan)."""
     if not policy.message_body_days:
         return 0, None
-    cutoff = now - timedelta(days=max(policy.message_body_days, MESSAGE_BODY_MIN_DAYS))
+    cutoff = now - timedelta(days=min(max(policy.message_body_days, MESSAGE_BODY_MIN_DAYS), MAX_DAYS))
     since = policy.message_bodies_archived_before
     if since is not None and since >= cutoff:
         return 0, None

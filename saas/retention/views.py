@@ -8,7 +8,7 @@ from flask_babel import lazy_gettext as _l
 from flask_login import login_required
 
 from saas.audit.services import record
-from saas.common import parse_id
+from saas.common import MAX_DAYS, parse_id
 from saas.extensions import db
 from saas.portal import menu
 from saas.retention import models, services
@@ -40,7 +40,7 @@ LABELS = {
 def _read_form() -> tuple[dict, list[str]]:
     errors: list[str] = []
     values = {
-        "message_body_days": _days("message_body_days", models.MESSAGE_BODY_MIN_DAYS, None, errors, optional=True),
+        "message_body_days": _days("message_body_days", models.MESSAGE_BODY_MIN_DAYS, MAX_DAYS, errors, optional=True),
         "webhook_event_days": _days("webhook_event_days", *models.WEBHOOK_EVENT_RANGE, errors),
         "delivery_recipient_days": _days("delivery_recipient_days", *models.DELIVERY_RECIPIENT_RANGE, errors),
     }

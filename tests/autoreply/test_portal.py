@@ -64,3 +64,22 @@ def test_resuming_the_bot_clears_the_urgent_flag_is_audited_and_an_unknown_chat_
         actions = [(e.action, e.target_id) for e in db.session.query(AuditEvent).filter_by(clinic_id=clinic.id)]
     assert ("autoreply.resume", str(friend_id)) in actions
     assert "自動応答を再開" in client.get(f"/c/{clinic.slug}/audit/").get_data(as_text=True)
+
+
+def test_a_rule_keeps_the_priority_typed_zero_and_full_width_digits_included(client):
+    from saas.autoreply.models import AutoReplyRule
+    from saas.extensions import db
+    from saas.tenancy.scoping import tenant_scope
+
+    clinic = gen_clinic()
+    login(client, gen_user("admin", clinic=clinic))
+    page = client.get(f"/c/{clinic.slug}/autoreply/rules/new").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    for name, typed in (("最後に答える", "0"), ("全角で入力", "１２"), ("空欄", "")):
+        created = client.post(f"/c/{clinic.slug}/autoreply/rules/new",
+                              data={"csrf_token": token, "name": name, "match_type": "contains", "keywords": name,
+                                    "priority": typed, "enabled": "1", "reply": ["はい"]})  # fmt: skip
+        assert created.status_code == 302
+    with tenant_scope(clinic.id):
+        priorities = dict(db.session.execute(db.select(AutoReplyRule.name, AutoReplyRule.priority)).all())
+    assert priorities == {"最後に答える": 0, "全角で入力": 12, "空欄": 100}

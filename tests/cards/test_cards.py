@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from saas.audit.models import AuditEvent
 from saas.cards import services, tokens
-from saas.cards.models import CardStamp, PointCard
+from saas.cards.models import CardSettings, CardStamp, PointCard
 from saas.coupons.models import Coupon, CouponTicket
 from saas.extensions import db
 from saas.friends.models import Friend
@@ -258,3 +258,17 @@ def test_a_rich_menu_area_can_open_the_patients_card(clinic, live_server):
         )
         services.get_settings(clinic.id).enabled = False
         assert binding_values(db.session.get(Clinic, clinic.id))["clinic.card_url"] == ""
+
+
+def test_card_settings_take_numbers_typed_in_full_width_digits(clinic, client):
+    clinic, _, _, _ = clinic
+    login(client, gen_user("sender", clinic=clinic))
+    form = {"csrf_token": csrf_token(client), "enabled": "0", "points_per_visit": "２", "qr_seconds": "６０",
+            "expiry_days": "３６５"}  # fmt: skip
+    assert client.post(f"/c/{clinic.slug}/cards/", data=form).status_code == 302
+    with tenant_scope(clinic.id):
+        settings = db.session.scalar(sa.select(CardSettings))
+    assert (settings.points_per_visit, settings.qr_seconds, settings.expiry_days) == (2, 60, 365)
+    form["points_per_visit"] = "²"
+    refused = client.post(f"/c/{clinic.slug}/cards/", data=form)
+    assert refused.status_code == 400 and "数字で入力してください" in refused.get_data(as_text=True)
