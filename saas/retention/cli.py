@@ -14,7 +14,10 @@ group = AppGroup("retention", help="Data retention (webhook events, send bookkee
 @group.command("purge")
 def purge() -> None:
     """Delete and archive what every clinic's retention settings say has expired."""
-    done = services.purge_all()
+    try:
+        done, failed = services.purge_all(), None
+    except services.PurgeIncomplete as incomplete:
+        done, failed = incomplete.done, incomplete
     click.echo(
         f"webhook events {done.webhook_events}, delivery recipients {done.delivery_recipients}, "
         f"message bodies archived {done.message_bodies}, message receipts {done.message_receipts}, "
@@ -22,6 +25,8 @@ def purge() -> None:
     )
     for path in done.archives:
         click.echo(f"archive: {path}")
+    if failed:
+        raise click.ClickException(f"{failed} (see the log for each clinic's error)")
 
 
 def init_app(app: Flask) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -35,6 +36,7 @@ from saas.tenancy.models import Clinic
 from saas.tenancy.scoping import platform_scope, tenant_scope
 from saas.webhooks.models import EventState, WebhookEvent
 
+log = logging.getLogger(__name__)
 BATCH = 5_000  # rows per statement: short transactions, no long locks on busy tables
 ARCHIVED_MARK = {"archived": True}
 
@@ -195,19 +197,39 @@ def purge_clinic(clinic: Clinic, now: datetime | None = None) -> Purged:
         )
 
 
+class PurgeIncomplete(RuntimeError):
+    """Some clinics' purge failed (each logged with its traceback); the others' was done."""
+
+    def __init__(self, failed: list[int], done: Purged):
+        super().__init__(f"retention purge failed for clinic(s) {', '.join(map(str, failed))}; the others were purged")
+        self.failed, self.done = failed, done
+
+
 def purge_all(now: datetime | None = None) -> Purged:
-    """Every clinic in turn; the totals."""
+    """Every clinic in turn; the totals. One clinic's failure (an archive it cannot write, say) is
+    logged and the others are still purged; then ``PurgeIncomplete`` names the failed ones, so the
+    job fails, is retried and shows in RQ's failed jobs."""
     with platform_scope("retention purge visits every clinic"):
         clinic_ids = list(db.session.scalars(sa.select(Clinic.id).order_by(Clinic.id)))
-    total = Purged()
+    total, failed = Purged(), []
     for clinic_id in clinic_ids:
-        with platform_scope("retention purge loads the clinic"):
-            clinic = db.session.get(Clinic, clinic_id)
-        done = purge_clinic(clinic, now)
-        total.webhook_events += done.webhook_events
-        total.delivery_recipients += done.delivery_recipients
-        total.message_bodies += done.message_bodies
-        total.message_receipts += done.message_receipts
-        total.link_clicks += done.link_clicks
-        total.archives += done.archives
+        try:
+            with platform_scope("retention purge loads the clinic"):
+                clinic = db.session.get(Clinic, clinic_id)
+            _add(total, purge_clinic(clinic, now))
+        except Exception:
+            db.session.rollback()
+            log.exception("retention purge failed for clinic %s", clinic_id)
+            failed.append(clinic_id)
+    if failed:
+        raise PurgeIncomplete(failed, total)
     return total
+
+
+def _add(total: Purged, done: Purged) -> None:
+    total.webhook_events += done.webhook_events
+    total.delivery_recipients += done.delivery_recipients
+    total.message_bodies += done.message_bodies
+    total.message_receipts += done.message_receipts
+    total.link_clicks += done.link_clicks
+    total.archives += done.archives

@@ -12,6 +12,15 @@ CONDITION_KINDS = ("tag_has", "tag_not", "field", "source", "booked", "not_booke
                    "form_answered", "form_not_answered")  # fmt: skip
 # Yes/no conditions on something the friend did, optionally naming which (a coupon, a form).
 DONE_CONDITIONS = {"coupon_used": "coupon", "form_answered": "form"}
+# Conditions and actions that mean nothing without what they name: a row of one of these kinds
+# whose choice cannot be read is refused, never dropped (a dropped tag condition sends to everyone).
+CONDITION_TARGETS = {"tag_has": "tag", "tag_not": "tag", "field": "field", "source": "source"}
+ACTION_TARGETS = {
+    "add_tag": "tag_id",
+    "remove_tag": "tag_id",
+    "rich_menu": "rich_menu_id",
+    "start_scenario": "scenario_id",
+}
 
 
 def _int(text) -> int | None:
@@ -65,8 +74,19 @@ def _condition(form: Mapping, n: int) -> dict | None:
 
 def _action(form: Mapping, n: int) -> dict | None:
     kind, target = form.get(f"act{n}_kind") or "", _int(form.get(f"act{n}_target"))
-    keys = {"add_tag": "tag_id", "remove_tag": "tag_id", "rich_menu": "rich_menu_id", "start_scenario": "scenario_id"}
-    return {"kind": kind, keys[kind]: target} if kind in keys and target else None
+    return {"kind": kind, ACTION_TARGETS[kind]: target} if kind in ACTION_TARGETS and target else None
+
+
+def _unfinished_row(form: Mapping) -> str:
+    """ "condition" or "action" when a row's kind is chosen but what it names cannot be read."""
+    for n in ROWS:
+        kind = form.get(f"cond{n}_kind") or ""
+        if kind in CONDITION_TARGETS and not _int(form.get(f"cond{n}_{CONDITION_TARGETS[kind]}")):
+            return "condition"
+    for n in ROWS:
+        if (form.get(f"act{n}_kind") or "") in ACTION_TARGETS and not _int(form.get(f"act{n}_target")):
+            return "action"
+    return ""
 
 
 def read_step(form: Mapping) -> dict:
@@ -78,6 +98,7 @@ def read_step(form: Mapping) -> dict:
     )
     values["otherwise"], values["goto_step_id"] = form.get("otherwise", "skip"), form.get("goto_step_id", "")
     values["actions"] = [action for action in (_action(form, n) for n in ROWS) if action]
+    values["unfinished"] = _unfinished_row(form)
     return values
 
 

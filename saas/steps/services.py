@@ -53,6 +53,8 @@ PROBLEM_TEXTS = {
     "empty": _l("メッセージかアクションを1つ以上設定してください。"),
     "no_steps": _l("ステップが1つもないシナリオは開始できません。"),
     "status": _l("この状態には変更できません。"),
+    "condition": _l("条件の行で、対象のタグ・項目・流入経路を選んでください（使わない行は種類を空にします）。"),
+    "action": _l("アクションの行で、対象を選んでください（使わない行は種類を空にします）。"),
 }
 
 
@@ -135,6 +137,8 @@ def clean_goals(goals: list) -> list[dict]:
 
 def save_step(step: ScenarioStep, scenario: StepScenario, values: dict, messages: list[dict]) -> ScenarioStep:
     """Validate and store a step (messages already checked by the composer). The caller commits."""
+    if values.get("unfinished"):
+        raise ScenarioProblem(values["unfinished"])
     kind = values.get("delay_kind") or DelayKind.AFTER_PREVIOUS
     if kind not in tuple(DelayKind):
         raise ScenarioProblem("delay")

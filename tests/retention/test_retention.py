@@ -162,3 +162,29 @@ def test_the_purge_is_a_daily_cron_job():
     scheduler = CronScheduler(connection=get_redis(), name="test-cron-retention")
     scheduler.load_config_from_file("saas.cron")
     assert "purge_expired_data" in {job.func_name.rsplit(".", 1)[-1] for job in scheduler.get_jobs()}
+
+
+def test_one_clinic_whose_archive_cannot_be_written_does_not_stop_the_purge_of_the_others(app, tmp_path):
+    """The daily job goes on past a clinic it cannot purge, then fails naming it (RQ retries it)."""
+    import pytest
+
+    from saas.retention.services import PurgeIncomplete
+
+    app.config["RETENTION_ARCHIVE_DIR"] = str(tmp_path)
+    broken, _, _ = _clinic_with_history("A")
+    healthy, _, (finished, recent, active) = _clinic_with_history("B")
+    for clinic in (broken, healthy):
+        with tenant_scope(clinic.id):
+            policy_for(clinic.id).message_body_days = MESSAGE_BODY_MIN_DAYS
+            db.session.commit()
+    (tmp_path / broken.slug).write_text("a file where the clinic's archive folder should be")
+    with pytest.raises(PurgeIncomplete) as failure:
+        purge_expired_data()
+    assert failure.value.failed == [broken.id]
+    assert [text for text, _ in _snapshot(broken)[2]] == ["昔の相談", "最近の相談"]  # nothing blanked unarchived
+    events, recipients, messages = _snapshot(healthy)
+    assert (events, recipients) == (["ev-2", "ev-3"], sorted([recent, active]))
+    assert [text for text, _ in messages] == ["", "最近の相談"]
+    result = app.test_cli_runner().invoke(args=["retention", "purge"])
+    assert result.exit_code == 1
+    assert f"clinic(s) {broken.id}" in result.output

@@ -73,6 +73,27 @@ def test_a_step_with_a_bad_message_or_delay_is_refused_and_nothing_is_saved(clie
         assert db.session.get(StepScenario, scenario_id).status == "draft"  # no steps: not started
 
 
+def test_a_condition_or_action_row_whose_choice_cannot_be_read_is_refused_not_dropped(client, sandbox):
+    """A tag condition that lost its tag would make the step go to everyone: it is refused."""
+    clinic = connected_clinic(sandbox, "3200000012")
+    login(client, gen_user("sender", clinic=clinic))
+    scenario_id = scenario(clinic, "条件つき", [], status="draft")
+    url = f"/c/{clinic.slug}/steps/{scenario_id}/steps/"
+    step = {"m0_type": "text", "m0_text": "タグのある方へ", "delay_value": "1", "delay_unit": "days"}
+    for row in ({"cond0_kind": "tag_has", "cond0_tag": "abc"}, {"cond1_kind": "source", "cond1_source": ""},
+                {"cond0_kind": "field", "cond0_field": "²"}, {"act0_kind": "add_tag", "act0_target": "x"}):  # fmt: skip
+        refused = _post(client, url, **step, **row)
+        assert refused.status_code == 400, row
+        assert "選んでください" in refused.get_data(as_text=True)
+    with tenant_scope(clinic.id):
+        assert db.session.scalar(sa.select(sa.func.count(ScenarioStep.id))) == 0
+    unused_rows = _post(client, url, **step, cond0_kind="", cond0_tag="abc", act0_kind="", act0_target="")
+    assert unused_rows.status_code == 302
+    with tenant_scope(clinic.id):
+        saved = db.session.scalars(sa.select(ScenarioStep)).one()
+        assert (saved.conditions, saved.actions) == ({}, [])
+
+
 def test_starting_for_a_segment_shows_the_count_and_quota_first(client, sandbox):
     clinic = connected_clinic(sandbox, "3200000003")
     add_friends(sandbox, clinic, 4)
