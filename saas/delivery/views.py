@@ -15,7 +15,7 @@ from saas.adcheck.services import message_texts
 from saas.common import ID_MAX, N_, parse_id, utcnow
 from saas.delivery import audience, resend, services, urgent  # noqa: F401  (urgent: notice hook)
 from saas.delivery.describe import describe_segment, messages_as_sent, title_as_sent, title_in_words
-from saas.delivery.forms import read_form, read_segment
+from saas.delivery.forms import AUDIENCES, read_form, read_segment
 from saas.delivery.models import RESENDABLE_STATUSES, Delivery, DeliveryKind, DeliveryStatus
 from saas.extensions import db
 from saas.friends.models import Friend, Tag
@@ -129,6 +129,8 @@ def new_delivery():
 def audience_count():
     """htmx: the live count of the audience being built."""
     form = request.form
+    if form.get("audience", "all") not in AUDIENCES:  # counted as nobody, never as 友だち全員
+        return render_template("delivery/_count_refused.html", problem=_("配信先の指定が正しくありません"))
     if form.get("urgent") == "1":
         kind, segment = DeliveryKind.URGENT, {}
     elif form.get("audience") == "segment":

@@ -86,6 +86,13 @@ def test_the_live_count_shows_who_receives_and_who_is_skipped(sender, sandbox, c
     assert 'data-eligible="7"' in html and "配信同意なし（送信しない）</dt><dd>2" in html
 
 
+def test_an_audience_the_form_does_not_offer_is_counted_as_nobody_not_as_everyone(sender, sandbox, clinic):
+    add_friends(sandbox, clinic, 3)
+    html = post(sender, clinic, "/count", audience="bogus").get_data(as_text=True)
+    assert "配信先の指定が正しくありません" in html and "data-eligible" not in html
+    assert 'data-eligible="3"' in post(sender, clinic, "/count", audience="all").get_data(as_text=True)
+
+
 def test_the_audience_count_filters_by_attribute_and_never_counts_another_clinics_friends(sandbox, clinic):
     add_friends(sandbox, clinic, 4, attributes={"interest": "子育て", "age_band": "30代"})
     add_friends(sandbox, clinic, 3, attributes={"interest": "美容"})
