@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer
 
+from saas.common import MAX_DAYS
 from saas.manifests.schema import SLUG, ClinicSpec
 
 
@@ -106,8 +107,8 @@ class Segment(Body):
     )
     followed_from: date | None = None
     followed_to: date | None = None
-    messaged_within_days: int | None = Field(None, ge=0, le=3650)
-    silent_for_days: int | None = Field(None, ge=0, le=3650)
+    messaged_within_days: int | None = Field(None, ge=0, le=MAX_DAYS)
+    silent_for_days: int | None = Field(None, ge=0, le=MAX_DAYS)
 
 
 Url = Annotated[str, Field(pattern=r"^https://[!-~]{1,1990}$", max_length=2000)]

@@ -254,3 +254,15 @@ def test_idempotency_answers_older_than_a_day_are_forgotten(client):
     db.session.commit()
     assert purge_idempotency_keys() == 1
     assert db.session.scalars(sa.select(ApiIdempotency.key)).all() == ["new"]
+
+
+def test_a_segments_day_counts_have_the_portals_bounds():
+    """A segment saved in the portal (up to 36,500 days) can be sent through the API as well."""
+    import pytest
+    from pydantic import ValidationError
+
+    from saas.api.schemas import Segment
+
+    assert Segment(messaged_within_days=5000, silent_for_days=36500).silent_for_days == 36500
+    with pytest.raises(ValidationError):
+        Segment(silent_for_days=36501)
