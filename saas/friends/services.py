@@ -243,6 +243,9 @@ def unsend_message(line_user_id: str, line_message_id: str, at: datetime) -> Mes
     )
     if message is None or message.unsent_at is not None:
         return message
+    from saas.inbox.counters import forget_unread
+
+    forget_unread(message)
     message.unsent_at, message.text, message.payload = at, "", {"type": message.kind}
     db.session.execute(sa.delete(MessageMedia).where(MessageMedia.message_id == message.id))
     _scrub_stored_event(message.webhook_event_id)

@@ -16,6 +16,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from saas.common import utcnow
+from saas.extensions import db
 from saas.friends import hooks
 from saas.friends.models import Direction, Message
 from saas.inbox.models import Conversation, ConversationStatus
@@ -142,3 +143,20 @@ def _expire_touched(session: Session, flush_context) -> None:
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Conversation) and obj.friend_id in touched:
             session.expire(obj)
+
+
+def forget_unread(message: Message) -> None:
+    """A patient's message that staff had not read yet was unsent: it no longer waits for them.
+    (The message's id orders it against the conversation's read marker.)"""
+    if not needs_staff(message.direction, message.kind, message.text):
+        return
+    db.session.execute(
+        sa.update(Conversation)
+        .where(
+            Conversation.friend_id == message.friend_id,
+            Conversation.last_read_message_id < message.id,
+            Conversation.unread_count > 0,
+        )
+        .values(unread_count=Conversation.unread_count - 1, updated_at=utcnow()),
+        execution_options={"synchronize_session": False},
+    )
