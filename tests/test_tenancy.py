@@ -306,3 +306,50 @@ def test_a_relationship_load_takes_each_scopes_clinics_though_its_sql_is_cached(
         assert tags_seen(mine) == []
         assert tags_seen([mine, theirs]) == ["他院のタグ"]
         assert tags_seen([mine, third]) == []
+
+
+def _statement_shapes():
+    """Statements of every shape the tenant hook rewrites, by name."""
+    from saas.delivery.models import Delivery, DeliveryChunk
+    from saas.friends.models import Friend, FriendTag, Tag
+
+    friend, tag = Friend.__table__, Tag.__table__
+    return {
+        "entity": sa.select(Friend).where(Friend.status == "following").order_by(Friend.id).limit(5),
+        "columns": sa.select(Friend.id, Friend.line_user_id).where(Friend.id.in_([1, 2, 3])),
+        "core table": sa.select(friend.c.id).where(friend.c.status == "following"),
+        "count": sa.select(sa.func.count(Friend.id)).where(Friend.status == "blocked"),
+        "ORM join": sa.select(Friend.id).join(FriendTag, FriendTag.friend_id == Friend.id).join(Tag),
+        "outer join": sa.select(Friend.id, Tag.name).outerjoin(FriendTag, FriendTag.friend_id == Friend.id),
+        "core outer join": sa.select(friend.c.id).select_from(friend.outerjoin(tag, tag.c.id == friend.c.id)),
+        "EXISTS": sa.select(Friend.id).where(sa.exists().where(FriendTag.friend_id == Friend.id)),
+        "IN subquery": sa.select(Tag.name).where(Tag.id.in_(sa.select(FriendTag.tag_id))),
+        "union": sa.union_all(sa.select(Friend.id), sa.select(Tag.id)),
+        "CTE": sa.select(sa.literal_column("id")).select_from(sa.select(Friend.id).cte("recent")),
+        "update": sa.update(Friend).where(Friend.id == 7).values(status="blocked"),
+        "update with EXISTS": sa.update(DeliveryChunk)
+        .where(DeliveryChunk.id == 3, sa.select(Delivery.id).where(Delivery.id == DeliveryChunk.delivery_id).exists())
+        .values(status="sending"),
+        "delete": sa.delete(FriendTag).where(FriendTag.tag_id == 9),
+    }
+
+
+@pytest.mark.parametrize("scope", [(5,), (5, 8)], ids=["one clinic", "two clinics"])
+def test_the_shallow_rewrite_of_a_flat_statement_is_the_full_rewrite(scope):
+    """The hook rewrites a statement with nothing nested on a shallow copy (the fast path); every
+    shape, nested or flat, must come out as the whole statement cloned and rewritten would."""
+    from saas.tenancy.scoping import _options_and_nesting, _scoped_by_cloning, _scoped_statement
+
+    dialect = db.session.get_bind().dialect
+    flat = []
+    for name, statement in _statement_shapes().items():
+        fast = _scoped_statement(statement, _tenant_tables(), scope, dialect.name)
+        full = _scoped_by_cloning(statement, _tenant_tables(), scope, dialect.name)
+        fast_sql, full_sql = fast.compile(dialect=dialect), full.compile(dialect=dialect)
+        assert str(fast_sql) == str(full_sql), name
+        assert fast_sql.params == full_sql.params, name
+        assert "clinic_id" in str(fast_sql), name
+        if not _options_and_nesting(statement)[1]:
+            flat.append(name)
+    assert {"entity", "columns", "core table", "count", "ORM join", "update", "delete"} <= set(flat)
+    assert not {"EXISTS", "IN subquery", "union", "CTE", "core outer join", "update with EXISTS"} & set(flat)

@@ -23,7 +23,6 @@ from functools import partial
 
 import sqlalchemy as sa
 from flask import current_app
-from sqlalchemy.dialects import postgresql
 
 from saas.common import utcnow
 from saas.delivery import ratelimit
@@ -39,6 +38,7 @@ from saas.privacy.services import ERASED
 from saas.queues import get_queue
 from saas.receipts import services as receipts
 from saas.tenancy.models import Clinic
+from saas.tenancy.scoping import integer_array
 
 log = logging.getLogger(__name__)
 PUSH_COMMIT_EVERY = 50
@@ -198,7 +198,7 @@ def _recipients(friend_ids: list[int]) -> list[tuple[int, str]]:
 def _among(column, ids: list[int]):
     """``column IN ids``; on Postgres one array parameter (``= ANY``) instead of 500 bound values."""
     if db.session.get_bind().dialect.name == "postgresql":
-        return column == sa.any_(sa.bindparam("ids", list(ids), type_=postgresql.ARRAY(sa.Integer)))
+        return column == sa.any_(integer_array(ids))
     return column.in_(ids)
 
 

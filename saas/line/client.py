@@ -171,6 +171,17 @@ def multicast(clinic, user_ids: list[str], messages: list[dict], retry_key: str,
     return _sent(_call(api.multicast_with_http_info, request, x_line_retry_key=retry_key))
 
 
+class _KnownRecipients(MulticastRequest):
+    """A multicast to LINE user ids that came from our database: its body is the validated
+    request's, with every recipient. Pydantic's ``dict()`` walks the 500 ids one by one to
+    serialise them (0.6 ms of CPU per multicast); they are plain strings."""
+
+    def to_dict(self) -> dict:
+        body = MulticastRequest.to_dict(self.copy(update={"to": self.to[:1]}))
+        body["to"] = list(self.to)
+        return body
+
+
 def _multicast_request(user_ids: list[str], messages: list[dict], unit: str | None) -> MulticastRequest:
     """The SDK validates the request with its first recipient, then takes the others as they are:
     validating 500 LINE user ids (ours, from the database) one by one cost more than a
@@ -178,7 +189,8 @@ def _multicast_request(user_ids: list[str], messages: list[dict], unit: str | No
     if not 1 <= len(user_ids) <= 500:
         raise LineRequestRejected(f"invalid request: a multicast goes to 1-500 users, not {len(user_ids)}", status=None)
     checked = MulticastRequest.from_dict(_with_unit({"to": user_ids[:1], "messages": messages}, unit))
-    return checked.copy(update={"to": list(user_ids)})
+    fields = {**checked.__dict__, "to": list(user_ids)}
+    return _KnownRecipients.construct(_fields_set=set(checked.__fields_set__), **fields)
 
 
 def get_profile(clinic, user_id: str) -> Profile:

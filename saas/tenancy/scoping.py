@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from sqlalchemy import event
-from sqlalchemy.orm import Mapped, Session, declared_attr, mapped_column, with_loader_criteria
+from sqlalchemy.orm import Mapped, Mapper, Session, declared_attr, mapped_column, with_loader_criteria
 from sqlalchemy.sql import visitors
 from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement, Label, TextClause
 from sqlalchemy.sql.selectable import Alias, Join, SelectBase, TableClause
@@ -78,6 +78,13 @@ def _ids_array(ids: Iterable[int]):
     """The ids as one Postgres ``integer[]`` parameter, sent as its text form ``{1,2,…}`` (built once
     per set of clinics: psycopg's own list dumper cost ~45 ms for a page's 18 arrays of 1,000)."""
     return sa.bindparam(None, _array_text(tuple(sorted(ids))), type_=_IntegerArrayText())
+
+
+def integer_array(ids: Iterable[int]):
+    """Postgres: ids (a send chunk's 500 friends, say) as one ``integer[]`` parameter in its text
+    form, for ``= ANY(…)`` or ``unnest(…)``: psycopg's list dumper cost 0.8 ms of CPU for 500 ids,
+    the text 0.2 ms."""
+    return sa.bindparam(None, "{" + ",".join(str(int(i)) for i in ids) + "}", type_=_IntegerArrayText())
 
 
 def clinic_in(column, ids: Iterable[int], dialect: str):
@@ -148,19 +155,25 @@ def leave_scope(token) -> None:
 
 
 def _tenant_tables() -> frozenset[str]:
-    """The names of the tables of every clinic-owned model."""
-    from saas.extensions import db
+    """The names of the tables of every clinic-owned model (worked out again when a mapper is added)."""
+    names = _table_cache.get("names")
+    if names is None:
+        from saas.extensions import db
 
-    mappers = db.Model.registry.mappers
-    if _table_cache.get("count") != len(mappers):
-        _table_cache["names"] = frozenset(
+        mappers = db.Model.registry.mappers
+        names = frozenset(
             m.local_table.name for m in mappers if issubclass(m.class_, TenantOwned) and hasattr(m.local_table, "name")
         )
-        _table_cache["count"] = len(mappers)
-    return _table_cache["names"]
+        _table_cache["names"] = names
+    return names
 
 
 _table_cache: dict = {}
+
+
+@event.listens_for(Mapper, "after_mapper_constructed")
+def _forget_tenant_tables(_mapper, _class) -> None:
+    _table_cache.clear()
 
 
 def _tenant_from(element, tenant: frozenset[str]):
@@ -227,10 +240,45 @@ def _insert_rows(statement) -> list[dict]:
     return [statement._values] if statement._values else []
 
 
+_REWRITTEN = frozenset({"select", "update", "delete", "insert", "join"})
+
+
 def _scoped_statement(statement, tenant: frozenset[str], allowed: tuple[int, ...], dialect: str):
     """A copy of the statement in which every SELECT, UPDATE and DELETE of a clinic-owned table
     (at any depth: subqueries, counts, EXISTS, CTEs, unions) carries the tenant criterion, and
-    in which INSERTs and UPDATEs write only rows of the clinics in scope."""
+    in which INSERTs and UPDATEs write only rows of the clinics in scope.
+
+    When the statement itself is the only part to rewrite (no subquery, join or nested statement),
+    a shallow copy of it takes the criteria: cloning every column of it cost about a millisecond
+    of CPU per statement, a quarter of a send chunk's. Anything nested is cloned and rewritten
+    at every depth, as before."""
+    visit = _rewriters(tenant, allowed, dialect)
+    options, nested = _options_and_nesting(statement)
+    if not nested and statement.__visit_name__ in visit:
+        copy = statement._generate()
+        visit[statement.__visit_name__](copy)
+        return copy
+    return visitors.cloned_traverse(statement, {"stop_on": options}, visit)
+
+
+def _options_and_nesting(statement) -> tuple[list, bool]:
+    """The statement's loader options at any depth (the clone leaves them alone) and whether any
+    element below the statement itself is one the scoping rewrites."""
+    options, nested = [], False
+    for element in visitors.iterate(statement):
+        options.extend(getattr(element, "_with_options", ()))
+        nested = nested or (element is not statement and element.__visit_name__ in _REWRITTEN)
+    return options, nested
+
+
+def _scoped_by_cloning(statement, tenant: frozenset[str], allowed: tuple[int, ...], dialect: str):
+    """The whole statement cloned and rewritten at every depth (what the shallow copy must equal)."""
+    options, _ = _options_and_nesting(statement)
+    return visitors.cloned_traverse(statement, {"stop_on": options}, _rewriters(tenant, allowed, dialect))
+
+
+def _rewriters(tenant: frozenset[str], allowed: tuple[int, ...], dialect: str) -> dict:
+    """The visitors that add the tenant criteria to each kind of element, by visit name."""
 
     def on_clause(onclause, target):
         """Criteria for an outer-joined table go into its ON clause (WHERE would drop the NULL rows)."""
@@ -290,12 +338,13 @@ def _scoped_statement(statement, tenant: frozenset[str], allowed: tuple[int, ...
             return
         _refuse_foreign_clinic((i for row in _insert_rows(insert) for i in _row_clinic_ids(row)), allowed, target.name)
 
-    options = [o for e in visitors.iterate(statement) for o in getattr(e, "_with_options", ())]
-    return visitors.cloned_traverse(
-        statement,
-        {"stop_on": options},
-        {"join": visit_join, "select": visit_select, "update": visit_dml, "delete": visit_dml, "insert": visit_insert},
-    )
+    return {
+        "join": visit_join,
+        "select": visit_select,
+        "update": visit_dml,
+        "delete": visit_dml,
+        "insert": visit_insert,
+    }
 
 
 def _check_insert_from_select(insert, table: str, tenant: frozenset[str], allowed: tuple[int, ...]) -> None:
