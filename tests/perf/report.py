@@ -26,6 +26,7 @@ BENCHMARKS = [
     "webhook_ingest",
     "portal_scale",
     "send_pipeline",
+    "send_chunk_instructions",
     "webhook_replies",
     "step_scan",
     "segment_counts",
