@@ -108,13 +108,14 @@ def _load(chunk_id: int):
 def _claim(chunk_id: int) -> bool:
     """PENDING → SENDING in one statement, only while its delivery is still being sent."""
     now = utcnow()
-    live = sa.select(Delivery.id).where(
-        Delivery.id == DeliveryChunk.delivery_id,
-        Delivery.status.in_((DeliveryStatus.SENDING, DeliveryStatus.PLANNING)),
-    )
     changed = db.session.execute(
         sa.update(DeliveryChunk)
-        .where(DeliveryChunk.id == chunk_id, DeliveryChunk.status == ChunkStatus.PENDING, live.exists())
+        .where(
+            DeliveryChunk.id == chunk_id,
+            DeliveryChunk.status == ChunkStatus.PENDING,
+            Delivery.id == DeliveryChunk.delivery_id,  # UPDATE … FROM delivery: its status says the send is live
+            Delivery.status.in_((DeliveryStatus.SENDING, DeliveryStatus.PLANNING)),
+        )
         .values(
             status=ChunkStatus.SENDING,
             updated_at=now,
@@ -192,7 +193,7 @@ def _send(clinic: Clinic, chunk: DeliveryChunk, inline_max: float, source: str) 
 def _recipients(friend_ids: list[int]) -> list[tuple[int, str]]:
     """The recipients' friend and LINE user ids; a friend erased since planning is left out (counted as such)."""
     found = sa.select(Friend.id, Friend.line_user_id).where(_among(Friend.id, friend_ids), Friend.status != ERASED)
-    return [(row.id, row.line_user_id) for row in db.session.execute(found)]
+    return db.session.execute(found).tuples().all()
 
 
 def _among(column, ids: list[int]):

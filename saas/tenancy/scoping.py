@@ -84,7 +84,7 @@ def integer_array(ids: Iterable[int]):
     """Postgres: ids (a send chunk's 500 friends, say) as one ``integer[]`` parameter in its text
     form, for ``= ANY(…)`` or ``unnest(…)``: psycopg's list dumper cost 0.8 ms of CPU for 500 ids,
     the text 0.2 ms."""
-    return sa.bindparam(None, "{" + ",".join(str(int(i)) for i in ids) + "}", type_=_IntegerArrayText())
+    return sa.bindparam(None, "{" + ",".join(map(str, map(int, ids))) + "}", type_=_IntegerArrayText())
 
 
 def clinic_in(column, ids: Iterable[int], dialect: str):
