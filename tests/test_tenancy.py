@@ -314,6 +314,7 @@ def _statement_shapes():
     from saas.friends.models import Friend, FriendTag, Tag
 
     friend, tag = Friend.__table__, Tag.__table__
+    tags = sa.select(tag.c.name.label("name")).subquery("tags")
     return {
         "entity": sa.select(Friend).where(Friend.status == "following").order_by(Friend.id).limit(5),
         "columns": sa.select(Friend.id, Friend.line_user_id).where(Friend.id.in_([1, 2, 3])),
@@ -331,6 +332,9 @@ def _statement_shapes():
         .where(DeliveryChunk.id == 3, sa.select(Delivery.id).where(Delivery.id == DeliveryChunk.delivery_id).exists())
         .values(status="sending"),
         "delete": sa.delete(FriendTag).where(FriendTag.tag_id == 9),
+        "columns chosen after a subquery": sa.select(tags.c.name)
+        .join(friend, friend.c.display_name != tags.c.name)
+        .with_only_columns(sa.literal_column("tags.name"), friend.c.id),
     }
 
 
@@ -352,4 +356,89 @@ def test_the_shallow_rewrite_of_a_flat_statement_is_the_full_rewrite(scope):
         if not _options_and_nesting(statement)[1]:
             flat.append(name)
     assert {"entity", "columns", "core table", "count", "ORM join", "update", "delete"} <= set(flat)
-    assert not {"EXISTS", "IN subquery", "union", "CTE", "core outer join", "update with EXISTS"} & set(flat)
+    nested = {
+        "EXISTS",
+        "IN subquery",
+        "union",
+        "CTE",
+        "core outer join",
+        "update with EXISTS",
+        "columns chosen after a subquery",
+    }
+    assert not nested & set(flat)
+
+
+@pytest.fixture
+def two_clinics_with_a_tag_each():
+    """Clinics A and B, each with a friend tagged with a tag of its own (names say whose)."""
+    from saas.friends.models import Friend, FriendTag, Tag
+
+    ids = {}
+    with platform_scope("test: a friend and a tag in each of two clinics"):
+        for clinic in (gen_clinic(name="A"), gen_clinic(name="B")):
+            friend = Friend(
+                clinic_id=clinic.id, line_user_id=f"U{clinic.id:032d}", display_name=f"friend-of-{clinic.id}"
+            )
+            tag = Tag(clinic_id=clinic.id, name=f"tag-of-{clinic.id}")
+            db.session.add_all([friend, tag])
+            db.session.flush()
+            db.session.add(FriendTag(clinic_id=clinic.id, friend_id=friend.id, tag_id=tag.id))
+            ids[clinic.id] = {"friend": friend.id, "tag": tag.id}
+        db.session.commit()
+    return ids
+
+
+def test_columns_chosen_after_a_join_or_a_subquery_see_only_the_scope(two_clinics_with_a_tag_each):
+    """``with_only_columns()`` sets the earlier columns and joins aside; what they bring into FROM
+    (tables joined, a subquery's table) is still scoped."""
+    from saas.friends.models import Friend, FriendTag, Tag
+
+    a, b = two_clinics_with_a_tag_each
+    friend, friend_tag, tag = Friend.__table__, FriendTag.__table__, Tag.__table__
+    core_join = sa.select(friend.c.id).join(friend_tag, friend_tag.c.friend_id == friend.c.id)
+    orm_join = sa.select(Friend.id).join(FriendTag, FriendTag.friend_id == Friend.id)
+    tags = sa.select(tag.c.name.label("name")).subquery("tags")
+    through_subquery = (
+        sa.select(tags.c.name)
+        .join(friend, friend.c.display_name != tags.c.name)
+        .with_only_columns(sa.literal_column("tags.name"), friend.c.id)
+    )
+    with tenant_scope(a):
+        assert db.session.scalar(core_join.with_only_columns(sa.func.count())) == 1
+        assert db.session.scalar(orm_join.with_only_columns(sa.func.count())) == 1
+        names = db.session.scalars(core_join.with_only_columns(sa.literal_column("friend.display_name"))).all()
+        assert names == [f"friend-of-{a}"]
+        assert set(db.session.scalars(through_subquery)) == {f"tag-of-{a}"}
+        with pytest.raises(TenantScopeError):  # an outer join set aside cannot take an ON criterion
+            db.session.scalar(
+                sa.select(Friend.id)
+                .outerjoin(FriendTag, FriendTag.friend_id == Friend.id)
+                .with_only_columns(sa.func.count())
+            )
+
+
+def test_writes_that_would_read_another_clinic_through_an_unscoped_subquery_are_refused(two_clinics_with_a_tag_each):
+    from saas.friends.models import Friend, Tag
+
+    a, b = two_clinics_with_a_tag_each
+    tag = Tag.__table__
+    tags = sa.select(tag.c.id.label("tag_id"), tag.c.name.label("tag_name")).subquery()
+    rename = (
+        sa.update(Friend)
+        .where(
+            Friend.id == two_clinics_with_a_tag_each[a]["friend"],
+            tags.c.tag_id == two_clinics_with_a_tag_each[b]["tag"],
+        )
+        .values(display_name=tags.c.tag_name)
+    )
+    foreign_name = sa.select(tag.c.name).where(tag.c.id == two_clinics_with_a_tag_each[b]["tag"]).scalar_subquery()
+    rows = [{"clinic_id": a, "line_user_id": f"U{n:032d}", "display_name": name, "attributes": {}}
+            for n, name in ((901, foreign_name), (902, "plain"))]  # fmt: skip
+    with tenant_scope(a):
+        with pytest.raises(TenantScopeError):
+            db.session.execute(rename, execution_options={"synchronize_session": False})
+        db.session.rollback()
+        with pytest.raises(TenantScopeError):
+            db.session.execute(sa.insert(Friend.__table__).values(rows))
+        db.session.rollback()
+        assert set(db.session.scalars(sa.select(Friend.display_name))) == {f"friend-of-{a}"}

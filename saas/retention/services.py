@@ -24,6 +24,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import current_app
+from rq.timeouts import JobTimeoutException
 
 from saas.common import MAX_DAYS, clinic_row, utcnow
 from saas.delivery.models import FINAL_STATUSES, Delivery, DeliveryChunk, DeliveryRecipient
@@ -217,6 +218,8 @@ def purge_all(now: datetime | None = None) -> Purged:
             with platform_scope("retention purge loads the clinic"):
                 clinic = db.session.get(Clinic, clinic_id)
             _add(total, purge_clinic(clinic, now))
+        except JobTimeoutException:  # RQ's job timeout ends the whole job, not one clinic's part
+            raise
         except Exception:
             db.session.rollback()
             log.exception("retention purge failed for clinic %s", clinic_id)

@@ -78,13 +78,21 @@ def _action(form: Mapping, n: int) -> dict | None:
 
 
 def _unfinished_row(form: Mapping) -> str:
-    """ "condition" or "action" when a row's kind is chosen but what it names cannot be read."""
+    """ "condition" or "action" when a row cannot be read as it was chosen: a kind the form does
+    not offer, a tag, field or source missing or unreadable, or a coupon or form that was named
+    but cannot be read (left blank, it means any coupon or form)."""
     for n in ROWS:
         kind = form.get(f"cond{n}_kind") or ""
+        if kind and kind not in CONDITION_KINDS:
+            return "condition"
         if kind in CONDITION_TARGETS and not _int(form.get(f"cond{n}_{CONDITION_TARGETS[kind]}")):
             return "condition"
+        named = (form.get(f"cond{n}_{DONE_CONDITIONS.get(kind.replace('_not_', '_'), '')}") or "").strip()
+        if kind.replace("_not_", "_") in DONE_CONDITIONS and named and not _int(named):
+            return "condition"
     for n in ROWS:
-        if (form.get(f"act{n}_kind") or "") in ACTION_TARGETS and not _int(form.get(f"act{n}_target")):
+        kind = form.get(f"act{n}_kind") or ""
+        if kind and (kind not in ACTION_TARGETS or not _int(form.get(f"act{n}_target"))):
             return "action"
     return ""
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, Mapper, Session, declared_attr, mapped_column, with_loader_criteria
 from sqlalchemy.sql import visitors
-from sqlalchemy.sql.elements import BindParameter, ColumnClause, ColumnElement, Label, TextClause
+from sqlalchemy.sql.elements import BindParameter, ClauseElement, ColumnClause, ColumnElement, Label, TextClause
 from sqlalchemy.sql.selectable import Alias, Join, SelectBase, TableClause
 
 
@@ -264,11 +264,36 @@ def _scoped_statement(statement, tenant: frozenset[str], allowed: tuple[int, ...
 def _options_and_nesting(statement) -> tuple[list, bool]:
     """The statement's loader options at any depth (the clone leaves them alone) and whether any
     element below the statement itself is one the scoping rewrites."""
-    options, nested = [], False
+    options, nested = [], bool(getattr(statement, "_memoized_select_entities", ()))
     for element in visitors.iterate(statement):
         options.extend(getattr(element, "_with_options", ()))
-        nested = nested or (element is not statement and element.__visit_name__ in _REWRITTEN)
+        if element is not statement:
+            nested = nested or element.__visit_name__ in _REWRITTEN or _select_behind(element) is not None
     return options, nested
+
+
+def _select_behind(element):
+    """The SELECT of a subquery or CTE that a column (``subquery.c.name``) reads from, or None:
+    traversal does not go from a column to its table, so such a SELECT is reached another way."""
+    table = getattr(element, "table", None) if isinstance(element, ColumnClause) else None
+    inner = getattr(table, "element", None)
+    return inner if isinstance(inner, SelectBase) else None
+
+
+def _reads_a_select(value) -> bool:
+    return isinstance(value, ClauseElement) and any(
+        isinstance(e, SelectBase) or _select_behind(e) is not None for e in visitors.iterate(value)
+    )
+
+
+def _refuse_subqueries_read_by_columns(clauses: Iterable, tenant: frozenset[str], what: str) -> None:
+    """An UPDATE or DELETE whose WHERE or SET reads a clinic-owned table through a subquery's
+    columns (``UPDATE … FROM (SELECT …)``): that SELECT is not scoped, so the statement is refused."""
+    for clause in clauses:
+        for element in visitors.iterate(clause):
+            inner = _select_behind(element)
+            if inner is not None and any(_tenant_from(e, tenant) is not None for e in visitors.iterate(inner)):
+                raise TenantScopeError(f"{what} reads a clinic-owned table through a subquery's columns: use EXISTS")
 
 
 def _scoped_by_cloning(statement, tenant: frozenset[str], allowed: tuple[int, ...], dialect: str):
@@ -316,12 +341,18 @@ def _rewriters(tenant: frozenset[str], allowed: tuple[int, ...], dialect: str) -
             *select._where_criteria,
             *select._having_criteria,
             *[part for join in select._setup_joins for part in join[:3]],
+            *_replaced_columns_and_joins(select),
         )
         froms = [f for f in _direct_tenant_froms(clauses, tenant) if hash(f) not in outer]
         _scope_where(select, froms, allowed, dialect)
 
     def visit_dml(dml) -> None:
         target = _tenant_from(dml.table, tenant)
+        values = [
+            *(getattr(dml, "_values", None) or {}).values(),
+            *(v for _, v in getattr(dml, "_ordered_values", None) or ()),
+        ]
+        _refuse_subqueries_read_by_columns([*dml._where_criteria, *values], tenant, dml.__visit_name__.upper())
         others = _direct_tenant_froms(dml._where_criteria, tenant)
         froms = [target, *[f for f in others if f is not target]] if target is not None else others
         _scope_where(dml, froms, allowed, dialect)
@@ -336,6 +367,11 @@ def _rewriters(tenant: frozenset[str], allowed: tuple[int, ...], dialect: str) -
         if insert.select is not None:
             _check_insert_from_select(insert, target.name, tenant, allowed)
             return
+        if insert._multi_values and any(
+            _reads_a_select(value) for row in _insert_rows(insert) for value in row.values()
+        ):
+            # the traversal does not reach into multi-row VALUES: a SELECT there would go unscoped
+            raise TenantScopeError(f"multi-row INSERT into {target.name} with a subquery in its values")
         _refuse_foreign_clinic((i for row in _insert_rows(insert) for i in _row_clinic_ids(row)), allowed, target.name)
 
     return {
@@ -345,6 +381,19 @@ def _rewriters(tenant: frozenset[str], allowed: tuple[int, ...], dialect: str) -
         "delete": visit_dml,
         "insert": visit_insert,
     }
+
+
+def _replaced_columns_and_joins(select) -> list:
+    """What ``with_only_columns()`` set aside (the columns and joins before it) still renders in
+    FROM: its tables take the criteria too. An outer join there cannot be given an ON criterion."""
+    parts = []
+    for entities in getattr(select, "_memoized_select_entities", ()):
+        for target, onclause, from_, flags in entities._setup_joins:
+            if flags.get("isouter") or flags.get("full"):
+                raise TenantScopeError("outer join before with_only_columns(): join after choosing the columns")
+            parts += [part for part in (target, onclause, from_) if part is not None]
+        parts += list(entities._raw_columns)
+    return parts
 
 
 def _check_insert_from_select(insert, table: str, tenant: frozenset[str], allowed: tuple[int, ...]) -> None:

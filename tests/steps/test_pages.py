@@ -81,17 +81,20 @@ def test_a_condition_or_action_row_whose_choice_cannot_be_read_is_refused_not_dr
     url = f"/c/{clinic.slug}/steps/{scenario_id}/steps/"
     step = {"m0_type": "text", "m0_text": "タグのある方へ", "delay_value": "1", "delay_unit": "days"}
     for row in ({"cond0_kind": "tag_has", "cond0_tag": "abc"}, {"cond1_kind": "source", "cond1_source": ""},
-                {"cond0_kind": "field", "cond0_field": "²"}, {"act0_kind": "add_tag", "act0_target": "x"}):  # fmt: skip
+                {"cond0_kind": "field", "cond0_field": "²"}, {"act0_kind": "add_tag", "act0_target": "x"},
+                {"cond0_kind": "tag", "cond0_tag": "5"}, {"cond2_kind": "coupon_not_used", "cond2_coupon": "１２x"},
+                {"act1_kind": "send_everything", "act1_target": "1"}):  # fmt: skip
         refused = _post(client, url, **step, **row)
         assert refused.status_code == 400, row
         assert "選んでください" in refused.get_data(as_text=True)
     with tenant_scope(clinic.id):
         assert db.session.scalar(sa.select(sa.func.count(ScenarioStep.id))) == 0
-    unused_rows = _post(client, url, **step, cond0_kind="", cond0_tag="abc", act0_kind="", act0_target="")
+    unused_rows = _post(client, url, **step, cond0_kind="", cond0_tag="abc", act0_kind="", act0_target="",
+                        cond1_kind="coupon_not_used", cond1_coupon="")  # fmt: skip
     assert unused_rows.status_code == 302
     with tenant_scope(clinic.id):
         saved = db.session.scalars(sa.select(ScenarioStep)).one()
-        assert (saved.conditions, saved.actions) == ({}, [])
+        assert (saved.conditions["rules"], saved.actions) == ([{"kind": "coupon_used", "value": False}], [])
 
 
 def test_starting_for_a_segment_shows_the_count_and_quota_first(client, sandbox):

@@ -22,7 +22,11 @@ from tests.factories import gen_clinic, gen_user
 from tests.helpers import login
 
 TARO, HANAKO = "U" + "c" * 32, "U" + "d" * 32
-TODAY = to_local(utcnow()).date()
+
+
+def _today():
+    """The clinic's date now (a run that crosses midnight in Japan must not use the day it started)."""
+    return to_local(utcnow()).date()
 
 
 def _clinic() -> tuple:
@@ -73,7 +77,7 @@ def test_imported_visits_are_kept_as_history_and_last_visit_follows_the_newest(c
 def test_a_visit_in_the_future_is_refused_for_the_whole_file(client):
     clinic, ids = _clinic()
     login(client, gen_user("admin", clinic=clinic))
-    later = (TODAY + timedelta(days=3)).isoformat()
+    later = (_today() + timedelta(days=3)).isoformat()
     answer = _import(client, clinic, f"LINEユーザーID,来院日\n{HANAKO},2025-03-01\n{TARO},{later}\n")
     assert answer.status_code == 400 and "未来の日付です" in answer.get_data(as_text=True)
     assert _history(clinic, ids[HANAKO]) == []
@@ -85,11 +89,12 @@ def test_staff_record_a_visit_at_the_desk_and_remove_one_recorded_by_mistake(cli
     url = f"/c/{clinic.slug}/visits/friend/{ids[HANAKO]}"
     assert client.post(url, data={"csrf_token": csrf_token(client)}).status_code == 302
     client.post(url, data={"visited_on": "2025-02-02", "csrf_token": csrf_token(client)})
-    future = (TODAY + timedelta(days=1)).isoformat()
+    today = _today()
+    future = (today + timedelta(days=1)).isoformat()
     client.post(url, data={"visited_on": future, "csrf_token": csrf_token(client)})
-    assert _history(clinic, ids[HANAKO]) == [("2025-02-02", "desk"), (TODAY.isoformat(), "desk")]
+    assert _history(clinic, ids[HANAKO]) == [("2025-02-02", "desk"), (today.isoformat(), "desk")]
     with tenant_scope(clinic.id):
-        today_visit = db.session.scalar(sa.select(Visit.id).where(Visit.visited_on == TODAY))
+        today_visit = db.session.scalar(sa.select(Visit.id).where(Visit.visited_on == today))
     client.post(f"/c/{clinic.slug}/visits/{today_visit}/delete", data={"csrf_token": csrf_token(client)})
     assert _history(clinic, ids[HANAKO]) == [("2025-02-02", "desk")]
     with tenant_scope(clinic.id):
@@ -99,7 +104,7 @@ def test_staff_record_a_visit_at_the_desk_and_remove_one_recorded_by_mistake(cli
 def test_the_segment_forms_visit_row_means_a_visit_not_the_last_message(client):
     clinic, ids = _clinic()
     login(client, gen_user("admin", clinic=clinic))
-    long_ago, recent = (TODAY - timedelta(days=200)).isoformat(), (TODAY - timedelta(days=10)).isoformat()
+    long_ago, recent = (_today() - timedelta(days=200)).isoformat(), (_today() - timedelta(days=10)).isoformat()
     _import(client, clinic, f"LINEユーザーID,来院日\n{TARO},{long_ago}\n{HANAKO},{long_ago}\n{HANAKO},{recent}\n")
     with tenant_scope(clinic.id):
         db.session.get(Friend, ids[TARO]).last_message_at = utcnow()  # wrote yesterday, never came back
